@@ -1,0 +1,47 @@
+# Front door: `make demo` and `make test` work on a fresh clone with python3.11 + make.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP_FLAGS ?= --disable-pip-version-check --quiet
+STAMP := $(VENV)/.installed
+
+.PHONY: help install demo demo-data test test-fast lint format lab bench lock clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11) else "Python 3.11 is required, found %d.%d (set PYTHON=/path/to/python3.11)" % v)'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade "pip>=24"
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)  ## create .venv and install the project with its dev extras
+
+demo: install  ## build the demo warehouse and print what is in it
+	$(BIN)/auterity demo-data
+
+test: install  ## run the whole test suite with coverage of lib/auterity
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install  ## ruff lint and format check
+	$(BIN)/ruff check lib tests benchmarks
+	$(BIN)/ruff format --check lib tests benchmarks
+
+format: install  ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix lib tests benchmarks
+	$(BIN)/ruff format lib tests benchmarks
+
+lab: install  ## open the notebooks in JupyterLab
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+bench: install  ## run the benchmarks (writes benchmarks/results/*.json)
+	$(BIN)/python benchmarks/bench_demo_data.py
+
+lock: install  ## rewrite constraints.txt from the current .venv (after changing pyproject)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+clean:  ## remove the venv and generated data (keeps reports)
+	rm -rf $(VENV) data/*.duckdb data/*.wal data/*.json

@@ -1,0 +1,163 @@
+"""Project paths and settings.
+
+Every path derives from one project root; every setting comes from the environment
+(optionally a git-ignored ``.env`` file at the project root). Notebooks never hold
+paths or secrets: they ask this module.
+
+Environment variables
+---------------------
+AUTERITY_DB_URL      SQLAlchemy URL of the warehouse (default: DuckDB file ``data/auterity.duckdb``).
+AUTERITY_HOME        Project root override (default: the checkout this package lives in, else cwd).
+AUTERITY_TIMEZONE    Business time zone for day/week/month boundaries (default ``UTC``).
+AUTERITY_CURRENCY    Reporting currency of order amounts (default ``USD``).
+AUTERITY_USER        Acting user recorded on runs and audit rows (default: the OS user).
+AUTERITY_DB_LOCK_TIMEOUT  Seconds to wait for a DuckDB file held by another process (default 60).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from auterity.errors import ConfigError
+
+ENV_DB_URL = "AUTERITY_DB_URL"
+ENV_HOME = "AUTERITY_HOME"
+ENV_TIMEZONE = "AUTERITY_TIMEZONE"
+ENV_CURRENCY = "AUTERITY_CURRENCY"
+ENV_USER = "AUTERITY_USER"
+ENV_LOCK_TIMEOUT = "AUTERITY_DB_LOCK_TIMEOUT"
+
+_dotenv_loaded = False
+
+
+def _looks_like_root(path: Path) -> bool:
+    """True if ``path`` is an Auterity checkout (has our pyproject and lib/auterity)."""
+    return (path / "pyproject.toml").is_file() and (path / "lib" / "auterity").is_dir()
+
+
+def project_root() -> Path:
+    """Return the project root.
+
+    Returns
+    -------
+    Path
+        ``AUTERITY_HOME`` if set; else the checkout that holds this package (editable
+        install); else the nearest parent of the working directory that is a checkout;
+        else the working directory.
+    """
+    env = os.environ.get(ENV_HOME)
+    if env:
+        return Path(env).expanduser().resolve()
+    here = Path(__file__).resolve().parents[2]
+    if _looks_like_root(here):
+        return here
+    cwd = Path.cwd().resolve()
+    for candidate in (cwd, *cwd.parents):
+        if _looks_like_root(candidate):
+            return candidate
+    return cwd
+
+
+def load_env_file() -> None:
+    """Load ``.env`` from the project root once; real environment variables win."""
+    global _dotenv_loaded
+    if _dotenv_loaded:
+        return
+    _dotenv_loaded = True
+    env_file = project_root() / ".env"
+    if env_file.is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(env_file, override=False)
+
+
+def data_dir() -> Path:
+    """Directory for generated data (the embedded warehouse, manifests); git-ignored."""
+    return project_root() / "data"
+
+
+def reports_dir() -> Path:
+    """Directory for rendered reports; git-ignored."""
+    return project_root() / "reports"
+
+
+def parameters_dir() -> Path:
+    """Directory of committed parameter sets and YAML configuration."""
+    return project_root() / "parameters"
+
+
+def notebooks_dir() -> Path:
+    """Directory of the committed (output-free) notebooks."""
+    return project_root() / "notebooks"
+
+
+def default_db_url() -> str:
+    """URL of the embedded DuckDB warehouse under ``data/``."""
+    return f"duckdb:///{data_dir() / 'auterity.duckdb'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings resolved from the environment.
+
+    Attributes
+    ----------
+    db_url : str
+        SQLAlchemy URL of the warehouse (may contain a password: print it only masked).
+    timezone : str
+        IANA name of the business time zone.
+    currency : str
+        ISO code of the reporting currency.
+    user : str
+        Acting user recorded on runs and audit rows.
+    lock_timeout_s : float
+        How long to wait for a DuckDB file locked by another process.
+    """
+
+    db_url: str
+    timezone: str
+    currency: str
+    user: str
+    lock_timeout_s: float
+
+
+def validate_timezone(name: str) -> str:
+    """Return ``name`` if it is a known IANA time zone, else raise :class:`ConfigError`."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"unknown time zone {name!r} (use an IANA name such as 'UTC' or 'Europe/Berlin')"
+        ) from None
+    return name
+
+
+def get_settings() -> Settings:
+    """Resolve the settings from the environment (and ``.env``).
+
+    Returns
+    -------
+    Settings
+        The current settings; read anew on each call so tests can change the environment.
+    """
+    load_env_file()
+    timeout_raw = os.environ.get(ENV_LOCK_TIMEOUT, "60")
+    try:
+        lock_timeout = float(timeout_raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_LOCK_TIMEOUT}={timeout_raw!r} is not a number of seconds") from None
+    try:
+        default_user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        default_user = "unknown"
+    return Settings(
+        db_url=os.environ.get(ENV_DB_URL) or default_db_url(),
+        timezone=validate_timezone(os.environ.get(ENV_TIMEZONE) or "UTC"),
+        currency=(os.environ.get(ENV_CURRENCY) or "USD").upper(),
+        user=os.environ.get(ENV_USER) or default_user,
+        lock_timeout_s=lock_timeout,
+    )
