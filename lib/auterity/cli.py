@@ -113,14 +113,14 @@ def demo_data_cmd(
         seed=seed, events=events, months=months, end=end, effects=not no_effects
     )
     url = warehouse.database_url()
+    started = time.perf_counter()
+    world = demo_data.generate(cfg)
     if not quiet:
         click.echo(
-            f"Building demo data (seed {seed}, ~{events:,} inference events, {months} months "
+            f"Building demo data (seed {seed}, {events:,} inference events, {months} months "
             f"to {end}) in {warehouse.mask_url(url)}",
             err=True,
         )
-    started = time.perf_counter()
-    world = demo_data.generate(cfg)
     progress = _Progress(world.expected_rows, enabled=not quiet)
     target = manifest_path or config.data_dir() / "demo_manifest.json"
     try:
@@ -207,4 +207,3 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     return 0
-

@@ -6,7 +6,7 @@ paths or secrets: they ask this module.
 
 Environment variables
 ---------------------
-AUTERITY_DB_URL      SQLAlchemy URL of the warehouse (default: DuckDB file ``data/auterity.duckdb``).
+AUTERITY_DB_URL      SQLAlchemy URL of the warehouse (default: ``data/auterity.duckdb``).
 AUTERITY_HOME        Project root override (default: the checkout this package lives in, else cwd).
 AUTERITY_TIMEZONE    Business time zone for day/week/month boundaries (default ``UTC``).
 AUTERITY_CURRENCY    Reporting currency of order amounts (default ``USD``).
@@ -149,7 +149,9 @@ def get_settings() -> Settings:
     try:
         lock_timeout = float(timeout_raw)
     except ValueError:
-        raise ConfigError(f"{ENV_LOCK_TIMEOUT}={timeout_raw!r} is not a number of seconds") from None
+        raise ConfigError(
+            f"{ENV_LOCK_TIMEOUT}={timeout_raw!r} is not a number of seconds"
+        ) from None
     try:
         default_user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (some containers)

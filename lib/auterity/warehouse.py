@@ -19,8 +19,8 @@ processes. Dashboards, report kernels and ingest are separate processes, so:
 
 Secrets
 -------
-URLs are only ever shown through :func:`mask_url`; error messages pass through
-:func:`mask_secrets`, and the ``auterity`` logger masks every record.
+URLs are only ever shown through :func:`auterity.redact.mask_url`; error messages pass
+through :func:`auterity.redact.mask_secrets`, and every log record is masked.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,12 +45,11 @@ from sqlalchemy.engine import URL, Connection, Engine
 from auterity import schema
 from auterity.config import ENV_DB_URL, get_settings
 from auterity.errors import ConfigError, DatabaseUnavailable
+from auterity.redact import mask_secrets, mask_url
 
 log = logging.getLogger("auterity.warehouse")
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)")
 _LOCK_MESSAGE = re.compile(r"could not set lock|conflicting lock", re.IGNORECASE)
-_extra_secrets: set[str] = set()
 _engines: dict[tuple[str, bool], Engine] = {}
 _engines_lock = threading.Lock()
 
@@ -58,59 +57,6 @@ DATA_VERSION_KEY = "data_version"
 DATA_UPDATED_KEY = "data_updated_at"
 CARRIED_OVER_TABLES = ("report_runs", "audit_log", "warehouse_meta")
 """Tables that a full data rebuild keeps: history is never lost."""
-
-
-# --------------------------------------------------------------------------- secrets
-
-
-def register_secret(value: str | None) -> None:
-    """Add a literal secret (e.g. an SMTP password) that :func:`mask_secrets` must hide."""
-    if value and len(value) >= 3:
-        _extra_secrets.add(value)
-
-
-def mask_secrets(text: str) -> str:
-    """Return ``text`` with URL passwords and registered secrets replaced by ``***``.
-
-    Parameters
-    ----------
-    text : str
-        Any message, e.g. a database error that may quote a URL.
-
-    Returns
-    -------
-    str
-        The same text, safe to print or log.
-    """
-    masked = _URL_PASSWORD.sub(r"\g<head>***\g<at>", text)
-    for secret in _extra_secrets:
-        masked = masked.replace(secret, "***")
-    return masked
-
-
-def mask_url(url: str | URL) -> str:
-    """Render a database URL with its password replaced by ``***``."""
-    if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return mask_secrets(url)
-
-
-class MaskingFilter(logging.Filter):
-    """Logging filter that masks secrets in every record of the ``auterity`` loggers."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message with secrets masked; never drops a record."""
-        message = record.getMessage()
-        masked = mask_secrets(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
-
-
-logging.getLogger("auterity").addFilter(MaskingFilter())
 
 
 # --------------------------------------------------------------------------- engines
@@ -402,9 +348,12 @@ def write_frame(conn: Connection, table: str, frame: Any) -> int:
         view = f"_auterity_in_{uuid.uuid4().hex}"
         raw.register(view, frame)
         try:
-            raw.execute(f"INSERT INTO {quoted_table} ({columns}) SELECT {columns} FROM {view}")
+            conn.exec_driver_sql(
+                f"INSERT INTO {quoted_table} ({columns}) SELECT {columns} FROM {view}"
+            )
         finally:
-            raw.unregister(view)
+            with suppress(Exception):  # fails only if the insert already aborted the transaction
+                raw.unregister(view)
     elif dialect == "postgresql" and conn.dialect.driver == "psycopg":
         raw = conn.connection.dbapi_connection
         with (
@@ -619,7 +568,9 @@ def _swap_in(url: URL, path: Path, building: Path, new_meta: dict[str, str]) -> 
         try:
             for table in CARRIED_OVER_TABLES:
                 old_cols = _duckdb_columns(raw, table)
-                cols = ", ".join(c.name for c in schema.metadata.tables[table].c if c.name in old_cols)
+                cols = ", ".join(
+                    c.name for c in schema.metadata.tables[table].c if c.name in old_cols
+                )
                 where = ""
                 if table == "warehouse_meta" and new_meta:
                     keys = ", ".join("'" + k.replace("'", "''") + "'" for k in new_meta)
@@ -634,8 +585,12 @@ def _swap_in(url: URL, path: Path, building: Path, new_meta: dict[str, str]) -> 
             raw.execute(
                 "INSERT INTO fresh.warehouse_meta VALUES (?, ?, ?), (?, ?, ?)",
                 [
-                    DATA_VERSION_KEY, version, now,
-                    DATA_UPDATED_KEY, now.isoformat(timespec="seconds"), now,
+                    DATA_VERSION_KEY,
+                    version,
+                    now,
+                    DATA_UPDATED_KEY,
+                    now.isoformat(timespec="seconds"),
+                    now,
                 ],
             )
         finally:
@@ -666,6 +621,10 @@ def table_summary(url: str | URL | None = None) -> dict[str, dict[str, Any]]:
                 )
                 count, first, last = conn.execute(query).one()
             else:
-                count, first, last = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar(), None, None
+                count, first, last = (
+                    conn.execute(sa.select(sa.func.count()).select_from(table)).scalar(),
+                    None,
+                    None,
+                )
             out[name] = {"rows": int(count), "first": first, "last": last}
     return out

@@ -96,9 +96,7 @@ def upgrade() -> None:
         ),
         sa.Column("status", sa.String(8), nullable=False),
         sa.Column("quality", sa.Float(), comment="0..1 evaluation score, NULL if not scored"),
-        sa.Column(
-            "feedback", sa.SmallInteger(), comment="user feedback: 1 up, -1 down, NULL none"
-        ),
+        sa.Column("feedback", sa.SmallInteger(), comment="user feedback: 1 up, -1 down, NULL none"),
         sa.CheckConstraint(
             "status IN ('ok', 'error', 'timeout')", name="ck_inference_events_status"
         ),

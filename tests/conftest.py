@@ -1,0 +1,110 @@
+"""Shared fixtures: isolated warehouses, a real PostgreSQL database, small demo worlds."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from auterity import demo_data, warehouse
+
+PG_SERVER_URL = os.environ.get(
+    "AUTERITY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+DEMO_END = date(2026, 11, 1)
+
+
+def need_service(name: str, reason: str) -> None:
+    """Skip locally when a service is down, but fail in CI (a skip there would hide it)."""
+    message = f"{name} is not available: {reason}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: services the suite needs must be running)")
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Every test gets its own DuckDB file as the default warehouse; engines are disposed."""
+    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    monkeypatch.setenv("AUTERITY_DB_URL", url)
+    monkeypatch.delenv("AUTERITY_TIMEZONE", raising=False)
+    monkeypatch.delenv("AUTERITY_HOME", raising=False)
+    yield url
+    warehouse.dispose_engines()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """URL of the PostgreSQL server the suite may create databases on."""
+    engine = sa.create_engine(PG_SERVER_URL, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.DBAPIError as exc:
+        need_service(f"PostgreSQL at {warehouse.mask_url(PG_SERVER_URL)}", str(exc.orig).strip())
+    finally:
+        engine.dispose()
+    return PG_SERVER_URL
+
+
+def _create_pg_database(server_url: str) -> str:
+    """Create a fresh, uniquely named database and return its URL."""
+    name = f"auterity_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_pg_database(server_url: str, url: str) -> None:
+    """Drop a database made by :func:`_create_pg_database`."""
+    warehouse.dispose_engines()
+    name = sa.make_url(url).database
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    url = _create_pg_database(pg_server)
+    yield url
+    _drop_pg_database(pg_server, url)
+
+
+SMALL = demo_data.DemoConfig(seed=7, events=20_000, months=6, end=DEMO_END)
+EFFECTS = demo_data.DemoConfig(seed=11, events=300_000, months=18, end=DEMO_END)
+
+
+@pytest.fixture(scope="session")
+def effects_warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+    """A DuckDB warehouse with planted effects, big enough to measure them (built once)."""
+    url = f"duckdb:///{tmp_path_factory.mktemp('effects') / 'effects.duckdb'}"
+    manifest = demo_data.build(EFFECTS, url=url)
+    warehouse.dispose_engines()
+    return url, manifest
+
+
+@pytest.fixture(scope="session")
+def plain_warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+    """The same world as :func:`effects_warehouse` with nothing planted."""
+    cfg = demo_data.DemoConfig(
+        seed=EFFECTS.seed,
+        events=EFFECTS.events,
+        months=EFFECTS.months,
+        end=DEMO_END,
+        effects=False,
+    )
+    url = f"duckdb:///{tmp_path_factory.mktemp('plain') / 'plain.duckdb'}"
+    manifest = demo_data.build(cfg, url=url)
+    warehouse.dispose_engines()
+    return url, manifest

@@ -1,0 +1,198 @@
+"""The command line: help everywhere, one-line errors, demo-data and db commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from auterity import warehouse
+from auterity.cli import cli, main
+
+COMMANDS = [[], ["demo-data"], ["db"], ["db", "upgrade"], ["db", "info"]]
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a) or "auterity")
+def test_help_everywhere(args: list[str]) -> None:
+    result = CliRunner().invoke(cli, [*args, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: " in result.output and "--help" in result.output
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert "auterity, version 0.1.0" in capsys.readouterr().out
+
+
+def test_demo_data_builds_and_summarises(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "m.json"
+    code = main(
+        [
+            "demo-data",
+            "--events",
+            "5000",
+            "--months",
+            "3",
+            "--end",
+            "2026-06-01",
+            "--seed",
+            "3",
+            "--manifest",
+            str(manifest),
+        ]
+    )
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "inference_events" in out.out and "5,000" in out.out
+    assert "Planted effects (10)" in out.out and "savings_opportunity" in out.out
+    assert "inference_events:" in out.err  # progress lines (stderr is not a terminal here)
+    written = json.loads(manifest.read_text())
+    assert written["rows"]["inference_events"] == 5000 and written["seed"] == 3
+    assert written["end"] == "2026-06-01"
+
+
+def test_demo_data_json_and_no_effects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "demo-data",
+            "--events",
+            "2000",
+            "--months",
+            "2",
+            "--end",
+            "2026-03-01",
+            "--no-effects",
+            "--quiet",
+            "--format",
+            "json",
+            "--manifest",
+            str(tmp_path / "m.json"),
+        ]
+    )
+    out = capsys.readouterr()
+    assert code == 0 and out.err == ""
+    data = json.loads(out.out)
+    assert data["manifest"]["effects"] == [] and data["inference_events"]["rows"] == 2000
+
+
+def test_demo_data_table_output_without_effects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "demo-data",
+                "--events",
+                "1000",
+                "--months",
+                "2",
+                "--no-effects",
+                "--quiet",
+                "--manifest",
+                str(tmp_path / "m.json"),
+            ]
+        )
+        == 0
+    )
+    assert "(none: generated with --no-effects)" in capsys.readouterr().out
+
+
+def test_db_upgrade_and_info(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "info"]) == 2
+    assert "does not exist yet" in capsys.readouterr().err
+    assert main(["db", "upgrade"]) == 0
+    assert "schema revision 0001" in capsys.readouterr().out
+    assert main(["db", "info", "--format", "json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["revision"] == "0001" and info["tables"]["orders"]["rows"] == 0
+    assert main(["db", "info"]) == 0
+    assert "Schema revision 0001" in capsys.readouterr().out
+
+
+def test_db_info_on_database_without_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import duckdb
+
+    path = tmp_path / "empty.duckdb"
+    duckdb.connect(str(path)).close()
+    monkeypatch.setenv("AUTERITY_DB_URL", f"duckdb:///{path}")
+    assert main(["db", "info"]) == 2
+    assert "has no Auterity schema yet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo-data", "--events", "10"], "--events must be at least 1000"),
+        (["demo-data", "--end", "yesterday"], "'yesterday' is not a date"),
+        (["demo-data", "--months", "2"], "2 months are too short to plant every effect"),
+    ],
+)
+def test_bad_arguments_are_one_line(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"auterity: error: {err.split('error: ', 1)[1].strip()}"
+    assert message in err and "Traceback" not in err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo-data", "--events", "many"]) == 2
+    assert "is not a valid integer" in capsys.readouterr().err
+
+
+def _run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script in a fresh process."""
+    exe = Path(sys.executable).with_name("auterity")
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "postgresql+psycopg://analyst:Pa55w0rd@127.0.0.1:9/warehouse",
+            "cannot connect to the database at postgresql+psycopg://analyst:***@127.0.0.1:9/warehouse",
+        ),
+        ("oracle+nosuch://scott:tiger99@db/x", "unknown database driver 'oracle+nosuch'"),
+        ("duckdb:////etc/hostname/sub/w.duckdb", "cannot create the warehouse file"),
+    ],
+    ids=["unreachable", "unknown-driver", "unwritable"],
+)
+def test_real_process_config_errors(url: str, expected: str) -> None:
+    result = _run_cli("db", "upgrade", AUTERITY_DB_URL=url)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert "Pa55w0rd" not in result.stderr and "tiger99" not in result.stderr
+
+
+def test_real_process_demo_data_on_postgres(pg_url: str) -> None:
+    result = _run_cli(
+        "demo-data",
+        "--events",
+        "3000",
+        "--months",
+        "3",
+        "--quiet",
+        "--end",
+        "2026-05-01",
+        "--manifest",
+        os.devnull,
+        AUTERITY_DB_URL=pg_url,
+    )
+    assert result.returncode == 0, result.stderr
+    assert warehouse.table_summary(pg_url)["inference_events"]["rows"] == 3000

@@ -1,0 +1,321 @@
+"""The warehouse: engines, errors, schema migrations, writes, concurrency (DuckDB + PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from auterity import schema, warehouse
+from auterity.errors import ConfigError, DatabaseUnavailable
+
+# --------------------------------------------------------------------------- configuration errors
+
+
+def test_default_url_is_duckdb_under_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTERITY_DB_URL")
+    url = warehouse.database_url()
+    assert url.get_backend_name() == "duckdb"
+    assert Path(url.database).parent.name == "data"
+
+
+def test_not_a_url_is_one_clear_error() -> None:
+    with pytest.raises(ConfigError, match="is not a database URL"):
+        warehouse.database_url("just some words")
+
+
+def test_unknown_dialect_names_the_driver() -> None:
+    with pytest.raises(ConfigError, match="unknown database driver 'nosuchdb'"):
+        warehouse.get_engine("nosuchdb://user:pw@host/db")
+
+
+def test_missing_driver_is_reported() -> None:
+    with pytest.raises(ConfigError, match="driver for 'mysql\\+mysqldb' is not installed"):
+        warehouse.get_engine("mysql+mysqldb://user:pw@localhost/db")
+
+
+def test_unreachable_server_masks_password() -> None:
+    url = "postgresql+psycopg://postgres:verysecret@127.0.0.1:9/test"
+    with pytest.raises(DatabaseUnavailable) as err, warehouse.connect(url):
+        pass
+    message = str(err.value)
+    assert "verysecret" not in message
+    assert "postgres:***@127.0.0.1:9/test" in message
+    assert "cannot connect" in message
+
+
+def test_unwritable_duckdb_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError, match="cannot create the warehouse file"):
+        warehouse.ensure_schema(f"duckdb:///{blocker / 'sub' / 'w.duckdb'}")
+
+
+def test_read_of_missing_duckdb_file_says_how_to_build(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"does not exist yet.*auterity demo-data"):
+        warehouse.table_summary(f"duckdb:///{tmp_path / 'nothing.duckdb'}")
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _columns(conn: sa.Connection, table: str) -> list[str]:
+    """Column names of a table via information_schema (portable across our databases)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = :t ORDER BY ordinal_position"
+        ),
+        {"t": table},
+    )
+    return [r[0] for r in rows]
+
+
+def _assert_schema_matches_metadata(url: str) -> None:
+    with warehouse.connect(url) as conn:
+        for table in schema.metadata.sorted_tables:
+            assert _columns(conn, table.name) == [c.name for c in table.c], table.name
+        assert warehouse.current_revision(conn) == warehouse.head_revision()
+
+
+def test_contract_column_names_are_exact() -> None:
+    contract = {
+        "customers": "customer_id signup_ts country segment plan email name",
+        "orders": "order_id customer_id ts amount currency channel status",
+        "product_events": "event_id customer_id session_id ts event_type",
+        "models": "model_id name provider version input_price_per_1k output_price_per_1k",
+        "inference_events": "request_id ts model_id customer_id feature latency_ms "
+        "input_tokens output_tokens cost status quality",
+    }
+    for table, names in contract.items():
+        columns = [c.name for c in schema.metadata.tables[table].c]
+        assert set(names.split()) <= set(columns), table
+    assert {"report_runs", "audit_log"} <= set(schema.metadata.tables)
+
+
+def test_schema_on_duckdb_is_idempotent(_isolated_warehouse: str) -> None:
+    first = warehouse.ensure_schema()
+    second = warehouse.ensure_schema()
+    assert first == second == warehouse.head_revision()
+    _assert_schema_matches_metadata(_isolated_warehouse)
+
+
+def test_duckdb_enforces_status_check(_isolated_warehouse: str) -> None:
+    warehouse.ensure_schema()
+    bad = pd.DataFrame(
+        {
+            "request_id": ["r1"],
+            "ts": [pd.Timestamp("2026-01-01")],
+            "model_id": ["m"],
+            "latency_ms": [1.0],
+            "input_tokens": [1],
+            "output_tokens": [1],
+            "status": ["exploded"],
+        }
+    )
+    with pytest.raises(sa.exc.DBAPIError, match=r"(?i)check"):
+        warehouse.append_data("inference_events", bad)
+
+
+@pytest.mark.postgres
+def test_schema_on_postgres_matches_metadata_exactly(pg_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    warehouse.ensure_schema(pg_url)
+    warehouse.ensure_schema(pg_url)
+    _assert_schema_matches_metadata(pg_url)
+    with warehouse.connect(pg_url) as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), schema.metadata)
+        indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("inference_events")}
+    assert diff == [], diff
+    assert indexes == {"ix_inference_events_ts", "ix_inference_events_model_ts"}
+
+
+def test_any_sqlalchemy_url_works_through_the_generic_path(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'w.sqlite'}"
+    warehouse.ensure_schema(url)
+    frame = pd.DataFrame(
+        {"model_id": ["m1"], "name": ["M1"], "provider": ["p"], "input_price_per_1k": [0.1]}
+    )
+    assert warehouse.append_data("models", frame, url=url) == 1
+    with warehouse.connect(url) as conn:
+        row = conn.execute(sa.select(schema.models)).one()
+    assert row.model_id == "m1" and row.pricing_kind == "per_token" and row.hosting == "api"
+
+
+# --------------------------------------------------------------------------- writes
+
+
+def _models(n: int, prefix: str = "m") -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "model_id": [f"{prefix}{i}" for i in range(n)],
+            "name": [f"Model {i}" for i in range(n)],
+            "provider": "acme",
+        }
+    )
+
+
+def test_write_frame_rejects_unknown_columns(_isolated_warehouse: str) -> None:
+    warehouse.ensure_schema()
+    with pytest.raises(ConfigError, match="no column\\(s\\) colour"):
+        warehouse.append_data("models", _models(1).assign(colour="red"))
+    with pytest.raises(ConfigError, match="unknown warehouse table 'nope'"):
+        warehouse.append_data("nope", _models(1))
+
+
+def test_append_bumps_data_version_and_audits(_isolated_warehouse: str) -> None:
+    warehouse.ensure_schema()
+    assert warehouse.data_version() is None
+    assert warehouse.append_data("models", _models(3)) == 3
+    v1 = warehouse.data_version()
+    assert warehouse.append_data("models", _models(0)) == 0
+    v2 = warehouse.data_version()
+    assert v1 and v2 and v1 != v2
+    with warehouse.connect() as conn:
+        actions = conn.execute(
+            sa.select(schema.audit_log.c.action, schema.audit_log.c.details)
+        ).all()
+    assert [a for a, _ in actions] == ["data.append", "data.append"]
+    assert json.loads(actions[0][1]) == {"rows": 3}
+
+
+def test_failed_write_rolls_back(_isolated_warehouse: str) -> None:
+    warehouse.ensure_schema()
+    warehouse.append_data("models", _models(2))
+    with pytest.raises(sa.exc.DBAPIError):
+        warehouse.append_data("models", _models(3))  # m0, m1 already exist: whole batch fails
+    assert warehouse.table_summary()["models"]["rows"] == 2
+
+
+def _add_run(url: str, run_id: str) -> None:
+    with warehouse.connect(url, write=True) as conn:
+        conn.execute(
+            sa.insert(schema.report_runs).values(
+                run_id=run_id,
+                notebook="nb",
+                trigger="manual",
+                acting_user="tester",
+                status="ok",
+                started_at=pd.Timestamp("2026-01-01").to_pydatetime(),
+            )
+        )
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_replace_data_keeps_history(backend: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else None
+    url = url or os.environ["AUTERITY_DB_URL"]
+    warehouse.ensure_schema(url)
+    warehouse.append_data("models", _models(5), url=url)
+    _add_run(url, "run-1")
+    result = warehouse.replace_data(
+        iter([("models", _models(2, "new")), ("models", _models(1, "more"))]),
+        url=url,
+        meta={"note": "hello"},
+    )
+    assert result.rows == {"models": 3}
+    with warehouse.connect(url) as conn:
+        ids = sorted(conn.execute(sa.select(schema.models.c.model_id)).scalars())
+        runs = conn.execute(sa.select(schema.report_runs.c.run_id)).scalars().all()
+        actions = conn.execute(sa.select(schema.audit_log.c.action)).scalars().all()
+    assert ids == ["more0", "new0", "new1"]
+    assert runs == ["run-1"]
+    assert sorted(actions) == ["data.append", "data.replace"]
+    assert warehouse.get_meta("note", url) == "hello"
+    assert warehouse.data_version(url) == result.data_version
+
+
+def test_replace_data_creates_a_new_duckdb_file(tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path / 'fresh' / 'w.duckdb'}"
+    result = warehouse.replace_data(iter([("models", _models(4))]), url=url)
+    assert result.rows == {"models": 4}
+    assert warehouse.table_summary(url)["models"]["rows"] == 4
+    assert not list((tmp_path / "fresh").glob("*.building*"))
+
+
+# --------------------------------------------------------------------------- concurrency
+
+_READER = textwrap.dedent(
+    """
+    import json, sys, time
+    import sqlalchemy as sa
+    from auterity import warehouse
+    url, seconds = sys.argv[1], float(sys.argv[2])
+    counts, errors = [], []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with warehouse.connect(url) as conn:
+                counts.append(conn.execute(sa.text("SELECT count(*) FROM models")).scalar())
+        except Exception as exc:  # report, keep reading
+            errors.append(repr(exc))
+    print(json.dumps({"counts": counts, "errors": errors}))
+    """
+)
+
+
+def test_duckdb_readers_keep_reading_while_a_writer_writes(tmp_path: Path) -> None:
+    """Two reader processes query in a loop while this process appends and rebuilds."""
+    url = f"duckdb:///{tmp_path / 'busy.duckdb'}"
+    warehouse.ensure_schema(url)
+    warehouse.append_data("models", _models(1, "seed"), url=url)
+    warehouse.dispose_engines()
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _READER, url, "6"], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    time.sleep(1.5)  # readers are up and reading
+    for batch in range(10):
+        warehouse.append_data("models", _models(5, f"b{batch}-"), url=url)
+    warehouse.replace_data(iter([("models", _models(100, "rebuilt"))]), url=url)
+    for batch in range(5):
+        warehouse.append_data("models", _models(5, f"c{batch}-"), url=url)
+    results = [json.loads(r.communicate(timeout=60)[0]) for r in readers]
+    for result in results:
+        assert result["errors"] == []
+        assert len(result["counts"]) > 10
+        # Readers only ever saw whole writes: the seed row, 5-row appends, or the rebuild.
+        assert set(result["counts"]) <= {1 + 5 * k for k in range(11)} | {
+            100 + 5 * k for k in range(6)
+        }
+    assert warehouse.table_summary(url)["models"]["rows"] == 125
+
+
+def test_lock_held_too_long_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "held.duckdb"
+    warehouse.ensure_schema(f"duckdb:///{path}")
+    warehouse.dispose_engines()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('held', flush=True);"
+            " time.sleep(20)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("AUTERITY_DB_LOCK_TIMEOUT", "0.5")
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable, match="stayed locked by another process"):
+            warehouse.table_summary(f"duckdb:///{path}")
+        assert time.monotonic() - started < 10
+    finally:
+        holder.kill()
+        holder.wait()
