@@ -12,6 +12,8 @@ AUTERITY_TIMEZONE    Business time zone for day/week/month boundaries (default `
 AUTERITY_CURRENCY    Reporting currency of order amounts (default ``USD``).
 AUTERITY_USER        Acting user recorded on runs and audit rows (default: the OS user).
 AUTERITY_DB_LOCK_TIMEOUT  Seconds to wait for a DuckDB file held by another process (default 60).
+AUTERITY_CACHE_URL   ``redis://...`` to share the query-result cache (default: in-process).
+AUTERITY_CACHE_TTL   Seconds a cached result may be served (default 300; 0 turns caching off).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ ENV_TIMEZONE = "AUTERITY_TIMEZONE"
 ENV_CURRENCY = "AUTERITY_CURRENCY"
 ENV_USER = "AUTERITY_USER"
 ENV_LOCK_TIMEOUT = "AUTERITY_DB_LOCK_TIMEOUT"
+ENV_CACHE_URL = "AUTERITY_CACHE_URL"
+ENV_CACHE_TTL = "AUTERITY_CACHE_TTL"
 
 _dotenv_loaded = False
 
@@ -116,6 +120,10 @@ class Settings:
         Acting user recorded on runs and audit rows.
     lock_timeout_s : float
         How long to wait for a DuckDB file locked by another process.
+    cache_url : str or None
+        Redis URL of the shared result cache; None for the in-process cache.
+    cache_ttl_s : float
+        Seconds a cached result may be served; 0 disables caching.
     """
 
     db_url: str
@@ -123,6 +131,8 @@ class Settings:
     currency: str
     user: str
     lock_timeout_s: float
+    cache_url: str | None = None
+    cache_ttl_s: float = 300.0
 
 
 def validate_timezone(name: str) -> str:
@@ -145,13 +155,8 @@ def get_settings() -> Settings:
         The current settings; read anew on each call so tests can change the environment.
     """
     load_env_file()
-    timeout_raw = os.environ.get(ENV_LOCK_TIMEOUT, "60")
-    try:
-        lock_timeout = float(timeout_raw)
-    except ValueError:
-        raise ConfigError(
-            f"{ENV_LOCK_TIMEOUT}={timeout_raw!r} is not a number of seconds"
-        ) from None
+    lock_timeout = _seconds(ENV_LOCK_TIMEOUT, "60")
+    cache_ttl = _seconds(ENV_CACHE_TTL, "300")
     try:
         default_user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (some containers)
@@ -162,4 +167,18 @@ def get_settings() -> Settings:
         currency=(os.environ.get(ENV_CURRENCY) or "USD").upper(),
         user=os.environ.get(ENV_USER) or default_user,
         lock_timeout_s=lock_timeout,
+        cache_url=os.environ.get(ENV_CACHE_URL) or None,
+        cache_ttl_s=cache_ttl,
     )
+
+
+def _seconds(name: str, default: str) -> float:
+    """A non-negative number of seconds from the environment variable ``name``."""
+    raw = os.environ.get(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds")
+    return value

@@ -1,0 +1,115 @@
+"""SQL that differs between databases, in one place: time zones, truncation, percentiles.
+
+Every analytic question becomes one SQLAlchemy Core statement. The few constructs that are
+not plain ANSI SQL are built here, so adding a warehouse dialect means touching this
+module only. PostgreSQL and DuckDB share the spelling we use (``timezone()``,
+``date_trunc()``, ``percentile_cont() WITHIN GROUP``), which is also what most analytic
+warehouses accept; other dialects are refused with a clear message.
+
+Timestamps are stored as UTC without a zone. Business periods (day, week starting Monday,
+month) are cut in the business time zone: we convert to local time *only* for the period
+label, and filter on the raw column with UTC bounds so indexes and zone maps still work.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from auterity.errors import ConfigError
+
+GRAINS = ("day", "week", "month")
+SUPPORTED = ("duckdb", "postgresql")
+_PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS"}
+
+
+def check_supported(conn: Connection) -> str:
+    """Return the dialect name, or raise ConfigError if analytic SQL cannot run there."""
+    name = conn.dialect.name
+    if name not in SUPPORTED:
+        raise ConfigError(
+            f"analytic queries need DuckDB or PostgreSQL (date_trunc, timezone, "
+            f"percentile_cont); the warehouse is {name!r}"
+        )
+    return name
+
+
+def check_grain(grain: str) -> str:
+    """Return ``grain`` if it is day, week or month, else raise ConfigError."""
+    if grain not in GRAINS:
+        raise ConfigError(f"unknown grain {grain!r} (use one of: {', '.join(GRAINS)})")
+    return grain
+
+
+def local_time(column: ColumnElement[Any], tz: str) -> ColumnElement[Any]:
+    """A UTC timestamp column expressed as local (naive) time in ``tz``."""
+    if tz == "UTC":
+        return column
+    return sa.func.timezone(tz, sa.func.timezone("UTC", column), type_=sa.DateTime())
+
+
+def period_start(column: ColumnElement[Any], grain: str, tz: str) -> ColumnElement[Any]:
+    """Start of the local day/week (Monday)/month containing each UTC timestamp."""
+    check_grain(grain)
+    truncated = sa.func.date_trunc(grain, local_time(column, tz), type_=sa.DateTime())
+    return sa.cast(truncated, sa.DateTime())
+
+
+def percentile(column: ColumnElement[Any], p: float) -> ColumnElement[Any]:
+    """Continuous percentile ``p`` (0..1) of ``column``; NULLs are ignored."""
+    if not 0 <= p <= 1:
+        raise ConfigError(f"percentile must be between 0 and 1 (got {p})")
+    return sa.func.percentile_cont(p).within_group(column)
+
+
+def to_float(expr: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Cast to double precision (NUMERIC sums come back as Decimal otherwise)."""
+    return sa.cast(expr, sa.Float())
+
+
+def safe_ratio(num: ColumnElement[Any], den: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``num / den`` as a float, NULL where the denominator is zero or NULL."""
+    return sa.case((den == 0, None), else_=to_float(num) / to_float(den))
+
+
+def utc_instant(day: date, tz: str) -> datetime:
+    """Local midnight of ``day`` in ``tz`` as a naive UTC datetime (the storage format)."""
+    local = datetime.combine(day, time(0), tzinfo=ZoneInfo(tz))
+    return local.astimezone(UTC).replace(tzinfo=None)
+
+
+def utc_bounds(start: date, end: date, tz: str) -> tuple[datetime, datetime]:
+    """UTC bounds of the local date range ``[start, end)``.
+
+    Raises
+    ------
+    ConfigError
+        If ``end`` is not after ``start``.
+    """
+    if end <= start:
+        raise ConfigError(f"--end ({end}) must be after --start ({start}); the end is exclusive")
+    return utc_instant(start, tz), utc_instant(end, tz)
+
+
+def period_index(start: date, end: date, grain: str) -> pd.DatetimeIndex:
+    """Every local period start that overlaps ``[start, end)`` (for zero-filling)."""
+    check_grain(grain)
+    first = pd.Timestamp(start)
+    if grain == "week":
+        first = first - pd.Timedelta(days=first.dayofweek)
+    elif grain == "month":
+        first = first.replace(day=1)
+    last = pd.Timestamp(end) - pd.Timedelta(days=1)
+    return pd.date_range(first, last, freq=_PANDAS_FREQ[grain])
+
+
+def read_frame(conn: Connection, statement: sa.Executable) -> pd.DataFrame:
+    """Run a statement and return its (aggregated) rows as a DataFrame."""
+    result = conn.execute(statement)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
