@@ -319,3 +319,44 @@ def test_lock_held_too_long_is_a_clear_error(
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_pooled_reader_lets_go_of_the_file_for_another_process(tmp_path: Path) -> None:
+    """A read leaves a pooled connection open; a writer in another process still gets in."""
+    url = f"duckdb:///{tmp_path / 'pooled.duckdb'}"
+    warehouse.ensure_schema(url)
+    warehouse.append_data("models", _models(1), url=url)
+    assert warehouse.table_summary(url)["models"]["rows"] == 1  # pooled read connection now
+    writer = (
+        "import pandas as pd, time; from auterity import warehouse; t = time.monotonic(); "
+        f"warehouse.append_data('models', pd.DataFrame({{'model_id': ['w'], 'name': ['W'], "
+        f"'provider': ['p']}}), url={url!r}); print(round(time.monotonic() - t, 2))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", writer],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "AUTERITY_DB_LOCK_TIMEOUT": "10"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) < 5
+    assert warehouse.table_summary(url)["models"]["rows"] == 2
+
+
+def test_stale_write_intent_of_a_dead_process_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "stale.duckdb"
+    url = f"duckdb:///{path}"
+    warehouse.ensure_schema(url)
+    intent = path.with_name(path.name + ".write-intent")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    intent.write_text(f"{dead.stdout.strip()} token")
+    started = time.monotonic()
+    assert warehouse.table_summary(url)["models"]["rows"] == 0
+    assert time.monotonic() - started < 2
+    assert not intent.exists()

@@ -138,12 +138,17 @@ def get_engine(url: str | URL | None = None, *, read_only: bool = False) -> Engi
         if engine is not None:
             return engine
         try:
-            if is_duckdb(parsed):
+            if is_duckdb(parsed) and read_only:
+                # Pooled: reopening a DuckDB file costs ~30-50 ms; see _ReaderRelease.
                 engine = sa.create_engine(
                     parsed,
-                    poolclass=sa.pool.NullPool,
-                    connect_args={"read_only": True} if read_only else {},
+                    poolclass=sa.pool.QueuePool,
+                    pool_size=4,
+                    max_overflow=8,
+                    connect_args={"read_only": True},
                 )
+            elif is_duckdb(parsed):
+                engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
             else:
                 engine = sa.create_engine(parsed, pool_pre_ping=True, pool_size=2, max_overflow=4)
         except sa.exc.NoSuchModuleError:
@@ -211,9 +216,109 @@ def _open(engine: Engine, *, write: bool) -> Connection:
             ) from None
 
 
+READ_IDLE_S = 1.0
+"""Pooled DuckDB read connections are closed after this long without use."""
+
+_read_last_use: dict[Path, float] = {}
+_reaper: threading.Thread | None = None
+_writing = threading.local()
+
+
+def _intent_file(path: Path) -> Path:
+    """The file a writer creates to ask readers of ``path`` to let go of it."""
+    return path.with_name(path.name + ".write-intent")
+
+
+def _writer_waiting(path: Path) -> bool:
+    """True while a live writer has announced it wants ``path`` (stale notes are removed)."""
+    intent = _intent_file(path)
+    try:
+        owner = int(intent.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    if owner != os.getpid():
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            intent.unlink(missing_ok=True)
+            return False
+        except PermissionError:
+            pass
+    return True
+
+
+def _release_readers(path: Path) -> None:
+    """Close this process's pooled read connections to ``path``."""
+    with _engines_lock:
+        engines = [e for (_, ro), e in _engines.items() if ro and duckdb_path(e.url) == path]
+    for engine in engines:
+        engine.dispose()
+
+
+def _reap_idle_readers() -> None:
+    """Background loop: close pooled read connections idle for READ_IDLE_S."""
+    while True:
+        time.sleep(READ_IDLE_S / 4)
+        now = time.monotonic()
+        for path, last in list(_read_last_use.items()):
+            if now - last < READ_IDLE_S:
+                continue
+            with _engines_lock:
+                busy = any(
+                    ro and duckdb_path(e.url) == path and e.pool.checkedout()  # type: ignore[attr-defined]
+                    for (_, ro), e in _engines.items()
+                )
+            if not busy:
+                _read_last_use.pop(path, None)
+                _release_readers(path)
+
+
+def _note_read(path: Path) -> None:
+    """Record a read of ``path`` and make sure the idle reaper runs."""
+    global _reaper
+    _read_last_use[path] = time.monotonic()
+    if _reaper is None or not _reaper.is_alive():
+        _reaper = threading.Thread(target=_reap_idle_readers, name="auterity-reaper", daemon=True)
+        _reaper.start()
+
+
+def _wait_while_writer_waits(path: Path) -> None:
+    """Let an announced writer go first (bounded by the lock timeout)."""
+    if path in getattr(_writing, "paths", set()) or not _writer_waiting(path):
+        return
+    _release_readers(path)
+    deadline = time.monotonic() + get_settings().lock_timeout_s
+    while _writer_waiting(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@contextmanager
+def _announce_write(path: Path | None) -> Iterator[None]:
+    """Tell readers of a DuckDB file (other processes too) that a writer is waiting."""
+    if path is None:
+        yield
+        return
+    intent = _intent_file(path)
+    token = f"{os.getpid()} {uuid.uuid4().hex}"
+    try:
+        intent.write_text(token)
+    except OSError:
+        token = ""
+    _release_readers(path)
+    paths = getattr(_writing, "paths", set())
+    _writing.paths = paths | {path}
+    try:
+        yield
+    finally:
+        _writing.paths = paths
+        with suppress(OSError):
+            if token and intent.read_text() == token:
+                intent.unlink()
+
+
 @contextmanager
 def connect(url: str | URL | None = None, *, write: bool = False) -> Iterator[Connection]:
-    """Open a short-lived connection to the warehouse.
+    """Open a connection to the warehouse for the length of a ``with`` block.
 
     Parameters
     ----------
@@ -227,18 +332,37 @@ def connect(url: str | URL | None = None, *, write: bool = False) -> Iterator[Co
     Yields
     ------
     Connection
-        A SQLAlchemy connection, closed when the block ends.
+        A SQLAlchemy connection, returned when the block ends.
+
+    Notes
+    -----
+    On DuckDB, read connections are pooled per process (opening the file is the slow
+    part of a small query) and let go of the file when idle for ``READ_IDLE_S`` or as soon
+    as a writer announces itself with a ``.write-intent`` file beside the database; the
+    writer then takes the file lock with retries. So readers share the file, writers are
+    not starved, and no reader holds the file for long.
     """
     engine = get_engine(url, read_only=not write)
-    conn = _open(engine, write=write)
+    path = duckdb_path(engine.url)
+    if write:
+        with _announce_write(path):
+            conn = _open(engine, write=True)
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.close()
+        return
+    if path is not None:
+        _wait_while_writer_waits(path)
+        _note_read(path)
+    conn = _open(engine, write=False)
     try:
-        if write:
-            with conn.begin():
-                yield conn
-        else:
-            yield conn
+        yield conn
     finally:
         conn.close()
+        if path is not None:
+            _note_read(path)
 
 
 # --------------------------------------------------------------------------- schema
@@ -531,7 +655,8 @@ def replace_data(
             rows = _write_chunks(conn, chunks, progress)
             for key, value in (meta or {}).items():
                 set_meta(conn, key, value)
-        version = _swap_in(parsed, path, building, meta or {})
+        with _announce_write(path):
+            version = _swap_in(parsed, path, building, meta or {})
         with connect(parsed, write=True) as conn:
             audit(conn, action, object_type="warehouse", details={**(details or {}), **rows})
     finally:
