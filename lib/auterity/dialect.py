@@ -70,7 +70,7 @@ def percentile(column: ColumnElement[Any], p: float) -> ColumnElement[Any]:
 
 def to_float(expr: ColumnElement[Any]) -> ColumnElement[Any]:
     """Cast to double precision (NUMERIC sums come back as Decimal otherwise)."""
-    return sa.cast(expr, sa.Float())
+    return sa.cast(expr, sa.Double())
 
 
 def safe_ratio(num: ColumnElement[Any], den: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -102,7 +102,7 @@ def period_index(start: date, end: date, grain: str) -> pd.DatetimeIndex:
     check_grain(grain)
     first = pd.Timestamp(start)
     if grain == "week":
-        first = first - pd.Timedelta(days=first.dayofweek)
+        first = first - pd.Timedelta(days=first.day_of_week)
     elif grain == "month":
         first = first.replace(day=1)
     last = pd.Timestamp(end) - pd.Timedelta(days=1)

@@ -67,8 +67,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(128), nullable=False),
         sa.Column("provider", sa.String(64), nullable=False),
         sa.Column("version", sa.String(64)),
-        sa.Column("input_price_per_1k", sa.Float(), comment="list price per 1k input tokens"),
-        sa.Column("output_price_per_1k", sa.Float(), comment="list price per 1k output tokens"),
+        sa.Column("input_price_per_1k", sa.Double(), comment="list price per 1k input tokens"),
+        sa.Column("output_price_per_1k", sa.Double(), comment="list price per 1k output tokens"),
         sa.Column("pricing_kind", sa.String(16), nullable=False, server_default="per_token"),
         sa.Column(
             "pricing_config",
@@ -88,14 +88,14 @@ def upgrade() -> None:
         sa.Column("model_id", sa.String(64), nullable=False),
         sa.Column("customer_id", sa.String(64)),
         sa.Column("feature", sa.String(64), comment="product feature or workflow that called"),
-        sa.Column("latency_ms", sa.Float(), nullable=False),
+        sa.Column("latency_ms", sa.Double(), nullable=False),
         sa.Column("input_tokens", sa.Integer(), nullable=False),
         sa.Column("output_tokens", sa.Integer(), nullable=False),
         sa.Column(
-            "cost", sa.Float(), comment="as reported by the source; NULL = compute from pricing"
+            "cost", sa.Double(), comment="as reported by the source; NULL = compute from pricing"
         ),
         sa.Column("status", sa.String(8), nullable=False),
-        sa.Column("quality", sa.Float(), comment="0..1 evaluation score, NULL if not scored"),
+        sa.Column("quality", sa.Double(), comment="0..1 evaluation score, NULL if not scored"),
         sa.Column("feedback", sa.SmallInteger(), comment="user feedback: 1 up, -1 down, NULL none"),
         sa.CheckConstraint(
             "status IN ('ok', 'error', 'timeout')", name="ck_inference_events_status"
@@ -114,7 +114,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False, comment="running | ok | failed"),
         sa.Column("started_at", sa.DateTime(), nullable=False, comment="UTC"),
         sa.Column("finished_at", sa.DateTime(), comment="UTC"),
-        sa.Column("duration_s", sa.Float()),
+        sa.Column("duration_s", sa.Double()),
         sa.Column("error_cell", sa.Integer()),
         sa.Column("error_message", sa.Text()),
         sa.Column("output_dir", sa.Text()),

@@ -1,0 +1,813 @@
+"""The metric layer: metrics declared in YAML, answered by one SQL statement each.
+
+Definitions live in ``parameters/metrics.yml`` (plus any files listed in
+``AUTERITY_METRICS_FILES``); see that file for the fields. :func:`load_catalog` validates
+everything up front and names the file, the metric and the field of any mistake.
+
+:func:`query` turns a question (metrics, date range, grain, breakdown, filters) into one
+SQLAlchemy Core statement: one aggregate sub-select per source table, combined with
+``UNION ALL`` and regrouped, with ratios and differences computed on top. Only aggregates
+reach pandas; periods without data are filled with zeros (counts, sums) or left empty
+(averages, percentiles, ratios) so charts do not lie. :func:`compare` answers "how did
+this period do against the previous one and the same period last year".
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.sql.elements import ColumnElement
+
+from auterity import cache, dialect, schema
+from auterity.config import get_settings, parameters_dir, validate_timezone
+from auterity.errors import ConfigError
+
+ENV_METRICS_FILES = "AUTERITY_METRICS_FILES"
+BASE_AGGREGATES = ("sum", "count", "count_distinct", "avg", "min", "max", "percentile")
+DERIVED_AGGREGATES = ("ratio", "difference")
+ADDITIVE = ("sum", "count", "count_distinct")
+UNITS = ("currency", "percent", "ms", "count", "tokens", "number")
+GOOD = ("up", "down", "neutral")
+OPS = ("=", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "not_null")
+_METRIC_FIELDS = {
+    "label",
+    "description",
+    "table",
+    "time_column",
+    "aggregate",
+    "column",
+    "percentile",
+    "numerator",
+    "denominator",
+    "minuend",
+    "subtrahend",
+    "filters",
+    "dimensions",
+    "unit",
+    "good",
+}
+_OPERANDS = {"ratio": ("numerator", "denominator"), "difference": ("minuend", "subtrahend")}
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A row filter of a metric: ``column op value``."""
+
+    column: str
+    op: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A column a metric can be broken down or filtered by."""
+
+    name: str
+    table: str
+    column: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric definition (base: table + aggregate; derived: ratio or difference)."""
+
+    name: str
+    label: str
+    description: str
+    aggregate: str
+    unit: str
+    good: str
+    source: str
+    table: str | None = None
+    time_column: str | None = None
+    column: str | None = None
+    percentile: float | None = None
+    operands: tuple[str, ...] = ()
+    filters: tuple[Filter, ...] = ()
+    dimensions: tuple[str, ...] = ()
+
+    @property
+    def derived(self) -> bool:
+        """True for ratio and difference metrics."""
+        return self.aggregate in DERIVED_AGGREGATES
+
+    @property
+    def additive(self) -> bool:
+        """True if a period without rows means zero (sums and counts)."""
+        return self.aggregate in ADDITIVE
+
+
+@dataclass
+class Catalog:
+    """All metrics and dimensions, validated."""
+
+    metrics: dict[str, Metric]
+    dimensions: dict[str, Dimension]
+    joins: dict[str, str]
+    files: list[str] = field(default_factory=list)
+
+    def metric(self, name: str) -> Metric:
+        """The metric called ``name``; ConfigError with suggestions if there is none."""
+        try:
+            return self.metrics[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self.metrics, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(
+                f"unknown metric {name!r}{hint}; `auterity metrics list` shows them"
+            ) from None
+
+    def base_metrics(self, name: str) -> list[Metric]:
+        """The base metrics a metric is computed from (itself if it is a base metric)."""
+        metric = self.metric(name)
+        if not metric.derived:
+            return [metric]
+        out: list[Metric] = []
+        for operand in metric.operands:
+            out.extend(m for m in self.base_metrics(operand) if m not in out)
+        return out
+
+    def allowed_dimensions(self, name: str) -> tuple[str, ...]:
+        """Dimensions valid for a metric (for derived ones: those all components allow)."""
+        bases = self.base_metrics(name)
+        allowed = set(bases[0].dimensions)
+        for base in bases[1:]:
+            allowed &= set(base.dimensions)
+        return tuple(d for d in bases[0].dimensions if d in allowed)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys (PyYAML keeps the last one silently)."""
+
+
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+    """Construct a mapping, raising on a duplicate key."""
+    seen: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise ConfigError(
+                f"{loader.name}: line {key_node.start_mark.line + 1}: duplicate key {key!r}"
+            )
+        seen[key] = loader.construct_object(value_node, deep=True)
+    return seen
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
+)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file, refusing duplicate keys; errors name the file and line."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    loader = _UniqueKeyLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f": line {mark.line + 1}" if mark else ""
+        raise ConfigError(
+            f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
+    finally:
+        loader.dispose()
+
+
+def default_files() -> list[Path]:
+    """``parameters/metrics.yml`` plus the files in ``AUTERITY_METRICS_FILES``."""
+    files = [parameters_dir() / "metrics.yml"]
+    extra = os.environ.get(ENV_METRICS_FILES, "")
+    files.extend(Path(p).expanduser() for p in extra.split(os.pathsep) if p.strip())
+    return files
+
+
+def _columns_of(table: str) -> set[str]:
+    """Column names of a warehouse table."""
+    return set(schema.metadata.tables[table].c.keys())
+
+
+class _Checker:
+    """Validation helpers that name the file, the metric and the field."""
+
+    def __init__(self, source: str, metric: str) -> None:
+        self.source, self.metric = source, metric
+
+    def fail(self, fieldname: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}: metric {self.metric!r}: {fieldname}: {problem}")
+
+    def table(self, fieldname: str, name: Any) -> str:
+        if name not in schema.metadata.tables:
+            known = ", ".join(sorted(schema.DATA_TABLES))
+            raise self.fail(fieldname, f"{name!r} is not a warehouse table (known: {known})")
+        return name
+
+    def column(self, fieldname: str, table: str, name: Any) -> str:
+        if name not in _columns_of(table):
+            known = ", ".join(sorted(_columns_of(table)))
+            raise self.fail(fieldname, f"{table} has no column {name!r} (columns: {known})")
+        return name
+
+    def choice(self, fieldname: str, value: Any, options: Sequence[str]) -> str:
+        if value not in options:
+            raise self.fail(fieldname, f"{value!r} is not one of {', '.join(options)}")
+        return value
+
+
+def _parse_metric(
+    name: str, spec: Any, source: str, dimensions: dict[str, Dimension], joins: dict[str, str]
+) -> Metric:
+    """Validate one metric's own fields (references to other metrics are checked later)."""
+    check = _Checker(source, name)
+    if not isinstance(spec, dict):
+        raise check.fail("definition", "must be a mapping of fields")
+    unknown = set(spec) - _METRIC_FIELDS
+    if unknown:
+        raise check.fail(
+            ", ".join(sorted(unknown)),
+            f"unknown field (known: {', '.join(sorted(_METRIC_FIELDS))})",
+        )
+    aggregate = check.choice(
+        "aggregate", spec.get("aggregate"), BASE_AGGREGATES + DERIVED_AGGREGATES
+    )
+    common = {
+        "name": name,
+        "label": str(spec.get("label") or name.replace("_", " ").capitalize()),
+        "description": str(spec.get("description") or ""),
+        "aggregate": aggregate,
+        "unit": check.choice("unit", spec.get("unit", "number"), UNITS),
+        "good": check.choice("good", spec.get("good", "up"), GOOD),
+        "source": source,
+    }
+    if aggregate in DERIVED_AGGREGATES:
+        operands = []
+        for fieldname in _OPERANDS[aggregate]:
+            value = spec.get(fieldname)
+            if not isinstance(value, str) or not value:
+                raise check.fail(fieldname, f"a {aggregate} needs the name of a metric here")
+            if value == name:
+                raise check.fail(fieldname, "a metric cannot refer to itself")
+            operands.append(value)
+        for forbidden in ("table", "column", "filters", "dimensions", "percentile"):
+            if forbidden in spec:
+                raise check.fail(forbidden, f"not allowed on a {aggregate} (set it on its parts)")
+        return Metric(**common, operands=tuple(operands))
+
+    table = check.table("table", spec.get("table"))
+    time_column = check.column("time_column", table, spec.get("time_column"))
+    column = None
+    if aggregate != "count" or "column" in spec:
+        column = check.column("column", table, spec.get("column"))
+    percentile = None
+    if aggregate == "percentile":
+        p = spec.get("percentile")
+        if not isinstance(p, int | float) or not 0 < p <= 100:
+            raise check.fail("percentile", f"must be a number in (0, 100], got {p!r}")
+        percentile = float(p)
+    elif "percentile" in spec:
+        raise check.fail("percentile", "only allowed with aggregate: percentile")
+    filters = []
+    raw_filters = spec.get("filters") or []
+    if not isinstance(raw_filters, list):
+        raise check.fail("filters", "must be a list of {column, op, value}")
+    for i, raw in enumerate(raw_filters):
+        where = f"filters[{i}]"
+        if not isinstance(raw, dict) or set(raw) - {"column", "op", "value"}:
+            raise check.fail(where, "must be a mapping with column, op and value")
+        op = check.choice(f"{where}.op", raw.get("op", "="), OPS)
+        if op in ("in", "not_in") and not isinstance(raw.get("value"), list):
+            raise check.fail(f"{where}.value", f"op {op} needs a list")
+        if op not in ("is_null", "not_null") and "value" not in raw:
+            raise check.fail(f"{where}.value", "missing")
+        filters.append(
+            Filter(check.column(f"{where}.column", table, raw.get("column")), op, raw.get("value"))
+        )
+    dims = spec.get("dimensions") or []
+    if not isinstance(dims, list):
+        raise check.fail("dimensions", "must be a list of dimension names")
+    for dim in dims:
+        if dim not in dimensions:
+            raise check.fail(
+                "dimensions", f"unknown dimension {dim!r} (known: {', '.join(sorted(dimensions))})"
+            )
+        d = dimensions[dim]
+        if d.table != table:
+            key = joins.get(d.table)
+            if key is None or key not in _columns_of(table):
+                raise check.fail(
+                    "dimensions",
+                    f"dimension {dim!r} lives on {d.table}, which "
+                    f"{table} cannot reach (no join key in `joins`)",
+                )
+    return Metric(
+        **common,
+        table=table,
+        time_column=time_column,
+        column=column,
+        percentile=percentile,
+        filters=tuple(filters),
+        dimensions=tuple(dims),
+    )
+
+
+def _check_references(catalog: Catalog) -> None:
+    """Derived metrics refer to existing metrics, without cycles."""
+    for metric in catalog.metrics.values():
+        for fieldname, operand in zip(
+            _OPERANDS.get(metric.aggregate, ()), metric.operands, strict=False
+        ):
+            if operand not in catalog.metrics:
+                raise _Checker(metric.source, metric.name).fail(
+                    fieldname, f"refers to unknown metric {operand!r}"
+                )
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        if name in trail:
+            metric = catalog.metrics[trail[0]]
+            cycle = " -> ".join((*trail, name))
+            raise _Checker(metric.source, metric.name).fail(
+                "/".join(_OPERANDS[metric.aggregate]), f"refers to itself ({cycle})"
+            )
+        for operand in catalog.metrics[name].operands:
+            visit(operand, (*trail, name))
+
+    for name in catalog.metrics:
+        visit(name, ())
+
+
+def load_catalog(files: Sequence[Path] | None = None) -> Catalog:
+    """Load and validate metric definitions.
+
+    Parameters
+    ----------
+    files : sequence of Path, optional
+        YAML files, merged in order; default :func:`default_files`. Each may have
+        ``joins``, ``dimensions`` and ``metrics`` sections.
+
+    Returns
+    -------
+    Catalog
+        The validated metrics and dimensions.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the metric and the field of the first problem found.
+    """
+    paths = list(files) if files is not None else default_files()
+    joins: dict[str, str] = {}
+    dimensions: dict[str, Dimension] = {}
+    raw_metrics: list[tuple[str, Any, str]] = []
+    for path in paths:
+        data = read_yaml(path) or {}
+        source = str(path)
+        if not isinstance(data, dict) or set(data) - {"joins", "dimensions", "metrics"}:
+            raise ConfigError(f"{source}: expected top-level sections joins, dimensions, metrics")
+        for table, spec in (data.get("joins") or {}).items():
+            if (
+                table not in schema.metadata.tables
+                or not isinstance(spec, dict)
+                or (spec.get("key") not in _columns_of(table))
+            ):
+                raise ConfigError(f"{source}: joins: {table!r} needs a table and its key column")
+            joins[table] = spec["key"]
+        for name, spec in (data.get("dimensions") or {}).items():
+            if not isinstance(spec, dict):
+                raise ConfigError(f"{source}: dimension {name!r}: must be a mapping")
+            table = spec.get("table")
+            if table not in schema.metadata.tables or spec.get("column") not in _columns_of(table):
+                raise ConfigError(
+                    f"{source}: dimension {name!r}: table/column "
+                    f"{table}.{spec.get('column')} does not exist"
+                )
+            if name in dimensions:
+                raise ConfigError(f"{source}: dimension {name!r} is defined twice")
+            dimensions[name] = Dimension(name, table, spec["column"], str(spec.get("label", name)))
+        for name, spec in (data.get("metrics") or {}).items():
+            raw_metrics.append((name, spec, source))
+    metrics: dict[str, Metric] = {}
+    for name, spec, source in raw_metrics:
+        if name in metrics:
+            raise ConfigError(
+                f"{source}: metric {name!r}: name: already defined in {metrics[name].source}"
+            )
+        metrics[name] = _parse_metric(name, spec, source, dimensions, joins)
+    catalog = Catalog(metrics, dimensions, joins, [str(p) for p in paths])
+    _check_references(catalog)
+    return catalog
+
+
+# --------------------------------------------------------------------------- SQL
+
+
+def _filter_clause(table: sa.Table, flt: Filter) -> ColumnElement[bool]:
+    """SQL for one metric filter."""
+    col = table.c[flt.column]
+    ops = {
+        "=": lambda: col == flt.value,
+        "!=": lambda: col != flt.value,
+        "<": lambda: col < flt.value,
+        "<=": lambda: col <= flt.value,
+        ">": lambda: col > flt.value,
+        ">=": lambda: col >= flt.value,
+        "in": lambda: col.in_(flt.value),
+        "not_in": lambda: col.not_in(flt.value),
+        "is_null": lambda: col.is_(None),
+        "not_null": lambda: col.is_not(None),
+    }
+    return ops[flt.op]()
+
+
+def _aggregate(metric: Metric, table: sa.Table) -> ColumnElement[Any]:
+    """The aggregate expression of a base metric, its filters applied inside (CASE)."""
+    condition = (
+        sa.and_(*(_filter_clause(table, f) for f in metric.filters)) if metric.filters else None
+    )
+
+    def only(value: ColumnElement[Any]) -> ColumnElement[Any]:
+        return sa.case((condition, value)) if condition is not None else value
+
+    if metric.aggregate == "count":
+        target = table.c[metric.column] if metric.column else sa.literal(1)
+        return sa.func.count(only(target))
+    column = only(table.c[metric.column])
+    if metric.aggregate == "count_distinct":
+        return sa.func.count(sa.distinct(column))
+    if metric.aggregate == "percentile":
+        return dialect.percentile(column, (metric.percentile or 0) / 100)
+    func = {"sum": sa.func.sum, "avg": sa.func.avg, "min": sa.func.min, "max": sa.func.max}
+    return dialect.to_float(func[metric.aggregate](column))
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A labelled time window: [start, end) in local dates."""
+
+    label: str
+    start: date
+    end: date
+
+
+def _table_select(
+    catalog: Catalog,
+    table_name: str,
+    bases: list[Metric],
+    windows: list[_Window],
+    grain: str | None,
+    by: Sequence[str],
+    where: Mapping[str, Sequence[str]],
+    tz: str,
+    all_bases: list[Metric],
+) -> sa.Select:
+    """One table's aggregate sub-select, with NULL columns for other tables' metrics."""
+    table = schema.metadata.tables[table_name]
+    time_col = table.c[bases[0].time_column]
+    source: sa.FromClause = table
+    joined: dict[str, sa.Table] = {}
+
+    def dim_column(name: str) -> ColumnElement[Any]:
+        dim = catalog.dimensions[name]
+        if dim.table == table_name:
+            return table.c[dim.column]
+        other = joined.get(dim.table)
+        if other is None:
+            nonlocal source
+            other = schema.metadata.tables[dim.table].alias(f"dim_{dim.table}")
+            key = catalog.joins[dim.table]
+            source = source.outerjoin(other, table.c[key] == other.c[key])
+            joined[dim.table] = other
+        return other.c[dim.column]
+
+    bounds = [(w.label, *dialect.utc_bounds(w.start, w.end, tz)) for w in windows]
+    in_window = sa.or_(*((time_col >= lo) & (time_col < hi) for _, lo, hi in bounds))
+    if grain is not None:
+        label: ColumnElement[Any] = dialect.period_start(time_col, grain, tz)
+    elif len(bounds) == 1:
+        label = sa.literal(bounds[0][0])
+    else:
+        label = sa.case(*(((time_col >= lo) & (time_col < hi), name) for name, lo, hi in bounds))
+    columns: list[ColumnElement[Any]] = [label.label("period")]
+    columns += [dim_column(d).label(d) for d in by]
+    conditions = [in_window]
+    for name, values in where.items():
+        conditions.append(dim_column(name).in_(list(values)))
+    own = {m.name for m in bases}
+    for metric in all_bases:
+        if metric.name in own:
+            columns.append(_aggregate(metric, table).label(metric.name))
+        else:
+            kind = (
+                sa.BigInteger() if metric.aggregate in ("count", "count_distinct") else sa.Double()
+            )
+            columns.append(sa.cast(sa.null(), kind).label(metric.name))
+    group = [sa.literal_column(str(i + 1)) for i in range(1 + len(by))]
+    return sa.select(*columns).select_from(source).where(*conditions).group_by(*group)
+
+
+def _expression(catalog: Catalog, name: str, row: sa.Subquery) -> ColumnElement[Any]:
+    """A metric's value over the regrouped rows (derived metrics computed here)."""
+    metric = catalog.metric(name)
+    if not metric.derived:
+        return row.c[name]
+    left, right = (_expression(catalog, op, row) for op in metric.operands)
+    if metric.aggregate == "ratio":
+        return dialect.safe_ratio(left, right)
+    return dialect.to_float(left) - dialect.to_float(right)
+
+
+def build_statement(
+    metrics: Sequence[str],
+    windows: list[_Window],
+    *,
+    grain: str | None,
+    by: Sequence[str] = (),
+    where: Mapping[str, Sequence[str]] | None = None,
+    tz: str,
+    catalog: Catalog,
+) -> sa.Select:
+    """The single SQL statement answering a metric question (see :func:`query`)."""
+    where = where or {}
+    for name in metrics:
+        allowed = catalog.allowed_dimensions(name)
+        for dim in [*by, *where]:
+            if dim not in allowed:
+                raise ConfigError(
+                    f"metric {name!r} cannot be broken down or filtered by {dim!r} "
+                    f"(allowed: {', '.join(allowed) or 'none'})"
+                )
+    bases: list[Metric] = []
+    for name in metrics:
+        bases.extend(m for m in catalog.base_metrics(name) if m not in bases)
+    by_table: dict[str, list[Metric]] = {}
+    for metric in bases:
+        assert metric.table is not None
+        by_table.setdefault(metric.table, []).append(metric)
+    parts = [
+        _table_select(catalog, table, ms, windows, grain, by, where, tz, bases)
+        for table, ms in by_table.items()
+    ]
+    combined = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("parts")
+    keys = [combined.c.period, *(combined.c[d] for d in by)]
+    regrouped = (
+        sa.select(*keys, *(sa.func.max(combined.c[m.name]).label(m.name) for m in bases))
+        .group_by(*keys)
+        .subquery("totals")
+    )
+    out_keys = [regrouped.c.period, *(regrouped.c[d] for d in by)]
+    return sa.select(
+        *out_keys, *(_expression(catalog, m, regrouped).label(m) for m in metrics)
+    ).order_by(*out_keys)
+
+
+# --------------------------------------------------------------------------- questions
+
+
+def _normalise_where(where: Mapping[str, str | Sequence[str]] | None) -> dict[str, list[str]]:
+    """``{dim: value or values}`` -> ``{dim: [values]}``."""
+    out: dict[str, list[str]] = {}
+    for dim, value in (where or {}).items():
+        out[dim] = [value] if isinstance(value, str) else [str(v) for v in value]
+    return out
+
+
+def _fill(
+    frame: pd.DataFrame,
+    metrics: Sequence[str],
+    by: Sequence[str],
+    start: date,
+    end: date,
+    grain: str,
+    catalog: Catalog,
+) -> pd.DataFrame:
+    """Add rows for periods without data: zero for sums/counts, empty for the rest."""
+    periods = dialect.period_index(start, end, grain)
+    if by:
+        combos = frame[list(by)].drop_duplicates()
+        if combos.empty:
+            return frame
+        grid = combos.merge(pd.DataFrame({"period": periods}), how="cross")
+    else:
+        grid = pd.DataFrame({"period": periods})
+    frame = frame.assign(period=pd.to_datetime(frame["period"]))
+    full = grid.merge(frame, on=["period", *by], how="left")
+    for name in metrics:
+        metric = catalog.metric(name)
+        if not metric.derived and metric.additive:
+            full[name] = full[name].fillna(0)
+    return full[["period", *by, *metrics]].sort_values(["period", *by]).reset_index(drop=True)
+
+
+def query(
+    metrics: Sequence[str],
+    *,
+    start: date,
+    end: date,
+    grain: str | None = "day",
+    by: Sequence[str] = (),
+    where: Mapping[str, str | Sequence[str]] | None = None,
+    tz: str | None = None,
+    catalog: Catalog | None = None,
+    url: str | None = None,
+) -> pd.DataFrame:
+    """Answer a metric question with one SQL statement.
+
+    Parameters
+    ----------
+    metrics : sequence of str
+        Metric names from the catalog.
+    start, end : date
+        Local dates in the business time zone; ``start`` inclusive, ``end`` exclusive.
+    grain : {"day", "week", "month"} or None
+        Time-series grain; None gives one total row per breakdown over the whole range.
+    by : sequence of str
+        Dimensions to break down by.
+    where : mapping, optional
+        ``{dimension: value or [values]}`` filters.
+    tz : str, optional
+        Business time zone (default ``AUTERITY_TIMEZONE``).
+    catalog : Catalog, optional
+        Metric definitions (default: :func:`load_catalog`).
+    url : str, optional
+        Warehouse URL.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``period`` (local period start; the start date for totals), one per
+        dimension, one per metric. Every period in the range is present.
+    """
+    catalog = catalog or load_catalog()
+    tz = validate_timezone(tz or get_settings().timezone)
+    if not metrics:
+        raise ConfigError("name at least one metric")
+    for name in metrics:
+        catalog.metric(name)
+    for dim in by:
+        if dim not in catalog.dimensions:
+            raise ConfigError(f"unknown dimension {dim!r} (known: {', '.join(catalog.dimensions)})")
+    if grain is not None:
+        dialect.check_grain(grain)
+    dialect.utc_bounds(start, end, tz)
+    wh = _normalise_where(where)
+    statement = build_statement(
+        metrics,
+        [_Window(str(start), start, end)],
+        grain=grain,
+        by=by,
+        where=wh,
+        tz=tz,
+        catalog=catalog,
+    )
+    frame = cache.fetch(statement, url=url)
+    if grain is None:
+        frame["period"] = pd.Timestamp(start)
+        for name in metrics:
+            metric = catalog.metric(name)
+            if not metric.derived and metric.additive:
+                frame[name] = frame[name].fillna(0)
+        if frame.empty and not by:
+            frame = pd.DataFrame(
+                [
+                    {
+                        "period": pd.Timestamp(start),
+                        **{
+                            m: (
+                                0
+                                if catalog.metric(m).additive and not catalog.metric(m).derived
+                                else None
+                            )
+                            for m in metrics
+                        },
+                    }
+                ]
+            )
+        return frame.reset_index(drop=True)
+    return _fill(frame, metrics, by, start, end, grain, catalog)
+
+
+def comparison_windows(start: date, end: date) -> dict[str, tuple[date, date]]:
+    """The current range, the one just before it and the same range a year earlier."""
+    length = end - start
+    try:
+        ly_start, ly_end = start.replace(year=start.year - 1), end.replace(year=end.year - 1)
+    except ValueError:  # 29 February
+        ly_start, ly_end = start - timedelta(days=365), end - timedelta(days=365)
+    return {
+        "current": (start, end),
+        "previous": (start - length, start),
+        "last_year": (ly_start, ly_end),
+    }
+
+
+def compare(
+    metrics: Sequence[str],
+    *,
+    start: date,
+    end: date,
+    by: Sequence[str] = (),
+    where: Mapping[str, str | Sequence[str]] | None = None,
+    tz: str | None = None,
+    catalog: Catalog | None = None,
+    url: str | None = None,
+) -> pd.DataFrame:
+    """Period-over-period comparison, answered by one SQL statement.
+
+    Compares ``[start, end)`` with the range of equal length just before it and with the
+    same dates a year earlier.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per metric (and breakdown): ``metric, label, unit, good``, the dimensions,
+        ``current, previous, previous_delta, previous_delta_pct, last_year,
+        last_year_delta, last_year_delta_pct`` (``*_pct`` are fractions; NaN where the
+        base is zero or missing).
+    """
+    catalog = catalog or load_catalog()
+    tz = validate_timezone(tz or get_settings().timezone)
+    for name in metrics:
+        catalog.metric(name)
+    dialect.utc_bounds(start, end, tz)
+    spans = comparison_windows(start, end)
+    windows = [_Window(label, *span) for label, span in spans.items()]
+    if spans["last_year"][1] > spans["previous"][0]:  # longer than a year: would overlap
+        windows = windows[:2]
+    statement = build_statement(
+        metrics, windows, grain=None, by=by, where=_normalise_where(where), tz=tz, catalog=catalog
+    )
+    frame = cache.fetch(statement, url=url)
+    rows = []
+    keys = frame[list(by)].drop_duplicates().to_dict("records") if by else [{}]
+    has_last_year = len(windows) == 3
+    for key in keys:
+        sel = frame
+        for dim, value in key.items():
+            sel = sel[sel[dim] == value]
+        for name in metrics:
+            metric = catalog.metric(name)
+            zero = 0.0 if metric.additive and not metric.derived else float("nan")
+            current = _window_value(sel, "current", name, zero)
+            row: dict[str, Any] = {
+                "metric": name,
+                "label": metric.label,
+                "unit": metric.unit,
+                "good": metric.good,
+                **key,
+                "current": current,
+            }
+            for window in ("previous", "last_year"):
+                base = (
+                    _window_value(sel, window, name, zero)
+                    if window == "previous" or has_last_year
+                    else float("nan")
+                )
+                row[window] = base
+                row[f"{window}_delta"] = current - base
+                row[f"{window}_delta_pct"] = (current - base) / abs(base) if base else float("nan")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _window_value(frame: pd.DataFrame, window: str, name: str, zero: float) -> float:
+    """A metric's value in one comparison window (``zero`` if the window had no rows)."""
+    part = frame[frame["period"] == window]
+    if part.empty or pd.isna(part[name].iloc[0]):
+        return zero
+    return float(part[name].iloc[0])
+
+
+def describe(catalog: Catalog | None = None) -> pd.DataFrame:
+    """A table of every metric: name, label, unit, good direction, aggregate, source, dims."""
+    catalog = catalog or load_catalog()
+    return pd.DataFrame(
+        [
+            {
+                "name": m.name,
+                "label": m.label,
+                "aggregate": m.aggregate,
+                "unit": m.unit,
+                "good": m.good,
+                "table": m.table or "(derived)",
+                "dimensions": ", ".join(catalog.allowed_dimensions(m.name)),
+                "description": m.description,
+            }
+            for m in catalog.metrics.values()
+        ]
+    )
