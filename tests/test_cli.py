@@ -14,7 +14,16 @@ from click.testing import CliRunner
 from auterity import warehouse
 from auterity.cli import cli, main
 
-COMMANDS = [[], ["demo-data"], ["db"], ["db", "upgrade"], ["db", "info"]]
+COMMANDS = [
+    [],
+    ["demo-data"],
+    ["db"],
+    ["db", "upgrade"],
+    ["db", "info"],
+    ["metrics"],
+    ["metrics", "list"],
+    ["metrics", "query"],
+]
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a) or "auterity")
@@ -196,3 +205,148 @@ def test_real_process_demo_data_on_postgres(pg_url: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert warehouse.table_summary(pg_url)["inference_events"]["rows"] == 3000
+
+
+@pytest.fixture(scope="module")
+def small_warehouse(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from datetime import date
+
+    from auterity import demo_data
+
+    url = f"duckdb:///{tmp_path_factory.mktemp('cli') / 'w.duckdb'}"
+    demo_data.build(
+        demo_data.DemoConfig(seed=4, events=8_000, months=3, end=date(2026, 6, 1)), url=url
+    )
+    warehouse.dispose_engines()
+    return url
+
+
+def test_metrics_list_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["metrics", "list", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = {r["name"] for r in rows}
+    assert {"revenue", "conversion_rate", "p95_latency_ms"} <= names
+    assert main(["metrics", "list"]) == 0
+    assert "average_order_value" in capsys.readouterr().out
+
+
+def test_metrics_query_json_equals_library(
+    small_warehouse: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import date
+
+    from auterity import metrics
+
+    monkeypatch.setenv("AUTERITY_DB_URL", small_warehouse)
+    args = [
+        "metrics",
+        "query",
+        "revenue",
+        "orders",
+        "--grain",
+        "week",
+        "--start",
+        "2026-04-01",
+        "--end",
+        "2026-05-01",
+        "--by",
+        "region",
+        "--where",
+        "segment=smb,enterprise",
+    ]
+    assert main([*args, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    expected = metrics.query(
+        ["revenue", "orders"],
+        start=date(2026, 4, 1),
+        end=date(2026, 5, 1),
+        grain="week",
+        by=["region"],
+        where={"segment": ["smb", "enterprise"]},
+    )
+    assert len(rows) == len(expected)
+    assert set(rows[0]) == {"period", "region", "revenue", "orders"}
+    for row, (_, exp) in zip(rows, expected.iterrows(), strict=True):
+        assert row["period"] == exp["period"].strftime("%Y-%m-%d")
+        assert row["region"] == exp["region"]
+        assert row["revenue"] == pytest.approx(exp["revenue"])
+        assert row["orders"] == exp["orders"]
+    assert main([*args, "--format", "csv"]) == 0
+    import io
+
+    import pandas as pd
+
+    csv = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert list(csv.columns) == ["period", "region", "revenue", "orders"]
+    assert len(csv) == len(expected)
+
+
+def test_metrics_query_compare_and_totals(
+    small_warehouse: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AUTERITY_DB_URL", small_warehouse)
+    assert (
+        main(
+            [
+                "metrics",
+                "query",
+                "orders",
+                "quality",
+                "--compare",
+                "--start",
+                "2026-05-01",
+                "--end",
+                "2026-06-01",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["metric"] for r in rows] == ["orders", "quality"]
+    assert rows[0]["previous_delta"] == rows[0]["current"] - rows[0]["previous"]
+    assert (
+        main(
+            [
+                "metrics",
+                "query",
+                "requests",
+                "--grain",
+                "total",
+                "--by",
+                "model",
+                "--start",
+                "2026-05-01",
+                "--end",
+                "2026-06-01",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "gpt-4o" in out and "requests" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["metrics", "query", "revenue", "--where", "region"], "expected DIM=VALUE"),
+        (["metrics", "query", "revnue"], "unknown metric 'revnue'"),
+        (
+            ["metrics", "query", "revenue", "--start", "2026-05-01", "--end", "2026-04-01"],
+            "must be after --start",
+        ),
+    ],
+)
+def test_metrics_query_errors(
+    args: list[str],
+    message: str,
+    small_warehouse: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AUTERITY_DB_URL", small_warehouse)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

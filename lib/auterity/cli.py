@@ -191,6 +191,141 @@ def db_info(fmt: str) -> None:
     click.echo(f"Schema revision {revision}, data version {warehouse.data_version(url)}")
 
 
+OUTPUT_FORMATS = click.Choice(["table", "csv", "json"])
+
+
+def _date_option(name: str, help_text: str) -> Any:
+    """A ``--start``/``--end`` option taking YYYY-MM-DD."""
+    return click.option(name, metavar="YYYY-MM-DD", help=help_text)
+
+
+def _range(start: str | None, end: str | None, default_days: int = 28) -> tuple[Any, Any]:
+    """Parse the date range; defaults: the last ``default_days`` days up to today."""
+    from datetime import timedelta
+
+    from auterity import demo_data
+
+    end_date = demo_data.parse_date(end) if end else demo_data.default_end()
+    start_date = demo_data.parse_date(start) if start else end_date - timedelta(days=default_days)
+    return start_date, end_date
+
+
+def _emit(frame: Any, fmt: str) -> None:
+    """Print a DataFrame as an aligned table, CSV, or a JSON list of rows."""
+    import pandas as pd
+
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            times = out[col]
+            has_time = bool((times.dropna() != times.dropna().dt.normalize()).any())
+            out[col] = times.dt.strftime("%Y-%m-%dT%H:%M:%S" if has_time else "%Y-%m-%d")
+    if fmt == "json":
+        records = out.astype(object).where(out.notna(), None).to_dict(orient="records")
+        _echo_json(records)
+    elif fmt == "csv":
+        click.echo(out.to_csv(index=False), nl=False)
+    else:
+        click.echo("(no rows)" if out.empty else out.to_string(index=False, float_format=_fmt))
+
+
+def _fmt(value: float) -> str:
+    """Compact number formatting for tables."""
+    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def _where(items: tuple[str, ...]) -> dict[str, list[str]]:
+    """``DIM=VALUE[,VALUE]`` options -> ``{dim: [values]}``."""
+    where: dict[str, list[str]] = {}
+    for item in items:
+        if "=" not in item:
+            raise AuterityError(f"--where {item!r}: expected DIM=VALUE (e.g. region=EMEA)")
+        dim, values = item.split("=", 1)
+        where.setdefault(dim.strip(), []).extend(v.strip() for v in values.split(","))
+    return where
+
+
+@cli.group()
+def metrics() -> None:
+    """Metrics from parameters/metrics.yml (and AUTERITY_METRICS_FILES)."""
+
+
+@metrics.command("list")
+@click.option("--format", "fmt", type=OUTPUT_FORMATS, default="table", show_default=True)
+def metrics_list(fmt: str) -> None:
+    """List every metric with its unit, good direction and allowed dimensions."""
+    from auterity import metrics as metric_layer
+
+    table = metric_layer.describe()
+    if fmt == "table":
+        table = table.drop(columns=["description"])
+    _emit(table, fmt)
+
+
+@metrics.command("query")
+@click.argument("metric_names", nargs=-1, required=True, metavar="METRIC...")
+@click.option(
+    "--grain",
+    type=click.Choice(["day", "week", "month", "total"]),
+    default="day",
+    show_default=True,
+    help="Time-series grain; 'total' gives one row per breakdown.",
+)
+@_date_option("--start", "First local date (inclusive). Default: 28 days before --end.")
+@_date_option("--end", "Local date after the last one (exclusive). Default: today.")
+@click.option("--by", multiple=True, metavar="DIM", help="Break down by a dimension (repeatable).")
+@click.option(
+    "--where",
+    "where_items",
+    multiple=True,
+    metavar="DIM=VALUE",
+    help="Filter: DIM=VALUE or DIM=V1,V2 (repeatable).",
+)
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Compare with the previous period and the same period last year.",
+)
+@click.option("--tz", help="Business time zone (default AUTERITY_TIMEZONE).")
+@click.option("--format", "fmt", type=OUTPUT_FORMATS, default="table", show_default=True)
+def metrics_query(
+    metric_names: tuple[str, ...],
+    grain: str,
+    start: str | None,
+    end: str | None,
+    by: tuple[str, ...],
+    where_items: tuple[str, ...],
+    compare: bool,
+    tz: str | None,
+    fmt: str,
+) -> None:
+    """Query metrics: a time series at a grain, broken down and filtered, in one SQL query.
+
+    JSON output is a list of rows with `period`, one key per dimension and one key per
+    metric (with --compare: one row per metric with current, previous and last-year values
+    and their deltas).
+    """
+    from auterity import metrics as metric_layer
+
+    start_date, end_date = _range(start, end)
+    where = _where(where_items)
+    if compare:
+        frame = metric_layer.compare(
+            list(metric_names), start=start_date, end=end_date, by=list(by), where=where, tz=tz
+        )
+    else:
+        frame = metric_layer.query(
+            list(metric_names),
+            start=start_date,
+            end=end_date,
+            grain=None if grain == "total" else grain,
+            by=list(by),
+            where=where,
+            tz=tz,
+        )
+    _emit(frame, fmt)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn library errors into one line and exit status 2."""
     try:
