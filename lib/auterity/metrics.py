@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -702,6 +703,55 @@ def query(
     return _fill(frame, metrics, by, start, end, grain, catalog)
 
 
+def query_windows(
+    metrics: Sequence[str],
+    windows: Mapping[str, tuple[date, date]],
+    *,
+    by: Sequence[str] = (),
+    where: Mapping[str, str | Sequence[str]] | None = None,
+    tz: str | None = None,
+    catalog: Catalog | None = None,
+    url: str | None = None,
+) -> pd.DataFrame:
+    """Totals of metrics over several labelled, non-overlapping windows, in one SQL statement.
+
+    Parameters
+    ----------
+    metrics : sequence of str
+        Metric names.
+    windows : mapping
+        ``{label: (start, end)}`` local date ranges (end exclusive); they must not overlap.
+    by, where, tz, catalog, url
+        As in :func:`query`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``period`` (the window label), the dimensions, the metrics; windows without
+        any rows are absent.
+    """
+    catalog = catalog or load_catalog()
+    tz = validate_timezone(tz or get_settings().timezone)
+    for name in metrics:
+        catalog.metric(name)
+    spans = sorted((start, end, label) for label, (start, end) in windows.items())
+    for start, end, _ in spans:
+        dialect.utc_bounds(start, end, tz)
+    for (_, end_a, a), (start_b, _, b) in pairwise(spans):
+        if start_b < end_a:
+            raise ConfigError(f"windows {a!r} and {b!r} overlap")
+    statement = build_statement(
+        metrics,
+        [_Window(label, *span) for label, span in windows.items()],
+        grain=None,
+        by=by,
+        where=_normalise_where(where),
+        tz=tz,
+        catalog=catalog,
+    )
+    return cache.fetch(statement, url=url)
+
+
 def comparison_windows(start: date, end: date) -> dict[str, tuple[date, date]]:
     """The current range, the one just before it and the same range a year earlier."""
     length = end - start
@@ -749,10 +799,15 @@ def compare(
     windows = [_Window(label, *span) for label, span in spans.items()]
     if spans["last_year"][1] > spans["previous"][0]:  # longer than a year: would overlap
         windows = windows[:2]
-    statement = build_statement(
-        metrics, windows, grain=None, by=by, where=_normalise_where(where), tz=tz, catalog=catalog
+    frame = query_windows(
+        metrics,
+        {w.label: (w.start, w.end) for w in windows},
+        by=by,
+        where=where,
+        tz=tz,
+        catalog=catalog,
+        url=url,
     )
-    frame = cache.fetch(statement, url=url)
     rows = []
     keys = frame[list(by)].drop_duplicates().to_dict("records") if by else [{}]
     has_last_year = len(windows) == 3
