@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -108,3 +109,40 @@ def plain_warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict
     manifest = demo_data.build(cfg, url=url)
     warehouse.dispose_engines()
     return url, manifest
+
+
+ANALYTICS = demo_data.DemoConfig(seed=17, events=30_000, months=5, end=DEMO_END)
+"""A small world (June..October 2026) for correctness tests of the analytics modules."""
+
+
+@pytest.fixture(scope="session")
+def analytics_duckdb(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """:data:`ANALYTICS` in a DuckDB file (built once per session)."""
+    url = f"duckdb:///{tmp_path_factory.mktemp('analytics') / 'a.duckdb'}"
+    demo_data.build(ANALYTICS, url=url)
+    warehouse.dispose_engines()
+    return url
+
+
+@pytest.fixture(scope="session")
+def analytics_pg(pg_server: str) -> Iterator[str]:
+    """:data:`ANALYTICS` in a PostgreSQL database (built once per session)."""
+    url = _create_pg_database(pg_server)
+    demo_data.build(ANALYTICS, url=url)
+    yield url
+    _drop_pg_database(pg_server, url)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def analytics_url(request: pytest.FixtureRequest) -> str:
+    """Each analytics correctness test runs on both databases."""
+    return request.getfixturevalue(
+        "analytics_duckdb" if request.param == "duckdb" else "analytics_pg"
+    )
+
+
+def read_table(url: str, table: str) -> pd.DataFrame:
+    """All rows of a table (tests only: the library never pulls raw rows)."""
+    with warehouse.connect(url) as conn:
+        result = conn.execute(sa.text(f"SELECT * FROM {table}"))
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))

@@ -9,44 +9,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
-from conftest import DEMO_END
 
-from auterity import demo_data, metrics, warehouse
+from auterity import metrics, warehouse
 from auterity.errors import ConfigError
+from conftest import read_table
 
 TZ = "Europe/Berlin"
-CFG = demo_data.DemoConfig(seed=17, events=30_000, months=5, end=DEMO_END)
 START, END = date(2026, 7, 1), date(2026, 10, 1)
 
 
-@pytest.fixture(scope="module")
-def duck(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"duckdb:///{tmp_path_factory.mktemp('metrics') / 'm.duckdb'}"
-    demo_data.build(CFG, url=url)
-    warehouse.dispose_engines()
-    return url
+@pytest.fixture
+def duck(analytics_duckdb: str) -> str:
+    return analytics_duckdb
 
 
-@pytest.fixture(scope="module")
-def pg(pg_server: str) -> str:
-    from conftest import _create_pg_database, _drop_pg_database
-
-    url = _create_pg_database(pg_server)
-    demo_data.build(CFG, url=url)
-    yield url
-    _drop_pg_database(pg_server, url)
+@pytest.fixture
+def pg(analytics_pg: str) -> str:
+    return analytics_pg
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("duck" if request.param == "duckdb" else "pg")
+@pytest.fixture
+def url(analytics_url: str) -> str:
+    return analytics_url
 
 
 def _raw(url: str, table: str) -> pd.DataFrame:
-    with warehouse.connect(url) as conn:
-        result = conn.execute(sa.text(f"SELECT * FROM {table}"))
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return read_table(url, table)
 
 
 def _local(ts: pd.Series) -> pd.Series:
@@ -327,7 +315,8 @@ metrics:
             "metric 'x': aggregate: 'median' is not one of",
         ),
         (
-            "metrics:\n  x: {table: orders, time_column: ts, aggregate: count, dimensions: [colour]}",
+            "metrics:\n  x: {table: orders, time_column: ts, aggregate: count,"
+            " dimensions: [colour]}",
             "metric 'x': dimensions: unknown dimension 'colour'",
         ),
         (
@@ -439,5 +428,5 @@ metrics:
 
 
 def test_missing_metrics_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read .*nope.yml"):
+    with pytest.raises(ConfigError, match=r"cannot read .*nope.yml"):
         metrics.load_catalog([tmp_path / "nope.yml"])

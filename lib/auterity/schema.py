@@ -114,7 +114,9 @@ inference_events = sa.Table(
     sa.Column("latency_ms", sa.Double(), nullable=False),
     sa.Column("input_tokens", sa.Integer(), nullable=False),
     sa.Column("output_tokens", sa.Integer(), nullable=False),
-    sa.Column("cost", sa.Double(), comment="as reported by the source; NULL = compute from pricing"),
+    sa.Column(
+        "cost", sa.Double(), comment="as reported by the source; NULL = compute from pricing"
+    ),
     sa.Column("status", sa.String(8), nullable=False),
     sa.Column("quality", sa.Double(), comment="0..1 evaluation score, NULL if not scored"),
     sa.Column("feedback", sa.SmallInteger(), comment="user feedback: 1 up, -1 down, NULL none"),
