@@ -12,10 +12,10 @@ from datetime import date
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import need_service
 
 from auterity import cache, schema, warehouse
 from auterity.errors import ConfigError
+from conftest import need_service
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 

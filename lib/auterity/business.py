@@ -29,6 +29,15 @@ KPI_METRICS = (
 )
 """The KPI summary's metrics, besides active customers and churn."""
 
+_DELTA_COLUMNS = (
+    "current",
+    "previous",
+    "previous_delta",
+    "previous_delta_pct",
+    "last_year",
+    "last_year_delta",
+    "last_year_delta_pct",
+)
 FUNNEL_STEPS = (
     ("visit", "visits"),
     ("signup", "signups"),
@@ -122,10 +131,27 @@ def kpi_summary(
     """
     tz = _tz(tz)
     catalog = metrics.load_catalog()
+    # A KPI that cannot be filtered the way asked (e.g. visits are anonymous, so conversion
+    # has no region) is shown empty rather than unfiltered.
+    usable = [m for m in KPI_METRICS if set(where or {}) <= set(catalog.allowed_dimensions(m))]
     table = metrics.compare(
-        list(KPI_METRICS), start=start, end=end, where=where, tz=tz, catalog=catalog, url=url
-    )
-    rows = table.to_dict("records")
+        usable, start=start, end=end, where=where, tz=tz, catalog=catalog, url=url
+    ).set_index("metric")
+    rows = []
+    for name in KPI_METRICS:
+        if name in table.index:
+            rows.append({"metric": name, **table.loc[name].to_dict()})
+        else:
+            metric = catalog.metric(name)
+            rows.append(
+                {
+                    "metric": name,
+                    "label": metric.label,
+                    "unit": metric.unit,
+                    "good": metric.good,
+                    **dict.fromkeys(_DELTA_COLUMNS, float("nan")),
+                }
+            )
     rows.insert(3, _dau_row(start, end, where, tz, catalog, url))
     for label, days in (("wau", 7), ("mau", 30)):
         last = metrics.compare(

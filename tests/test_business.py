@@ -1,0 +1,202 @@
+"""Business analytics against independent pandas computations, on DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from auterity import business
+from auterity.errors import ConfigError
+from conftest import read_table
+
+TZ = "America/New_York"
+START, END = date(2026, 9, 1), date(2026, 10, 1)
+PREVIOUS = (date(2026, 8, 2), START)
+
+
+def _local(ts: pd.Series) -> pd.Series:
+    return pd.to_datetime(ts).dt.tz_localize("UTC").dt.tz_convert(TZ).dt.tz_localize(None)
+
+
+def _between(frame: pd.DataFrame, col: str, start: date, end: date) -> pd.DataFrame:
+    local = _local(frame[col])
+    return frame[(local >= pd.Timestamp(start)) & (local < pd.Timestamp(end))]
+
+
+@pytest.fixture
+def tables(analytics_url: str) -> dict[str, pd.DataFrame]:
+    out = {
+        t: read_table(analytics_url, t)
+        for t in ("orders", "customers", "product_events", "inference_events")
+    }
+    out["orders"]["amount"] = out["orders"]["amount"].astype(float)
+    return out
+
+
+def test_kpi_summary_matches_pandas(analytics_url: str, tables: dict[str, pd.DataFrame]) -> None:
+    kpis = business.kpi_summary(START, END, tz=TZ, url=analytics_url).set_index("metric")
+    assert list(kpis.index) == [
+        "revenue",
+        "orders",
+        "average_order_value",
+        "dau",
+        "wau",
+        "mau",
+        "new_customers",
+        "conversion_rate",
+        "arpu",
+        "churn_rate",
+    ]
+    done = tables["orders"][tables["orders"]["status"] == "completed"]
+    now, before = _between(done, "ts", START, END), _between(done, "ts", *PREVIOUS)
+    assert kpis.loc["revenue", "current"] == pytest.approx(now["amount"].sum())
+    assert kpis.loc["revenue", "previous"] == pytest.approx(before["amount"].sum())
+    assert kpis.loc["orders", "previous_delta"] == len(now) - len(before)
+
+    events = tables["inference_events"].assign(local=_local(tables["inference_events"]["ts"]))
+    in_period = events[
+        (events["local"] >= pd.Timestamp(START)) & (events["local"] < pd.Timestamp(END))
+    ]
+    daily = in_period.groupby(in_period["local"].dt.normalize())["customer_id"].nunique()
+    daily = daily.reindex(pd.date_range(START, END, inclusive="left"), fill_value=0)
+    assert kpis.loc["dau", "current"] == pytest.approx(daily.mean())
+    for name, days in (("wau", 7), ("mau", 30)):
+        recent = in_period[in_period["local"] >= pd.Timestamp(END) - pd.Timedelta(days=days)]
+        assert kpis.loc[name, "current"] == recent["customer_id"].nunique()
+    assert kpis.loc["arpu", "current"] == pytest.approx(
+        now["amount"].sum() / in_period["customer_id"].nunique()
+    )
+
+    before_ids, now_ids = set(before["customer_id"]), set(now["customer_id"])
+    assert kpis.loc["churn_rate", "current"] == pytest.approx(
+        len(before_ids - now_ids) / len(before_ids)
+    )
+    revenue = kpis.loc["revenue"]
+    assert revenue["good_news"] == (revenue["previous_delta"] > 0)
+    assert kpis.loc["churn_rate", "good"] == "down"
+
+
+def test_kpi_summary_filtered_by_region(analytics_duckdb: str) -> None:
+    all_regions = business.kpi_summary(START, END, tz=TZ, url=analytics_duckdb)
+    emea = business.kpi_summary(START, END, tz=TZ, where={"region": "EMEA"}, url=analytics_duckdb)
+    revenue = lambda f: f.set_index("metric").loc["revenue", "current"]  # noqa: E731
+    assert 0 < revenue(emea) < revenue(all_regions)
+    filtered = emea.set_index("metric")
+    assert np.isnan(filtered.loc["churn_rate", "current"])  # no breakdown for churn
+    assert np.isnan(filtered.loc["conversion_rate", "current"])  # visits are anonymous
+    assert filtered.loc["new_customers", "current"] > 0
+
+
+def test_cohort_retention_matches_hand_written_pandas(
+    analytics_url: str, tables: dict[str, pd.DataFrame]
+) -> None:
+    start, end = date(2026, 6, 1), date(2026, 11, 1)
+    got = business.cohort_retention(start, end, max_age=4, tz=TZ, url=analytics_url)
+    customers = tables["customers"].assign(
+        cohort=_local(tables["customers"]["signup_ts"]).dt.to_period("M")
+    )
+    customers = customers[(customers["cohort"] >= pd.Period("2026-06", "M"))]
+    orders = tables["orders"][tables["orders"]["status"] == "completed"]
+    orders = orders.assign(month=_local(orders["ts"]).dt.to_period("M")).merge(
+        customers[["customer_id", "cohort"]], on="customer_id"
+    )
+    orders["age"] = (orders["month"] - orders["cohort"]).apply(lambda d: d.n)
+    active = orders.groupby(["cohort", "age"])["customer_id"].nunique().unstack()
+    size = customers.groupby("cohort").size()
+    expected = active.div(size, axis=0)
+    assert list(got["size"]) == list(size)
+    for i, cohort in enumerate(size.index):
+        for age in range(5):
+            value = got.iloc[i][age]
+            if cohort + age > pd.Period("2026-10", "M"):
+                assert np.isnan(value)  # not reached yet
+            else:
+                want = expected.loc[cohort].get(age, np.nan)
+                assert value == pytest.approx(0.0 if np.isnan(want) else want)
+
+
+def test_funnel_matches_pandas(analytics_url: str, tables: dict[str, pd.DataFrame]) -> None:
+    got = business.funnel(START, END, tz=TZ, url=analytics_url).set_index("step")
+    counts = _between(tables["product_events"], "ts", START, END)["event_type"].value_counts()
+    assert list(got.index) == ["visit", "signup", "activation", "purchase"]
+    for step in got.index:
+        assert got.loc[step, "count"] == counts[step]
+    assert got.loc["signup", "conversion_from_previous"] == pytest.approx(
+        counts["signup"] / counts["visit"]
+    )
+    assert got.loc["purchase", "conversion_from_start"] == pytest.approx(
+        counts["purchase"] / counts["visit"]
+    )
+    assert got.loc["activation", "drop_off"] == pytest.approx(
+        1 - counts["activation"] / counts["signup"]
+    )
+
+
+def test_breakdown_shares(analytics_url: str) -> None:
+    got = business.breakdown("orders", "channel", START, END, tz=TZ, url=analytics_url)
+    assert got["share"].sum() == pytest.approx(1.0)
+    assert list(got["orders"]) == sorted(got["orders"], reverse=True)
+    ratio = business.breakdown(
+        "average_order_value", "channel", START, END, tz=TZ, url=analytics_url
+    )
+    assert ratio["share"].isna().all()  # shares of a ratio mean nothing
+
+
+def test_top_movers_additive(analytics_url: str, tables: dict[str, pd.DataFrame]) -> None:
+    got = business.top_movers(
+        "revenue", "segment", (START, END), PREVIOUS, tz=TZ, url=analytics_url
+    ).set_index("segment")
+    orders = tables["orders"].merge(
+        tables["customers"][["customer_id", "segment"]], on="customer_id"
+    )
+    done = orders[orders["status"] == "completed"]
+    now = _between(done, "ts", START, END).groupby("segment")["amount"].sum()
+    before = _between(done, "ts", *PREVIOUS).groupby("segment")["amount"].sum()
+    delta = now.sub(before, fill_value=0)
+    np.testing.assert_allclose(got["contribution"].sort_index(), delta.sort_index())
+    assert got["share_of_change"].sum() == pytest.approx(1.0)
+    assert got["contribution"].abs().is_monotonic_decreasing
+
+
+def test_top_movers_ratio_rate_and_mix_add_up(
+    analytics_url: str, tables: dict[str, pd.DataFrame]
+) -> None:
+    got = business.top_movers(
+        "average_order_value", "channel", (START, END), PREVIOUS, tz=TZ, url=analytics_url
+    ).set_index("channel")
+    done = tables["orders"][tables["orders"]["status"] == "completed"]
+    now, before = _between(done, "ts", START, END), _between(done, "ts", *PREVIOUS)
+    total_change = now["amount"].mean() - before["amount"].mean()
+    assert got["contribution"].sum() == pytest.approx(total_change)
+    assert (got["rate_effect"] + got["mix_effect"]).to_numpy() == pytest.approx(
+        got["contribution"].to_numpy()
+    )
+    by_now = now.groupby("channel")["amount"].agg(["sum", "count"])
+    by_before = before.groupby("channel")["amount"].agg(["sum", "count"])
+    for channel in got.index:
+        weight = by_now.loc[channel, "count"] / len(now)
+        rate_change = (
+            by_now.loc[channel, "sum"] / by_now.loc[channel, "count"]
+            - by_before.loc[channel, "sum"] / by_before.loc[channel, "count"]
+        )
+        assert got.loc[channel, "rate_effect"] == pytest.approx(weight * rate_change)
+        assert got.loc[channel, "delta"] == pytest.approx(rate_change)
+
+
+def test_top_movers_refuses_non_additive(analytics_duckdb: str) -> None:
+    with pytest.raises(ConfigError, match="top movers need a sum, count or ratio"):
+        business.top_movers("p95_latency_ms", "model", (START, END), PREVIOUS, url=analytics_duckdb)
+    with pytest.raises(ConfigError, match="is a difference"):
+        business.top_movers("net_revenue", "segment", (START, END), PREVIOUS, url=analytics_duckdb)
+
+
+def test_empty_ranges(analytics_duckdb: str) -> None:
+    empty = business.cohort_retention(date(2030, 1, 1), date(2030, 3, 1), url=analytics_duckdb)
+    assert empty.empty
+    churn = business.churn_rate(date(2030, 1, 1), date(2030, 2, 1), url=analytics_duckdb)
+    assert churn["base"] == 0 and np.isnan(churn["churn_rate"])
+    funnel = business.funnel(date(2030, 1, 1), date(2030, 2, 1), url=analytics_duckdb)
+    assert (funnel["count"] == 0).all() and np.isnan(funnel.loc[1, "conversion_from_previous"])
