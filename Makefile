@@ -37,8 +37,9 @@ format: install  ## apply ruff's formatting and safe fixes
 lab: install  ## open the notebooks in JupyterLab
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-bench: install  ## run the benchmarks (writes benchmarks/results/*.json)
+bench: install  ## run the benchmarks (writes benchmarks/results/*.json; builds a 10M-event warehouse)
 	$(BIN)/python benchmarks/bench_demo_data.py
+	$(BIN)/python benchmarks/bench_queries.py
 
 lock: install  ## rewrite constraints.txt from the current .venv (after changing pyproject)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
