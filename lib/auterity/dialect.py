@@ -102,6 +102,38 @@ def _percentiles_other(element: _PercentileList, compiler: Any, **kw: Any) -> st
     raise ConfigError(f"several percentiles at once are not supported on {compiler.dialect.name!r}")
 
 
+class _PercentileAt(_PercentileList):
+    """One element (1-based) of a :class:`_PercentileList`; equal lists are computed once."""
+
+    name = "auterity_percentile_at"
+    inherit_cache = False
+    type = sa.Double()
+
+    def __init__(self, column: ColumnElement[Any], points: Sequence[float], index: int) -> None:
+        self.index = index
+        super().__init__(column, points)
+
+
+@compiles(_PercentileAt)
+def _percentile_at(element: _PercentileAt, compiler: Any, **kw: Any) -> str:
+    whole = _PercentileList(*element.clauses.clauses, [float(p) for p in element.points.split(",")])
+    return f"({compiler.process(whole, **kw)})[{element.index}]"
+
+
+def percentile_of_many(
+    column: ColumnElement[Any], p: float, together: Sequence[float]
+) -> ColumnElement[Any]:
+    """Percentile ``p`` of ``column``, computed in one sort with the others in ``together``.
+
+    Use it when several percentiles of the same column appear in one statement: the
+    databases compute the identical list aggregate once.
+    """
+    points = sorted(set(together) | {p})
+    if any(not 0 <= q <= 1 for q in points):
+        raise ConfigError(f"percentiles must be between 0 and 1 (got {points})")
+    return _PercentileAt(column, points, points.index(p) + 1)
+
+
 def percentiles(column: ColumnElement[Any], ps: Sequence[float]) -> ColumnElement[Any]:
     """Continuous percentiles ``ps`` (each 0..1) of ``column`` as one array value.
 

@@ -436,8 +436,12 @@ def _filter_clause(table: sa.Table, flt: Filter) -> ColumnElement[bool]:
     return ops[flt.op]()
 
 
-def _aggregate(metric: Metric, table: sa.Table) -> ColumnElement[Any]:
-    """The aggregate expression of a base metric, its filters applied inside (CASE)."""
+def _aggregate(
+    metric: Metric, table: sa.Table, siblings: Sequence[Metric] = ()
+) -> ColumnElement[Any]:
+    """The aggregate expression of a base metric, its filters applied inside (CASE).
+
+    Percentiles of the same column and filters (``siblings``) share one sort."""
     condition = (
         sa.and_(*(_filter_clause(table, f) for f in metric.filters)) if metric.filters else None
     )
@@ -452,7 +456,16 @@ def _aggregate(metric: Metric, table: sa.Table) -> ColumnElement[Any]:
     if metric.aggregate == "count_distinct":
         return sa.func.count(sa.distinct(column))
     if metric.aggregate == "percentile":
-        return dialect.percentile(column, (metric.percentile or 0) / 100)
+        together = [
+            (m.percentile or 0) / 100
+            for m in siblings
+            if m.aggregate == "percentile"
+            and (m.column, m.filters) == (metric.column, metric.filters)
+        ]
+        p = (metric.percentile or 0) / 100
+        if len(set(together) | {p}) == 1:
+            return dialect.percentile(column, p)
+        return dialect.percentile_of_many(column, p, together)
     func = {"sum": sa.func.sum, "avg": sa.func.avg, "min": sa.func.min, "max": sa.func.max}
     return dialect.to_float(func[metric.aggregate](column))
 
@@ -512,7 +525,7 @@ def _table_select(
     own = {m.name for m in bases}
     for metric in all_bases:
         if metric.name in own:
-            columns.append(_aggregate(metric, table).label(metric.name))
+            columns.append(_aggregate(metric, table, bases).label(metric.name))
         else:
             kind = (
                 sa.BigInteger() if metric.aggregate in ("count", "count_distinct") else sa.Double()
