@@ -23,6 +23,8 @@ COMMANDS = [
     ["metrics"],
     ["metrics", "list"],
     ["metrics", "query"],
+    ["modelhub"],
+    *[["modelhub", c] for c in ("leaderboard", "slo", "costs", "savings", "drift")],
 ]
 
 
@@ -350,3 +352,65 @@ def test_metrics_query_errors(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_modelhub_leaderboard_json(
+    small_warehouse: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import date
+
+    from auterity import modelhub
+
+    monkeypatch.setenv("AUTERITY_DB_URL", small_warehouse)
+    assert (
+        main(
+            [
+                "modelhub",
+                "leaderboard",
+                "--start",
+                "2026-05-01",
+                "--end",
+                "2026-06-01",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    rows = json.loads(capsys.readouterr().out)
+    expected = modelhub.leaderboard(date(2026, 5, 1), date(2026, 6, 1)).set_index("model_id")
+    assert {r["model_id"] for r in rows} == set(expected.index)
+    for row in rows:
+        for key in (
+            "requests",
+            "error_rate",
+            "p50_latency_ms",
+            "p95_latency_ms",
+            "p99_latency_ms",
+            "cost",
+        ):
+            assert row[key] == pytest.approx(expected.loc[row["model_id"], key])
+    assert rows[0]["requests"] >= rows[-1]["requests"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["modelhub", "slo"],
+        ["modelhub", "costs", "--by", "customer"],
+        ["modelhub", "savings"],
+        ["modelhub", "drift", "--reference-days", "14"],
+        ["modelhub", "leaderboard", "--model", "gpt-4o"],
+    ],
+    ids=lambda a: " ".join(a[1:]),
+)
+def test_modelhub_commands(
+    args: list[str],
+    small_warehouse: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AUTERITY_DB_URL", small_warehouse)
+    assert main([*args, "--start", "2026-05-01", "--end", "2026-06-01", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") >= 1 and "," in out.splitlines()[0]

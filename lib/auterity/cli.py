@@ -326,6 +326,115 @@ def metrics_query(
     _emit(frame, fmt)
 
 
+@cli.group()
+def modelhub() -> None:
+    """AI model analytics: leaderboard, SLOs, cost, drift, savings."""
+
+
+def _period_options(fn: Any) -> Any:
+    """--start/--end/--tz/--format options shared by the modelhub commands."""
+    fn = click.option("--format", "fmt", type=OUTPUT_FORMATS, default="table", show_default=True)(
+        fn
+    )
+    fn = click.option("--tz", help="Business time zone (default AUTERITY_TIMEZONE).")(fn)
+    fn = _date_option("--end", "Local date after the last one (exclusive). Default: today.")(fn)
+    return _date_option("--start", "First local date (inclusive). Default: 28 days before --end.")(
+        fn
+    )
+
+
+@modelhub.command("leaderboard")
+@_period_options
+@click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
+def modelhub_leaderboard(
+    start: str | None, end: str | None, tz: str | None, fmt: str, models: tuple[str, ...]
+) -> None:
+    """Per-model requests, error/timeout rates, p50/p95/p99 latency, tokens, cost, quality.
+
+    --start is inclusive and --end exclusive, dates in the business time zone.
+    """
+    from auterity import modelhub as mh
+
+    lo, hi = _range(start, end)
+    _emit(mh.leaderboard(lo, hi, tz=tz, models=list(models) or None), fmt)
+
+
+@modelhub.command("slo")
+@_period_options
+def modelhub_slo(start: str | None, end: str | None, tz: str | None, fmt: str) -> None:
+    """SLO compliance per model against parameters/slos.yml."""
+    from auterity import modelhub as mh
+
+    lo, hi = _range(start, end)
+    _emit(mh.slo_report(lo, hi, tz=tz), fmt)
+
+
+@modelhub.command("costs")
+@_period_options
+@click.option(
+    "--by", type=click.Choice(["feature", "customer"]), default="feature", show_default=True
+)
+def modelhub_costs(start: str | None, end: str | None, tz: str | None, fmt: str, by: str) -> None:
+    """Model cost broken down by feature or by customer."""
+    from auterity import modelhub as mh
+
+    lo, hi = _range(start, end)
+    frame = (
+        mh.cost_by_feature(lo, hi, tz=tz) if by == "feature" else mh.cost_by_customer(lo, hi, tz=tz)
+    )
+    _emit(frame, fmt)
+
+
+@modelhub.command("savings")
+@_period_options
+@click.option(
+    "--tolerance",
+    type=float,
+    default=0.02,
+    show_default=True,
+    help="Largest acceptable drop in mean quality (0..1).",
+)
+def modelhub_savings(
+    start: str | None, end: str | None, tz: str | None, fmt: str, tolerance: float
+) -> None:
+    """Cheaper models whose quality is within the tolerance, with estimated monthly savings."""
+    from auterity import modelhub as mh
+
+    lo, hi = _range(start, end, default_days=90)
+    _emit(mh.savings(lo, hi, tolerance=tolerance, tz=tz), fmt)
+
+
+@modelhub.command("drift")
+@_period_options
+@click.option(
+    "--reference-days",
+    type=int,
+    default=28,
+    show_default=True,
+    help="Length of the reference window just before --start.",
+)
+@click.option("--model", help="Only this model.")
+@click.option("--feature", help="Only this feature.")
+def modelhub_drift(
+    start: str | None,
+    end: str | None,
+    tz: str | None,
+    fmt: str,
+    reference_days: int,
+    model: str | None,
+    feature: str | None,
+) -> None:
+    """PSI and KS drift of tokens, latency and quality: [--start, --end) against the
+    --reference-days before it."""
+    from datetime import timedelta
+
+    from auterity import modelhub as mh
+
+    lo, hi = _range(start, end, default_days=7)
+    reference = (lo - timedelta(days=reference_days), lo)
+    _emit(mh.drift(reference, (lo, hi), model=model, feature=feature, tz=tz), fmt)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn library errors into one line and exit status 2."""
     try:
