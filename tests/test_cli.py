@@ -119,12 +119,12 @@ def test_db_upgrade_and_info(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "info"]) == 2
     assert "does not exist yet" in capsys.readouterr().err
     assert main(["db", "upgrade"]) == 0
-    assert "schema revision 0001" in capsys.readouterr().out
+    assert "schema revision 0002" in capsys.readouterr().out
     assert main(["db", "info", "--format", "json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["revision"] == "0001" and info["tables"]["orders"]["rows"] == 0
+    assert info["revision"] == "0002" and info["tables"]["orders"]["rows"] == 0
     assert main(["db", "info"]) == 0
-    assert "Schema revision 0001" in capsys.readouterr().out
+    assert "Schema revision 0002" in capsys.readouterr().out
 
 
 def test_db_info_on_database_without_schema(

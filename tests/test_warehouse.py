@@ -360,3 +360,27 @@ def test_stale_write_intent_of_a_dead_process_is_ignored(tmp_path: Path) -> None
     assert warehouse.table_summary(url)["models"]["rows"] == 0
     assert time.monotonic() - started < 2
     assert not intent.exists()
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_upgrade_from_an_older_revision_keeps_rows(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    from alembic import command
+
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else None
+    url = url or os.environ["AUTERITY_DB_URL"]
+    with warehouse.connect(url, write=True) as conn:
+        command.upgrade(warehouse._alembic_config(conn), "0001")
+    with warehouse.connect(url, write=True) as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO report_runs (run_id, notebook, trigger, acting_user, status, started_at,"
+                " pruned) VALUES ('old', 'nb', 'manual', 'me', 'ok', '2026-01-01', false)"
+            )
+        )
+    assert warehouse.ensure_schema(url) == warehouse.head_revision() != "0001"
+    _assert_schema_matches_metadata(url)
+    with warehouse.connect(url) as conn:
+        row = conn.execute(sa.select(schema.report_runs)).one()
+    assert row.run_id == "old" and row.worker_pid is None

@@ -147,6 +147,8 @@ report_runs = sa.Table(
     sa.Column("delivery_status", sa.String(32)),
     sa.Column("delivery_error", sa.Text()),
     sa.Column("pruned", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("worker_host", sa.String(255), comment="host of the process running it"),
+    sa.Column("worker_pid", sa.Integer(), comment="pid of the process running it"),
     comment="Every notebook run, manual or scheduled.",
 )
 _pg_index(
