@@ -384,3 +384,32 @@ def test_upgrade_from_an_older_revision_keeps_rows(
     with warehouse.connect(url) as conn:
         row = conn.execute(sa.select(schema.report_runs)).one()
     assert row.run_id == "old" and row.worker_pid is None
+
+
+def test_threads_of_one_process_read_and_write_in_turn(tmp_path: Path) -> None:
+    """DuckDB refuses mixed read-only/read-write handles in one process: threads take turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = f"duckdb:///{tmp_path / 'threads.duckdb'}"
+    warehouse.ensure_schema(url)
+
+    def write(k: int) -> int:
+        for i in range(5):
+            warehouse.append_data("models", _models(2, f"t{k}-{i}-"), url=url)
+        return 0
+
+    def read(_: int) -> int:
+        seen = 0
+        for _ in range(30):
+            seen = max(seen, warehouse.table_summary(url)["models"]["rows"])
+        return seen
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(
+            pool.map(lambda f: f[0](f[1]), [(write, 0), (read, 0), (write, 1), (read, 1)])
+        )
+    assert results[1] <= 20 and results[3] <= 20
+    assert warehouse.table_summary(url)["models"]["rows"] == 20
+    with warehouse.connect(url) as conn, pytest.raises(RuntimeError, match="holds a read"):
+        with warehouse.connect(url, write=True):
+            pass

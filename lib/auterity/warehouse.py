@@ -224,6 +224,66 @@ _reaper: threading.Thread | None = None
 _writing = threading.local()
 
 
+class _FileLock:
+    """In-process readers-writer lock for one DuckDB file.
+
+    DuckDB refuses a read-write connection while the same process holds a read-only one
+    (and vice versa), so threads of one process (parallel report runs, a scheduler) must
+    take turns: any number of readers, or one writer (re-entrant for its own thread).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer: int | None = None
+        self._depth = 0
+        self._local = threading.local()
+
+    def acquire_read(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer == me:
+                raise RuntimeError("a DuckDB read connection inside this thread's own write")
+            while self._writer is not None:
+                self._cond.wait()
+            self._readers += 1
+            self._local.reads = getattr(self._local, "reads", 0) + 1
+
+    def release_read(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            self._local.reads -= 1
+            self._cond.notify_all()
+
+    def acquire_write(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer == me:
+                self._depth += 1
+                return
+            if getattr(self._local, "reads", 0):
+                raise RuntimeError("a DuckDB write while this thread holds a read connection")
+            while self._writer is not None or self._readers > 0:
+                self._cond.wait()
+            self._writer, self._depth = me, 1
+
+    def release_write(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if self._depth == 0:
+                self._writer = None
+                self._cond.notify_all()
+
+
+_file_locks: dict[Path, _FileLock] = {}
+
+
+def _file_lock(path: Path) -> _FileLock:
+    """The in-process lock of a DuckDB file."""
+    with _engines_lock:
+        return _file_locks.setdefault(path, _FileLock())
+
+
 def _intent_file(path: Path) -> Path:
     """The file a writer creates to ask readers of ``path`` to let go of it."""
     return path.with_name(path.name + ".write-intent")
@@ -298,6 +358,8 @@ def _announce_write(path: Path | None) -> Iterator[None]:
     if path is None:
         yield
         return
+    lock = _file_lock(path)
+    lock.acquire_write()
     intent = _intent_file(path)
     token = f"{os.getpid()} {uuid.uuid4().hex}"
     try:
@@ -314,6 +376,7 @@ def _announce_write(path: Path | None) -> Iterator[None]:
         with suppress(OSError):
             if token and intent.read_text() == token:
                 intent.unlink()
+        lock.release_write()
 
 
 @contextmanager
@@ -353,16 +416,23 @@ def connect(url: str | URL | None = None, *, write: bool = False) -> Iterator[Co
             finally:
                 conn.close()
         return
-    if path is not None:
-        _wait_while_writer_waits(path)
-        _note_read(path)
-    conn = _open(engine, write=False)
+    if path is None:
+        with _open(engine, write=False) as conn:
+            yield conn
+        return
+    _wait_while_writer_waits(path)
+    lock = _file_lock(path)
+    lock.acquire_read()
     try:
-        yield conn
-    finally:
-        conn.close()
-        if path is not None:
+        _note_read(path)
+        conn = _open(engine, write=False)
+        try:
+            yield conn
+        finally:
+            conn.close()
             _note_read(path)
+    finally:
+        lock.release_read()
 
 
 # --------------------------------------------------------------------------- schema

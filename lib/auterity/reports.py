@@ -1,0 +1,648 @@
+"""Report runs: execute a notebook with Papermill, render HTML and PDF, record the run.
+
+Every run is a ``report_runs`` row (who ran what, with which parameters, how it ended,
+where the files are) and a folder ``reports/<notebook>/<stamp>/`` holding the executed
+notebook, an HTML report without code (title, parameters, generated-at, data freshness,
+table of contents; charts drawn offline) and a PDF printed by headless Chromium.
+
+A failing notebook keeps its executed notebook up to the failing cell, is recorded as
+``failed`` with the cell and the message, and still gets an HTML report (the failure
+email attaches it). A run whose process dies is closed as failed by the next run or
+listing (``recover_interrupted``), so nothing stays "running" forever. Old runs beyond
+``AUTERITY_KEEP_RUNS`` per notebook and parameter set are deleted and marked pruned.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from auterity import params, schema, warehouse
+from auterity.config import get_settings, reports_dir
+from auterity.errors import ConfigError
+
+log = logging.getLogger("auterity.reports")
+
+TEMPLATES = Path(__file__).parent / "templates" / "nbconvert"
+ENV_KEEP_RUNS = "AUTERITY_KEEP_RUNS"
+ENV_CHROMIUM = "AUTERITY_CHROMIUM"
+ENV_RUN_TIMEOUT = "AUTERITY_RUN_TIMEOUT"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclass
+class RunRecord:
+    """How one run ended and where its files are."""
+
+    run_id: str
+    notebook: str
+    parameter_set: str | None
+    parameters: dict[str, Any]
+    trigger: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    error_cell: int | None = None
+    error_message: str | None = None
+    output_dir: Path | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True if the notebook ran to the end."""
+        return self.status == "ok"
+
+
+def _utcnow() -> datetime:
+    """Now, UTC, without a zone (the storage convention)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def keep_runs() -> int:
+    """How many runs to keep per notebook and parameter set (``AUTERITY_KEEP_RUNS``)."""
+    raw = os.environ.get(ENV_KEEP_RUNS, "10")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{ENV_KEEP_RUNS}={raw!r} must be a whole number of runs, at least 1")
+    return value
+
+
+def _run_timeout() -> int | None:
+    """Per-cell execution timeout in seconds (``AUTERITY_RUN_TIMEOUT``; default none)."""
+    raw = os.environ.get(ENV_RUN_TIMEOUT)
+    if not raw:
+        return None
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        raise ConfigError(f"{ENV_RUN_TIMEOUT}={raw!r} is not a number of seconds") from None
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _record_start(record: RunRecord, url: str | None) -> None:
+    """Insert the run's row as 'running', with this process as its worker."""
+    with warehouse.connect(url, write=True) as conn:
+        conn.execute(
+            sa.insert(schema.report_runs).values(
+                run_id=record.run_id,
+                notebook=record.notebook,
+                parameter_set=record.parameter_set,
+                parameters=json.dumps(record.parameters, sort_keys=True, default=str),
+                trigger=record.trigger,
+                acting_user=get_settings().user,
+                status="running",
+                started_at=record.started_at,
+                output_dir=str(record.output_dir),
+                worker_host=socket.gethostname(),
+                worker_pid=os.getpid(),
+                pruned=False,
+            )
+        )
+
+
+def _record_end(record: RunRecord, url: str | None, job_id: str | None = None) -> None:
+    """Store how the run ended, and an audit row."""
+    runs = schema.report_runs
+    with warehouse.connect(url, write=True) as conn:
+        conn.execute(
+            sa.update(runs)
+            .where(runs.c.run_id == record.run_id)
+            .values(
+                status=record.status,
+                finished_at=record.finished_at,
+                duration_s=record.duration_s,
+                error_cell=record.error_cell,
+                error_message=record.error_message,
+                outputs=json.dumps(record.outputs, sort_keys=True),
+            )
+        )
+        warehouse.audit(
+            conn,
+            "report.run",
+            object_type="report_run",
+            object_id=record.run_id,
+            details={
+                "notebook": record.notebook,
+                "status": record.status,
+                "parameter_set": record.parameter_set,
+                "trigger": record.trigger,
+                "job_id": job_id,
+            },
+        )
+
+
+def _process_alive(pid: int) -> bool:
+    """True if a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_interrupted(url: str | None = None) -> int:
+    """Close runs left 'running' by a process of this host that no longer exists.
+
+    Returns
+    -------
+    int
+        How many runs were marked failed.
+    """
+    runs = schema.report_runs
+    host = socket.gethostname()
+    with warehouse.connect(url) as conn:
+        stale = conn.execute(
+            sa.select(runs.c.run_id, runs.c.worker_pid, runs.c.started_at).where(
+                runs.c.status == "running", runs.c.worker_host == host
+            )
+        ).all()
+    dead = [r for r in stale if r.worker_pid is None or not _process_alive(r.worker_pid)]
+    if not dead:
+        return 0
+    now = _utcnow()
+    with warehouse.connect(url, write=True) as conn:
+        for row in dead:
+            conn.execute(
+                sa.update(runs)
+                .where(runs.c.run_id == row.run_id)
+                .values(
+                    status="failed",
+                    finished_at=now,
+                    duration_s=(now - row.started_at).total_seconds(),
+                    error_message=f"interrupted: the process running it (pid {row.worker_pid}) "
+                    "ended without recording a result",
+                )
+            )
+    return len(dead)
+
+
+def list_runs(
+    url: str | None = None, *, notebook: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Recorded runs, newest first, as plain dicts (JSON-ready)."""
+    recover_interrupted(url)
+    runs = schema.report_runs
+    query = sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
+    if notebook:
+        query = query.where(runs.c.notebook == notebook)
+    with warehouse.connect(url) as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    for row in rows:
+        for key in ("parameters", "outputs"):
+            row[key] = json.loads(row[key]) if row[key] else {}
+        for key in ("started_at", "finished_at"):
+            if row[key] is not None:
+                row[key] = row[key].isoformat(timespec="seconds")
+    return rows
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _title(nb: Any, fallback: str) -> str:
+    """The notebook's first markdown H1, else the fallback."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return fallback
+
+
+def _toc(body: str) -> list[dict[str, str]]:
+    """Table of contents from the rendered H2 headings (their ids come from nbconvert)."""
+    items = []
+    for match in re.finditer(r'<h2 id="([^"]+)"[^>]*>(.*?)</h2>', body, flags=re.S):
+        text = re.sub(r"<[^>]+>", "", match.group(2)).replace("¶", "").strip()
+        items.append({"id": match.group(1), "text": html.unescape(text)})
+    return items
+
+
+def data_freshness(url: str | None = None) -> datetime | None:
+    """The newest event time (UTC) across the analysed tables."""
+    summary = warehouse.table_summary(url)
+    lasts = [info["last"] for info in summary.values() if info.get("last") is not None]
+    return max(lasts) if lasts else None
+
+
+def render_html(
+    executed: Path,
+    target: Path,
+    *,
+    title: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    parameter_set: str | None = None,
+    freshness: datetime | None = None,
+    status: str = "ok",
+) -> Path:
+    """Render an executed notebook to an HTML report without code cells.
+
+    The page carries its title, the parameters used, when it was generated, the data
+    freshness and a table of contents; it loads nothing from the network.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(executed, as_version=4)
+    exporter = HTMLExporter(
+        template_name="auterity",
+        extra_template_basedirs=[str(TEMPLATES)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    meta = {
+        "title": title or _title(nb, executed.stem),
+        "parameters": parameters or {},
+        "parameter_set": parameter_set or "defaults",
+        "generated_at": _utcnow().strftime("%Y-%m-%d %H:%M UTC"),
+        "freshness": freshness.strftime("%Y-%m-%d %H:%M UTC") if freshness else "no data",
+        "status": status,
+        "toc": [],
+    }
+    body, _ = exporter.from_notebook_node(nb, resources={"auterity": meta})
+    meta["toc"] = _toc(body)
+    body, _ = exporter.from_notebook_node(nb, resources={"auterity": meta})
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def chromium_path() -> str | None:
+    """The Chromium binary used for PDFs (``AUTERITY_CHROMIUM``, default /usr/bin/chromium)."""
+    path = os.environ.get(ENV_CHROMIUM, "/usr/bin/chromium")
+    return path if Path(path).is_file() else None
+
+
+def render_pdf(html_file: Path, target: Path, *, timeout_s: float = 60) -> Path:
+    """Print an HTML report to PDF in headless Chromium, with the network blocked.
+
+    Waits until every chart has drawn (an ``svg`` or ``canvas`` in each ``.vega-embed``).
+
+    Raises
+    ------
+    ConfigError
+        If Chromium is not installed.
+    """
+    executable = chromium_path()
+    if executable is None:
+        raise ConfigError(
+            "PDF needs Chromium: install it (apt-get install chromium) or set AUTERITY_CHROMIUM"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            context.route(
+                "**/*",
+                lambda route: (
+                    route.continue_()
+                    if route.request.url.startswith(("file:", "data:", "blob:"))
+                    else route.abort()
+                ),
+            )
+            page = context.new_page()
+            page.goto(html_file.resolve().as_uri(), wait_until="load")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.vega-embed')]"
+                ".every(e => e.querySelector('svg, canvas'))",
+                timeout=timeout_s * 1000,
+            )
+            page.emulate_media(media="print")
+            page.pdf(
+                path=str(target),
+                format="A4",
+                print_background=True,
+                margin={"top": "12mm", "bottom": "12mm", "left": "10mm", "right": "10mm"},
+            )
+        finally:
+            browser.close()
+    return target
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _stamp(started: datetime, parameter_set: str | None, run_id: str) -> str:
+    """Folder name of a run: sortable time, parameter set, short id."""
+    return f"{started:%Y%m%d-%H%M%S}-{parameter_set or 'defaults'}-{run_id[:6]}"
+
+
+def _error_summary(exc: BaseException) -> tuple[int | None, str]:
+    """(failing cell's execution count, one-line message) for any run failure."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        return exc.exec_count, f"{exc.ename}: {exc.evalue}".strip()
+    name = type(exc).__name__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if name == "DeadKernelError":
+        return None, f"the kernel died: {text or 'no reason given'}"
+    if name == "CellTimeoutError":
+        return None, f"a cell ran longer than the timeout: {text}"
+    return None, f"{name}: {text}" if text else name
+
+
+def run(
+    notebook: str | Path,
+    *,
+    params_file: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    values: dict[str, Any] | None = None,
+    trigger: str = "manual",
+    job_id: str | None = None,
+    pdf: bool = True,
+    url: str | None = None,
+) -> RunRecord:
+    """Run a notebook with parameters and record the run.
+
+    Parameters
+    ----------
+    notebook : str or Path
+        Notebook name (``01-business-overview``) or path.
+    params_file : path, optional
+        A parameter set file (``parameters/<notebook>/<name>.yml``).
+    overrides : sequence of str
+        ``key=value`` items (the CLI's ``-p``), applied after the file.
+    values : dict, optional
+        Parameter values from Python (validated like the others), applied last.
+    trigger : {"manual", "schedule"}
+        What started the run.
+    job_id : str, optional
+        The schedule job, if any.
+    pdf : bool
+        Also print a PDF (needs Chromium).
+    url : str, optional
+        Warehouse URL (runs are recorded there; the notebook reads ``AUTERITY_DB_URL``).
+
+    Returns
+    -------
+    RunRecord
+        How the run ended and where its outputs are. A failing notebook does not raise.
+
+    Raises
+    ------
+    ConfigError
+        Bad notebook name or parameters: refused before anything runs.
+    """
+    import papermill
+
+    path = params.resolve_notebook(notebook)
+    parameter_values: dict[str, Any] = {}
+    set_name = None
+    if params_file is not None:
+        parameter_values.update(params.load_parameter_set(path, params_file))
+        set_name = Path(params_file).stem
+    parameter_values.update(params.parse_overrides(path, list(overrides)))
+    if values:
+        parameter_values.update(params.validate(path, values, "values"))
+    if trigger not in ("manual", "schedule"):
+        raise ConfigError(f"trigger must be manual or schedule, not {trigger!r}")
+    keep = keep_runs()
+    timeout = _run_timeout()
+    warehouse.ensure_schema(url)
+    recover_interrupted(url)
+
+    started = _utcnow()
+    run_id = uuid.uuid4().hex
+    out_dir = reports_dir() / path.stem / _stamp(started, set_name, run_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = RunRecord(
+        run_id,
+        path.stem,
+        set_name,
+        parameter_values,
+        trigger,
+        "running",
+        started,
+        output_dir=out_dir,
+    )
+    _record_start(record, url)
+    executed = out_dir / f"{path.stem}.ipynb"
+    clock = time.monotonic()
+    interrupted: BaseException | None = None
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(executed),
+            parameters=parameter_values,
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(path.parent),
+            execution_timeout=timeout,
+            request_save_on_cell_execute=True,
+        )
+        record.status = "ok"
+    except Exception as exc:  # the notebook's failure is the run's result, not ours
+        record.status = "failed"
+        record.error_cell, record.error_message = _error_summary(exc)
+    except BaseException as exc:  # SIGTERM / Ctrl-C: record, then let it propagate
+        record.status = "failed"
+        record.error_message = f"interrupted ({type(exc).__name__})"
+        interrupted = exc
+    finally:
+        record.outputs["notebook"] = str(executed)
+        if executed.exists() and interrupted is None:
+            _render_outputs(record, executed, pdf=pdf, url=url)
+        record.finished_at = _utcnow()
+        record.duration_s = round(time.monotonic() - clock, 3)
+        _record_end(record, url, job_id)
+    if interrupted is not None:
+        raise interrupted
+    prune(path.stem, set_name, keep=keep, url=url)
+    write_index(url)
+    return record
+
+
+def _render_outputs(record: RunRecord, executed: Path, *, pdf: bool, url: str | None) -> None:
+    """HTML (always) and PDF (for successful runs) next to the executed notebook."""
+    try:
+        html_file = render_html(
+            executed,
+            executed.with_suffix(".html"),
+            parameters=record.parameters,
+            parameter_set=record.parameter_set,
+            freshness=data_freshness(url),
+            status=record.status,
+        )
+        record.outputs["html"] = str(html_file)
+    except Exception as exc:  # a rendering problem must not lose the run record
+        log.exception("HTML export of %s failed", executed)
+        record.status = "failed"
+        record.error_message = record.error_message or f"HTML export failed: {exc}"
+        return
+    if pdf and record.status == "ok":
+        try:
+            record.outputs["pdf"] = str(render_pdf(html_file, executed.with_suffix(".pdf")))
+        except Exception as exc:
+            log.warning("PDF of %s not produced: %s", executed, exc)
+            record.outputs["pdf_error"] = str(exc).splitlines()[0] if str(exc) else repr(exc)
+
+
+def prune(notebook: str, parameter_set: str | None, *, keep: int, url: str | None = None) -> int:
+    """Delete the outputs of all but the newest ``keep`` runs and mark them pruned."""
+    runs = schema.report_runs
+    same_set = (
+        runs.c.parameter_set == parameter_set
+        if parameter_set is not None
+        else runs.c.parameter_set.is_(None)
+    )
+    with warehouse.connect(url) as conn:
+        old = conn.execute(
+            sa.select(runs.c.run_id, runs.c.output_dir)
+            .where(
+                runs.c.notebook == notebook,
+                same_set,
+                runs.c.pruned.is_(False),
+                runs.c.status != "running",
+            )
+            .order_by(runs.c.started_at.desc())
+            .offset(keep)
+        ).all()
+    if not old:
+        return 0
+    root = reports_dir().resolve()
+    for row in old:
+        folder = Path(row.output_dir or "").resolve()
+        if row.output_dir and root in folder.parents:  # never delete outside reports/
+            shutil.rmtree(folder, ignore_errors=True)
+    with warehouse.connect(url, write=True) as conn:
+        conn.execute(
+            sa.update(runs).where(runs.c.run_id.in_([r.run_id for r in old])).values(pruned=True)
+        )
+    return len(old)
+
+
+def write_index(url: str | None = None) -> Path:
+    """Write ``reports/index.html``: runs by notebook and parameter set, newest first."""
+    rows = [r for r in list_runs(url, limit=1000) if not r["pruned"]]
+    root = reports_dir()
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["notebook"], row["parameter_set"] or "defaults"), []).append(row)
+    parts = []
+    for (nb, pset), items in sorted(groups.items()):
+        lines = []
+        for r in items:
+            links = []
+            for kind in ("html", "pdf", "notebook"):
+                target = r["outputs"].get(kind)
+                if target and Path(target).exists():
+                    rel = os.path.relpath(target, root)
+                    links.append(f'<a href="{html.escape(rel)}">{kind.upper()}</a>')
+            error = html.escape(r["error_message"] or "")
+            duration = "" if r["duration_s"] is None else f"{r['duration_s']:.1f} s"
+            lines.append(
+                f'<tr class="{r["status"]}"><td>{html.escape(r["started_at"] or "")}</td>'
+                f"<td>{r['status']}</td><td>{r['trigger']}</td><td>{duration}</td>"
+                f"<td>{' · '.join(links)}</td><td>{error}</td></tr>"
+            )
+        parts.append(
+            f"<h2>{html.escape(nb)} <small>{html.escape(pset)}</small></h2><table>"
+            "<tr><th>started (UTC)</th><th>status</th><th>trigger</th><th>duration</th>"
+            f"<th>outputs</th><th>error</th></tr>{''.join(lines)}</table>"
+        )
+    page = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>Auterity reports</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2rem;color:#1b1f24}"
+        "table{border-collapse:collapse;margin-bottom:2rem}"
+        "td,th{padding:.3rem .8rem;border-bottom:1px solid #ddd;text-align:left}"
+        "tr.failed td{background:#fde8e8}small{color:#666;font-weight:normal}"
+        "@media (prefers-color-scheme: dark){body{background:#111;color:#eee}"
+        "tr.failed td{background:#4a1d1d}}</style></head><body>"
+        f"<h1>Reports</h1><p>{len(rows)} runs. Generated {_utcnow():%Y-%m-%d %H:%M} UTC.</p>"
+        f"{''.join(parts) or '<p>No runs yet: <code>auterity run --all</code>.</p>'}"
+        "</body></html>"
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / "index.html"
+    target.write_text(page, encoding="utf-8")
+    return target
+
+
+def run_all(
+    *,
+    parallel: int | None = None,
+    notebook: str | None = None,
+    pdf: bool = True,
+    url: str | None = None,
+    on_done: Callable[[RunRecord, int, int], None] | None = None,
+) -> list[RunRecord]:
+    """Run every committed parameter set (of one notebook, or all), in parallel.
+
+    Parameters
+    ----------
+    parallel : int, optional
+        Concurrent runs (default: the number of CPU cores).
+    notebook : str, optional
+        Only this notebook's parameter sets.
+    on_done : callable, optional
+        ``on_done(record, finished, total)`` after each run, for progress displays.
+
+    Returns
+    -------
+    list of RunRecord
+        One per parameter set, in completion order; failures included.
+    """
+    jobs = params.parameter_sets(notebook)
+    if not jobs:
+        raise ConfigError("no parameter sets found under parameters/<notebook>/*.yml")
+    for nb, file in jobs:  # refuse bad files before running anything
+        params.load_parameter_set(nb, file)
+    workers = max(1, parallel or os.cpu_count() or 1)
+    records: list[RunRecord] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(run, nb, params_file=file, pdf=pdf, url=url) for nb, file in jobs]
+        for future in as_completed(futures):
+            record = future.result()
+            records.append(record)
+            if on_done is not None:
+                on_done(record, len(records), len(jobs))
+    return records
+
+
+__all__ = [
+    "RunRecord",
+    "list_runs",
+    "recover_interrupted",
+    "render_html",
+    "render_pdf",
+    "run",
+    "run_all",
+    "write_index",
+]

@@ -1,0 +1,288 @@
+"""Report runs with real Papermill kernels: files, records, failures, retention, refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import sqlalchemy as sa
+
+from auterity import params, reports, schema, warehouse
+from auterity.errors import ConfigError
+
+
+def _notebook(path: Path, body: list[str], parameters: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Test report\n> A tiny report for tests."),
+        nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_markdown_cell("## First section"),
+        *[nbformat.v4.new_code_cell(src) for src in body],
+        nbformat.v4.new_markdown_cell("## Second section\nThe end."),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+PARAMS = (
+    'greeting: str = "hello"  # what to say\n'
+    "repeat: int = 2  # how many times\n"
+    "ratio: float = 0.5  # a fraction\n"
+    "loud: bool = False  # shout it"
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project root with one good and one failing notebook and parameter sets."""
+    root = tmp_path / "project"
+    monkeypatch.setenv("AUTERITY_HOME", str(root))
+    _notebook(
+        root / "notebooks" / "hello.ipynb",
+        [
+            "text = (greeting.upper() if loud else greeting) + ' ' + str(repeat * ratio)",
+            "from IPython.display import Markdown\nMarkdown(f'**Result:** {text}')",
+        ],
+        PARAMS,
+    )
+    _notebook(
+        root / "notebooks" / "broken.ipynb",
+        [
+            "x = 1",
+            "raise ValueError(f'bad data for {greeting}')",
+            "print('never reached')",
+        ],
+        PARAMS,
+    )
+    sets = root / "parameters" / "hello"
+    sets.mkdir(parents=True)
+    (sets / "loud.yml").write_text("greeting: hi\nloud: true\nrepeat: 4\n")
+    (sets / "quiet.yml").write_text("greeting: psst\n")
+    (root / "parameters" / "broken").mkdir()
+    (root / "parameters" / "broken" / "daily.yml").write_text("repeat: 1\n")
+    warehouse.ensure_schema()
+    return root
+
+
+def _rows() -> list[dict]:
+    with warehouse.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(schema.report_runs))]
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def test_notebook_parameters_are_inspected(project: Path) -> None:
+    accepted = params.notebook_parameters("hello")
+    assert {k: v.type_name for k, v in accepted.items()} == {
+        "greeting": "str",
+        "repeat": "int",
+        "ratio": "float",
+        "loud": "bool",
+    }
+    assert accepted["repeat"].help == "how many times"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "greting: hi\n",
+            "unknown parameter 'greting' for notebook hello; it accepts: "
+            "greeting (str), repeat (int), ratio (float), loud (bool)",
+        ),
+        ("repeat: many\n", "parameter 'repeat' of notebook hello must be int"),
+        ("loud: 1\n", "parameter 'loud' of notebook hello must be bool"),
+        ("repeat: true\n", "parameter 'repeat' of notebook hello must be int"),
+        ("- a\n- b\n", "a parameter set must be a mapping"),
+    ],
+)
+def test_bad_parameter_files_are_refused_before_running(
+    project: Path, content: str, message: str
+) -> None:
+    bad = project / "parameters" / "hello" / "bad.yml"
+    bad.write_text(content)
+    with pytest.raises(ConfigError) as err:
+        reports.run("hello", params_file=bad, pdf=False)
+    assert str(bad) in str(err.value) and message in str(err.value)
+    assert _rows() == []  # nothing ran, nothing recorded
+
+
+def test_overrides_are_typed_and_checked(project: Path) -> None:
+    assert params.parse_overrides("hello", ["repeat=3", "ratio=2", "greeting=42"]) == {
+        "repeat": 3,
+        "ratio": 2,
+        "greeting": "42",
+    }
+    with pytest.raises(ConfigError, match="-p: unknown parameter 'nope'"):
+        params.parse_overrides("hello", ["nope=1"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        params.parse_overrides("hello", ["repeat"])
+    with pytest.raises(ConfigError, match=r"no notebook 'missing' \(available: broken, hello\)"):
+        params.resolve_notebook("missing")
+
+
+def test_every_committed_parameter_set_matches_its_notebook() -> None:
+    """The real parameters/ directory: every file is accepted by its notebook."""
+    found = params.parameter_sets()
+    for notebook, file in found:
+        params.load_parameter_set(notebook, file)
+    folders = {p.name for p in (Path(__file__).parents[1] / "parameters").iterdir() if p.is_dir()}
+    notebooks = {p.stem for p in (Path(__file__).parents[1] / "notebooks").glob("*.ipynb")}
+    assert folders <= notebooks, f"parameter folders without a notebook: {folders - notebooks}"
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def test_run_produces_files_and_a_record(project: Path) -> None:
+    record = reports.run(
+        "hello",
+        params_file=project / "parameters/hello/loud.yml",
+        overrides=["ratio=0.25"],
+        pdf=False,
+    )
+    assert record.ok and record.error_message is None
+    executed = Path(record.outputs["notebook"])
+    html_file = Path(record.outputs["html"])
+    assert executed.is_file() and html_file.is_file()
+    assert executed.parent.parent == project / "reports" / "hello"
+    page = html_file.read_text()
+    assert "<strong>Result:</strong> HI 1.0" in page  # 4 * 0.25, shouted
+    assert "greeting.upper()" not in page  # no code cells
+    assert "Test report" in page and "parameter set <strong>loud</strong>" in page
+    assert 'href="#First-section"' in page and 'id="First-section"' in page  # TOC works
+    for cdn in ("cdn.jsdelivr", "unpkg.com", "cdnjs", "require.js"):
+        assert cdn not in page
+    (row,) = _rows()
+    assert row["status"] == "ok" and row["notebook"] == "hello"
+    assert row["parameter_set"] == "loud" and row["trigger"] == "manual"
+    assert json.loads(row["parameters"]) == {
+        "greeting": "hi",
+        "loud": True,
+        "repeat": 4,
+        "ratio": 0.25,
+    }
+    assert row["duration_s"] > 0 and row["finished_at"] >= row["started_at"]
+    assert row["acting_user"] and row["worker_pid"] == os.getpid()
+    index = (project / "reports" / "index.html").read_text()
+    assert (
+        "hello" in index
+        and "loud" in index
+        and os.path.relpath(html_file, project / "reports") in index
+    )
+
+
+def test_failing_notebook_is_recorded_with_cell_and_message(project: Path) -> None:
+    record = reports.run("broken", params_file=project / "parameters/broken/daily.yml", pdf=False)
+    assert record.status == "failed"
+    assert record.error_message == "ValueError: bad data for hello"
+    # Execution count In [4]: parameters, injected parameters, `x = 1`, then the failing cell.
+    assert record.error_cell == 4
+    executed = nbformat.read(record.outputs["notebook"], as_version=4)
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    assert any(o.get("ename") == "ValueError" for c in code for o in c.get("outputs", []))
+    assert all(not c.get("outputs") for c in code if "never reached" in c.source)
+    assert "this run failed" in Path(record.outputs["html"]).read_text()
+    (row,) = _rows()
+    assert row["status"] == "failed" and row["error_cell"] == 4
+    assert "bad data for hello" in row["error_message"]
+
+
+def test_run_all_runs_every_set_and_reports_failures(project: Path) -> None:
+    seen = []
+    records = reports.run_all(
+        parallel=2, pdf=False, on_done=lambda r, done, total: seen.append((done, total))
+    )
+    assert sorted((r.notebook, r.parameter_set, r.status) for r in records) == [
+        ("broken", "daily", "failed"),
+        ("hello", "loud", "ok"),
+        ("hello", "quiet", "ok"),
+    ]
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert len(reports.list_runs()) == 3
+
+
+def test_retention_prunes_old_runs(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTERITY_KEEP_RUNS", "2")
+    quiet = project / "parameters/hello/quiet.yml"
+    records = [reports.run("hello", params_file=quiet, pdf=False) for _ in range(3)]
+    other = reports.run("hello", params_file=project / "parameters/hello/loud.yml", pdf=False)
+    rows = {r["run_id"]: r for r in _rows()}
+    assert rows[records[0].run_id]["pruned"] and not records[0].output_dir.exists()
+    assert not rows[records[1].run_id]["pruned"] and records[1].output_dir.exists()
+    assert not rows[other.run_id]["pruned"]
+    index = (project / "reports" / "index.html").read_text()
+    assert records[0].run_id[:6] not in index and records[2].run_id[:6] in index
+    monkeypatch.setenv("AUTERITY_KEEP_RUNS", "zero")
+    with pytest.raises(ConfigError, match="AUTERITY_KEEP_RUNS='zero'"):
+        reports.run("hello", pdf=False)
+
+
+def test_kernel_death_is_a_failed_run(project: Path) -> None:
+    _notebook(project / "notebooks" / "dies.ipynb", ["import os\nos._exit(3)"], PARAMS)
+    record = reports.run("dies", pdf=False)
+    assert record.status == "failed"
+    assert "kernel died" in record.error_message.lower()
+    assert _rows()[0]["status"] == "failed"
+
+
+def test_cell_timeout_is_a_failed_run(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _notebook(project / "notebooks" / "slow.ipynb", ["import time\ntime.sleep(30)"], PARAMS)
+    monkeypatch.setenv("AUTERITY_RUN_TIMEOUT", "2")
+    started = time.monotonic()
+    record = reports.run("slow", pdf=False)
+    assert time.monotonic() - started < 25
+    assert record.status == "failed" and "timeout" in record.error_message.lower()
+
+
+def test_killed_runner_is_closed_by_the_next_listing(project: Path) -> None:
+    _notebook(project / "notebooks" / "slow.ipynb", ["import time\ntime.sleep(60)"], PARAMS)
+    runner = subprocess.Popen(
+        [sys.executable, "-c", "from auterity import reports; reports.run('slow', pdf=False)"],
+        env=os.environ.copy(),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(r["status"] == "running" for r in _rows()):
+        time.sleep(0.3)
+    assert [r["status"] for r in _rows()] == ["running"]
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    (row,) = reports.list_runs()
+    assert row["status"] == "failed" and "interrupted" in row["error_message"]
+    assert row["worker_pid"] == runner.pid
+
+
+def test_sigterm_records_an_interrupted_run(project: Path) -> None:
+    _notebook(project / "notebooks" / "slow.ipynb", ["import time\ntime.sleep(60)"], PARAMS)
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, sys\n"
+            "signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))\n"
+            "from auterity import reports\nreports.run('slow', pdf=False)",
+        ],
+        env=os.environ.copy(),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(r["status"] == "running" for r in _rows()):
+        time.sleep(0.3)
+    time.sleep(2)  # the kernel is executing the slow cell
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=60) == 143
+    (row,) = _rows()
+    assert row["status"] == "failed" and "interrupted (SystemExit)" in row["error_message"]
