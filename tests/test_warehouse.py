@@ -375,8 +375,9 @@ def test_upgrade_from_an_older_revision_keeps_rows(
     with warehouse.connect(url, write=True) as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO report_runs (run_id, notebook, trigger, acting_user, status, started_at,"
-                " pruned) VALUES ('old', 'nb', 'manual', 'me', 'ok', '2026-01-01', false)"
+                "INSERT INTO report_runs (run_id, notebook, trigger, acting_user, status,"
+                " started_at, pruned) VALUES ('old', 'nb', 'manual', 'me', 'ok', '2026-01-01',"
+                " false)"
             )
         )
     assert warehouse.ensure_schema(url) == warehouse.head_revision() != "0001"
@@ -410,6 +411,9 @@ def test_threads_of_one_process_read_and_write_in_turn(tmp_path: Path) -> None:
         )
     assert results[1] <= 20 and results[3] <= 20
     assert warehouse.table_summary(url)["models"]["rows"] == 20
-    with warehouse.connect(url) as conn, pytest.raises(RuntimeError, match="holds a read"):
-        with warehouse.connect(url, write=True):
-            pass
+    with (
+        warehouse.connect(url),
+        pytest.raises(RuntimeError, match="holds a read"),
+        warehouse.connect(url, write=True),
+    ):
+        pass

@@ -62,8 +62,12 @@ def _inspect(path: str, mtime: float) -> dict[str, Parameter]:
 
     raw = papermill.inspect_notebook(path)
     return {
-        name: Parameter(name, spec.get("inferred_type_name") or "None", spec.get("default", ""),
-                        spec.get("help", ""))
+        name: Parameter(
+            name,
+            spec.get("inferred_type_name") or "None",
+            spec.get("default", ""),
+            spec.get("help", ""),
+        )
         for name, spec in raw.items()
     }
 
@@ -162,8 +166,9 @@ def parameter_sets(notebook: str | Path | None = None) -> list[tuple[Path, Path]
     A directory ``parameters/<notebook>/`` must match a notebook; its ``*.yml`` files are
     the sets.
     """
-    notebooks = [resolve_notebook(notebook)] if notebook else sorted(
-        notebooks_dir().glob("*.ipynb"))
+    notebooks = (
+        [resolve_notebook(notebook)] if notebook else sorted(notebooks_dir().glob("*.ipynb"))
+    )
     out = []
     for nb in notebooks:
         folder = parameters_dir() / nb.stem
