@@ -286,3 +286,51 @@ def test_sigterm_records_an_interrupted_run(project: Path) -> None:
     assert runner.wait(timeout=60) == 143
     (row,) = _rows()
     assert row["status"] == "failed" and "interrupted (SystemExit)" in row["error_message"]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_run_and_runs(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from auterity.cli import main
+
+    assert (
+        main(
+            [
+                "run",
+                "hello",
+                "--params",
+                str(project / "parameters/hello/quiet.yml"),
+                "-p",
+                "repeat=3",
+                "--no-pdf",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "html" in out and "ok in" in out
+    assert main(["run", "broken", "--no-pdf"]) == 1
+    # No parameters given, so no injected-parameters cell: the failing cell is In [3].
+    assert "failed at cell 3: ValueError: bad data for hello" in capsys.readouterr().err
+    assert main(["runs", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["status"] for r in rows] == ["failed", "ok"]
+    assert rows[1]["parameters"] == {"greeting": "psst", "repeat": 3}
+    assert main(["runs"]) == 0
+    assert "broken" in capsys.readouterr().out
+
+
+def test_cli_run_all_exit_status_and_progress(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from auterity.cli import main
+
+    assert main(["run", "--all", "--parallel", "2", "--no-pdf"]) == 1
+    captured = capsys.readouterr()
+    assert "[3/3]" in captured.err and "2 ok, 1 failed" in captured.out
+    assert main(["run", "--all", "hello", "--no-pdf"]) == 0
+    assert main(["run", "--no-pdf"]) == 2
+    assert "name a NOTEBOOK" in capsys.readouterr().err
+    assert main(["run", "hello", "-p", "colour=red"]) == 2
+    assert "-p: unknown parameter 'colour'" in capsys.readouterr().err

@@ -435,6 +435,111 @@ def modelhub_drift(
     _emit(mh.drift(reference, (lo, hi), model=model, feature=feature, tz=tz), fmt)
 
 
+@cli.command("run")
+@click.argument("notebook", required=False)
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A parameter set: parameters/<notebook>/<name>.yml.",
+)
+@click.option(
+    "-p",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set one parameter (repeatable; typed as the notebook declares it).",
+)
+@click.option(
+    "--all",
+    "run_every",
+    is_flag=True,
+    help="Run every parameter set of every notebook (or of NOTEBOOK).",
+)
+@click.option("--parallel", type=int, help="Concurrent runs with --all (default: CPU cores).")
+@click.option("--no-pdf", is_flag=True, help="Skip the PDF (no Chromium needed).")
+def run_cmd(
+    notebook: str | None,
+    params_file: Path | None,
+    overrides: tuple[str, ...],
+    run_every: bool,
+    parallel: int | None,
+    no_pdf: bool,
+) -> None:
+    """Run a notebook with Papermill into reports/<notebook>/<run>/ (ipynb, HTML, PDF).
+
+    Every run is recorded (`auterity runs`); reports/index.html lists them. Exits with
+    status 1 if a run failed; bad parameters are refused before anything runs.
+    """
+    from auterity import reports
+
+    if run_every:
+        if params_file or overrides:
+            raise AuterityError("--all runs the committed parameter sets; drop --params and -p")
+
+        def done(record: reports.RunRecord, finished: int, total: int) -> None:
+            where = record.outputs.get("html") or record.output_dir
+            note = f" ({record.error_message})" if record.error_message else ""
+            click.echo(
+                f"[{finished}/{total}] {record.status:<6} {record.notebook}/"
+                f"{record.parameter_set} in {record.duration_s:.1f} s -> {where}{note}",
+                err=True,
+            )
+
+        records = reports.run_all(
+            parallel=parallel, notebook=notebook, pdf=not no_pdf, on_done=done
+        )
+        failed = [r for r in records if not r.ok]
+        click.echo(
+            f"{len(records) - len(failed)} ok, {len(failed)} failed; "
+            f"see {reports.reports_dir() / 'index.html'}"
+        )
+        if failed:
+            raise SystemExit(1)
+        return
+    if not notebook:
+        raise AuterityError("name a NOTEBOOK to run, or use --all")
+    record = reports.run(notebook, params_file=params_file, overrides=overrides, pdf=not no_pdf)
+    for kind, path in record.outputs.items():
+        click.echo(f"  {kind:<10} {path}")
+    if not record.ok:
+        click.echo(
+            f"run {record.run_id} failed at cell {record.error_cell}: {record.error_message}",
+            err=True,
+        )
+        raise SystemExit(1)
+    click.echo(f"run {record.run_id} ok in {record.duration_s:.1f} s")
+
+
+@cli.command("runs")
+@click.option("--notebook", help="Only runs of this notebook.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--format", "fmt", type=OUTPUT_FORMATS, default="table", show_default=True)
+def runs_cmd(notebook: str | None, limit: int, fmt: str) -> None:
+    """List recorded report runs, newest first."""
+    import pandas as pd
+
+    from auterity import reports
+
+    rows = reports.list_runs(notebook=notebook, limit=limit)
+    if fmt == "json":
+        _echo_json(rows)
+        return
+    columns = [
+        "run_id",
+        "notebook",
+        "parameter_set",
+        "trigger",
+        "status",
+        "started_at",
+        "duration_s",
+        "error_message",
+    ]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["run_id"] = frame["run_id"].str[:12]
+    _emit(frame, fmt)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn library errors into one line and exit status 2."""
     try:
@@ -450,4 +555,6 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
     return 0
