@@ -40,9 +40,9 @@ SELECT e.model_id, any_value(m.name) AS name, any_value(m.provider) AS provider,
        count(*) AS requests,
        avg(CASE WHEN e.status = 'error' THEN 1.0 ELSE 0.0 END) AS error_rate,
        avg(CASE WHEN e.status = 'timeout' THEN 1.0 ELSE 0.0 END) AS timeout_rate,
-       quantile_cont(e.latency_ms, 0.50) FILTER (WHERE e.status = 'ok') AS p50_latency_ms,
-       quantile_cont(e.latency_ms, 0.95) FILTER (WHERE e.status = 'ok') AS p95_latency_ms,
-       quantile_cont(e.latency_ms, 0.99) FILTER (WHERE e.status = 'ok') AS p99_latency_ms,
+       -- one sort for the three percentiles: the fastest spelling we know
+       quantile_cont(e.latency_ms, [0.50, 0.95, 0.99]) FILTER (WHERE e.status = 'ok')
+           AS latency_percentiles,
        sum(e.input_tokens) AS input_tokens, sum(e.output_tokens) AS output_tokens,
        sum(coalesce(e.cost, e.input_tokens / 1000.0 * m.input_price_per_1k
                     + e.output_tokens / 1000.0 * m.output_price_per_1k)) AS cost,
