@@ -387,7 +387,7 @@ def top_movers(
     metric: str,
     by: str,
     current: tuple[date, date],
-    previous: tuple[date, date],
+    previous: tuple[date, date] | None = None,
     *,
     where: Mapping[str, str | Sequence[str]] | None = None,
     tz: str | None = None,
@@ -400,12 +400,16 @@ def top_movers(
     change is split into a *rate* effect (the value's ratio moved) and a *mix* effect (its
     share of the denominator moved); the two add up to the total change too.
 
+    ``previous`` defaults to the range of equal length just before ``current``.
+
     Returns
     -------
     pandas.DataFrame
         ``<by>, previous, current, delta, contribution, share_of_change`` (plus
         ``rate_effect`` and ``mix_effect`` for ratios), largest absolute contribution first.
     """
+    if previous is None:
+        previous = (current[0] - (current[1] - current[0]), current[0])
     catalog = metrics.load_catalog()
     definition = catalog.metric(metric)
     if definition.derived and definition.aggregate != "ratio":

@@ -1,0 +1,274 @@
+"""Presentation helpers shared by notebooks, reports, emails and dashboards.
+
+Notebooks stay thin: they resolve their period, call the analytics, and hand the frames to
+these helpers for KPI tiles, formatted tables and the few sentences of narrative. The HTML
+here uses inline styles and tables only, so the same tiles render in a report, a Voila
+dashboard and a mail client.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+
+from auterity.errors import ConfigError
+
+PERIODS = (
+    "last_7_days",
+    "last_28_days",
+    "last_30_days",
+    "last_90_days",
+    "last_week",
+    "last_month",
+    "month_to_date",
+    "custom",
+)
+_TONE_COLOURS = {"good": "#137333", "bad": "#b42318", "neutral": "#5b6470"}
+
+
+def _parse(text: str, name: str) -> date:
+    """A YYYY-MM-DD parameter value."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"parameter {name}={text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def data_end(url: str | None = None, tz: str | None = None) -> date:
+    """The day after the newest data (local), or tomorrow if the warehouse is empty."""
+    from zoneinfo import ZoneInfo
+
+    from auterity.config import get_settings
+    from auterity.reports import data_freshness
+
+    newest = data_freshness(url)
+    zone = ZoneInfo(tz or get_settings().timezone)
+    if newest is None:
+        return date.today() + timedelta(days=1)
+    local = pd.Timestamp(newest).tz_localize("UTC").tz_convert(zone)
+    return local.date() + timedelta(days=1)
+
+
+def resolve_period(
+    period: str = "last_28_days",
+    start: str = "",
+    end: str = "",
+    *,
+    tz: str | None = None,
+    url: str | None = None,
+) -> tuple[date, date]:
+    """Turn a notebook's period parameters into ``(start, end)`` local dates, end exclusive.
+
+    Parameters
+    ----------
+    period : str
+        One of :data:`PERIODS`. Relative periods end at ``end`` if given, else at the
+        warehouse's newest data, so a report always shows data.
+    start, end : str
+        ``YYYY-MM-DD``; ``start`` is required for ``custom``.
+    tz, url : optional
+        Business time zone and warehouse.
+
+    Returns
+    -------
+    tuple of date
+        Inclusive start and exclusive end.
+    """
+    if period not in PERIODS:
+        raise ConfigError(f"parameter period={period!r} is not one of {', '.join(PERIODS)}")
+    anchor = _parse(end, "end") if end else data_end(url, tz)
+    if period == "custom" or start:
+        if not start:
+            raise ConfigError("period 'custom' needs start (YYYY-MM-DD)")
+        begin = _parse(start, "start")
+        if anchor <= begin:
+            raise ConfigError(f"end ({anchor}) must be after start ({begin})")
+        return begin, anchor
+    if period.startswith("last_") and period.endswith("_days"):
+        return anchor - timedelta(days=int(period.split("_")[1])), anchor
+    if period == "last_week":
+        this_monday = anchor - timedelta(days=anchor.weekday())
+        return this_monday - timedelta(days=7), this_monday
+    first_of_month = anchor.replace(day=1)
+    if period == "last_month":
+        return (first_of_month - timedelta(days=1)).replace(day=1), first_of_month
+    # month_to_date
+    if anchor == first_of_month:  # the month has not started yet: show the previous one
+        return (first_of_month - timedelta(days=1)).replace(day=1), first_of_month
+    return first_of_month, anchor
+
+
+def setup(theme: str = "light") -> None:
+    """Prepare a notebook: project chart theme, offline chart rendering, tidy tables."""
+    from auterity import charts
+
+    charts.use_theme(theme)
+    charts.enable_offline_notebook_rendering(theme)
+    pd.set_option("display.max_columns", 30)
+    pd.set_option("display.width", 160)
+
+
+def describe_period(start: date, end: date) -> str:
+    """``1 Sep 2026 – 30 Sep 2026 (30 days)`` for an end-exclusive range."""
+    last = end - timedelta(days=1)
+    days = (end - start).days
+    return f"{start:%-d %b %Y} – {last:%-d %b %Y} ({days} day{'s' if days != 1 else ''})"
+
+
+def kpi_tiles_html(kpis: pd.DataFrame, *, compare: str = "previous", columns: int = 4) -> str:
+    """KPI tiles (value, delta, arrow coloured by whether the change is good news).
+
+    Parameters
+    ----------
+    kpis : DataFrame
+        :func:`auterity.business.kpi_summary` output (or any frame with ``label, unit,
+        good, current`` and ``<compare>_delta_pct``).
+    compare : {"previous", "last_year"}
+        Which delta to show.
+    columns : int
+        Tiles per row (they wrap on narrow screens).
+
+    Returns
+    -------
+    str
+        An HTML fragment with inline styles only (safe for reports, dashboards and email).
+    """
+    from auterity import charts
+
+    cells = []
+    for _, row in kpis.iterrows():
+        value = charts.format_value(row["current"], row["unit"])
+        delta_text, tone = charts.format_delta(row.get(f"{compare}_delta_pct"), row["good"])
+        label = "vs previous period" if compare == "previous" else "vs last year"
+        cells.append(
+            '<td class="au-kpi" style="padding:12px 14px;border:1px solid #d8dde3;'
+            'border-radius:6px;vertical-align:top;min-width:150px;">'
+            f'<div style="font-size:12px;color:#5b6470;">{html.escape(str(row["label"]))}</div>'
+            f'<div class="au-kpi-value" data-metric="{html.escape(str(row["metric"]))}" '
+            f'style="font-size:24px;font-weight:600;margin:4px 0;">{html.escape(value)}</div>'
+            f'<div style="font-size:12px;color:{_TONE_COLOURS[tone]};">'
+            f'{html.escape(delta_text)} <span style="color:#5b6470;">{label}</span></div></td>'
+        )
+    rows = [cells[i : i + columns] for i in range(0, len(cells), columns)]
+    body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
+    return (
+        '<table class="au-kpis" role="presentation" style="border-collapse:separate;'
+        f'border-spacing:8px;font-family:system-ui,Segoe UI,Arial,sans-serif;">{body}</table>'
+    )
+
+
+def format_table(frame: pd.DataFrame, units: Mapping[str, str]) -> pd.DataFrame:
+    """A copy with the listed columns turned into display strings (``{column: unit}``)."""
+    from auterity import charts
+
+    out = frame.copy()
+    for column, unit in units.items():
+        if column in out:
+            out[column] = [charts.format_value(v, unit) for v in out[column]]
+    return out
+
+
+def table_html(
+    frame: pd.DataFrame,
+    units: Mapping[str, str] | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+) -> str:
+    """A compact, inline-styled HTML table of a small frame (formatted by ``units``)."""
+    shown = format_table(frame, units or {}).rename(columns=dict(labels or {}))
+    head = "".join(
+        f'<th style="text-align:left;padding:4px 10px;border-bottom:2px solid #d8dde3;">'
+        f"{html.escape(str(c))}</th>"
+        for c in shown.columns
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td style="padding:4px 10px;border-bottom:1px solid #eef0f3;">'
+            f"{html.escape(str(v))}</td>"
+            for v in row
+        )
+        + "</tr>"
+        for row in shown.itertuples(index=False)
+    )
+    return (
+        f'<table style="border-collapse:collapse;font-size:13px;'
+        f'font-family:system-ui,Segoe UI,Arial,sans-serif;"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def _best(frame: pd.DataFrame, column: str, *, lowest: bool) -> Any:
+    """The row with the lowest/highest value of ``column`` (ignoring NaN)."""
+    values = frame.dropna(subset=[column])
+    if values.empty:
+        return None
+    return values.loc[values[column].idxmin() if lowest else values[column].idxmax()]
+
+
+def modelhub_narrative(
+    leaderboard: pd.DataFrame,
+    slo: pd.DataFrame | None = None,
+    savings: pd.DataFrame | None = None,
+) -> str:
+    """A few sentences (Markdown) on the models' latency / cost / quality trade-offs.
+
+    Every number in the text comes from the frames given, so the prose and the tables
+    can never disagree.
+    """
+    from auterity import charts
+
+    if leaderboard.empty:
+        return "No model traffic in this period."
+    busiest = leaderboard.iloc[0]
+    fastest = _best(leaderboard, "p95_latency_ms", lowest=True)
+    slowest = _best(leaderboard, "p95_latency_ms", lowest=False)
+    cheapest = _best(leaderboard, "cost_per_1k_ok", lowest=True)
+    priciest = _best(leaderboard, "cost_per_1k_ok", lowest=False)
+    best = _best(leaderboard, "quality_mean", lowest=False)
+    total_cost = leaderboard["cost"].sum()
+    fmt = charts.format_value
+    lines = [
+        f"**{len(leaderboard)} models** served **{fmt(leaderboard['requests'].sum(), 'count')}** "
+        f"requests for **{fmt(total_cost, 'currency')}**. "
+        f"`{busiest['model_id']}` carried the most traffic "
+        f"({fmt(busiest['share_of_traffic'], 'percent')}).",
+    ]
+    if fastest is not None and slowest is not None:
+        lines.append(
+            f"Latency spans a wide range: `{fastest['model_id']}` answers 95 % of requests within "
+            f"{fmt(fastest['p95_latency_ms'], 'ms')}, while `{slowest['model_id']}` "
+            f"needs {fmt(slowest['p95_latency_ms'], 'ms')}."
+        )
+    if cheapest is not None and priciest is not None:
+        lines.append(
+            f"Per 1,000 successful requests, `{cheapest['model_id']}` costs "
+            f"{fmt(cheapest['cost_per_1k_ok'], 'currency')} and "
+            f"`{priciest['model_id']}` {fmt(priciest['cost_per_1k_ok'], 'currency')}."
+        )
+    if best is not None:
+        lines.append(
+            f"The highest mean quality is `{best['model_id']}`'s "
+            f"{best['quality_mean']:.3f} (95 % CI {best['quality_ci_low']:.3f}–"
+            f"{best['quality_ci_high']:.3f})."
+        )
+    if slo is not None and not slo.empty:
+        breached = slo[slo["status"] != "met"]
+        if breached.empty:
+            lines.append("Every model met its SLOs over the period.")
+        else:
+            names = ", ".join(f"`{m}`" for m in breached["model_id"])
+            lines.append(f"SLO breached by {names}.")
+    if savings is not None and not savings.empty:
+        top = savings.iloc[0]
+        lines.append(
+            f"Biggest saving: move **{top['feature']}** from `{top['current_model']}` to "
+            f"`{top['candidate_model']}` (quality {top['candidate_quality']:.3f} vs "
+            f"{top['current_quality']:.3f}), about "
+            f"**{fmt(top['est_monthly_savings'], 'currency')} a month**."
+        )
+    return "\n\n".join(lines)

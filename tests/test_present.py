@@ -1,0 +1,117 @@
+"""Presentation helpers: periods, KPI tiles, tables and the ModelHub narrative."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from auterity import business, modelhub, present
+from auterity.errors import ConfigError
+
+END = "2026-11-01"  # a Sunday-after: the data's last day is Saturday 31 October 2026
+
+
+@pytest.mark.parametrize(
+    ("period", "expected"),
+    [
+        ("last_7_days", (date(2026, 10, 25), date(2026, 11, 1))),
+        ("last_28_days", (date(2026, 10, 4), date(2026, 11, 1))),
+        ("last_90_days", (date(2026, 8, 3), date(2026, 11, 1))),
+        ("last_week", (date(2026, 10, 19), date(2026, 10, 26))),
+        ("last_month", (date(2026, 10, 1), date(2026, 11, 1))),
+        ("month_to_date", (date(2026, 10, 1), date(2026, 11, 1))),
+    ],
+)
+def test_resolve_period(period: str, expected: tuple[date, date]) -> None:
+    assert present.resolve_period(period, end=END) == expected
+
+
+def test_resolve_period_custom_and_errors() -> None:
+    assert present.resolve_period("custom", "2026-09-01", "2026-09-15") == (
+        date(2026, 9, 1),
+        date(2026, 9, 15),
+    )
+    assert present.resolve_period("month_to_date", end="2026-10-15") == (
+        date(2026, 10, 1),
+        date(2026, 10, 15),
+    )
+    with pytest.raises(ConfigError, match="not one of"):
+        present.resolve_period("fortnight", end=END)
+    with pytest.raises(ConfigError, match="needs start"):
+        present.resolve_period("custom", end=END)
+    with pytest.raises(ConfigError, match="is not a date"):
+        present.resolve_period("custom", "yesterday", END)
+    with pytest.raises(ConfigError, match="must be after start"):
+        present.resolve_period("custom", "2026-11-05", END)
+
+
+def test_period_defaults_to_the_newest_data(analytics_duckdb: str) -> None:
+    # The analytics world ends on 31 October 2026 (UTC); in Tokyo that is already 1 November.
+    assert present.data_end(analytics_duckdb, "UTC") == date(2026, 11, 1)
+    assert present.resolve_period("last_7_days", url=analytics_duckdb, tz="UTC") == (
+        date(2026, 10, 25),
+        date(2026, 11, 1),
+    )
+    assert present.data_end(analytics_duckdb, "Asia/Tokyo") == date(2026, 11, 2)
+    assert present.describe_period(date(2026, 10, 1), date(2026, 11, 1)) == (
+        "1 Oct 2026 – 31 Oct 2026 (31 days)"
+    )
+
+
+def test_kpi_tiles_show_library_values(analytics_duckdb: str) -> None:
+    from auterity import charts
+
+    kpis = business.kpi_summary(date(2026, 10, 1), date(2026, 11, 1), url=analytics_duckdb)
+    tiles = present.kpi_tiles_html(kpis)
+    for _, row in kpis.iterrows():
+        assert f'data-metric="{row["metric"]}"' in tiles
+        assert charts.format_value(row["current"], row["unit"]).replace("'", "&#x27;") in tiles
+    assert "<script" not in tiles and "vs previous period" in tiles
+    assert "vs last year" in present.kpi_tiles_html(kpis, compare="last_year")
+
+
+def test_table_html_formats_and_escapes() -> None:
+    frame = pd.DataFrame({"name": ["<b>x</b>"], "cost": [1234.5], "rate": [0.25]})
+    out = present.table_html(
+        frame, {"cost": "currency", "rate": "percent"}, labels={"cost": "Cost"}
+    )
+    assert "&lt;b&gt;x&lt;/b&gt;" in out and "<th" in out and "Cost" in out
+    assert ("25" in out and "1,234" in out) or "1.23K" in out
+
+
+def test_modelhub_narrative_uses_the_frames(analytics_duckdb: str) -> None:
+    start, end = date(2026, 10, 1), date(2026, 11, 1)
+    board = modelhub.leaderboard(start, end, url=analytics_duckdb)
+    slo = modelhub.slo_report(start, end, url=analytics_duckdb)
+    text = present.modelhub_narrative(board, slo, pd.DataFrame())
+    assert f"**{len(board)} models**" in text
+    fastest = board.loc[board["p95_latency_ms"].idxmin(), "model_id"]
+    assert f"`{fastest}` answers 95 %" in text
+    assert "SLO" in text or "met its SLOs" in text
+    assert present.modelhub_narrative(board.iloc[0:0]) == "No model traffic in this period."
+    saving = pd.DataFrame(
+        [
+            {
+                "feature": "summarization",
+                "current_model": "gpt-4o",
+                "candidate_model": "claude-3-5-haiku",
+                "candidate_quality": 0.874,
+                "current_quality": 0.878,
+                "est_monthly_savings": 70.3,
+            }
+        ]
+    )
+    assert "Biggest saving: move **summarization**" in present.modelhub_narrative(
+        board, savings=saving
+    )
+
+
+def test_top_movers_default_previous_period(analytics_duckdb: str) -> None:
+    current = (date(2026, 10, 1), date(2026, 10, 15))
+    implicit = business.top_movers("orders", "channel", current, url=analytics_duckdb)
+    explicit = business.top_movers(
+        "orders", "channel", current, (date(2026, 9, 17), date(2026, 10, 1)), url=analytics_duckdb
+    )
+    pd.testing.assert_frame_equal(implicit, explicit)
