@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv and install the project with its dev extras
 
-demo: install  ## build the demo warehouse and print what is in it
+demo: install  ## build the demo warehouse, run every report, list them
 	$(BIN)/auterity demo-data
+	$(BIN)/auterity run --all
+	@echo "Reports: file://$(CURDIR)/reports/index.html"
 
 test: install  ## run the whole test suite with coverage of lib/auterity
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -45,4 +47,4 @@ lock: install  ## rewrite constraints.txt from the current .venv (after changing
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 
 clean:  ## remove the venv and generated data (keeps reports)
-	rm -rf $(VENV) data/*.duckdb data/*.wal data/*.json
+	rm -rf $(VENV) data/*.duckdb data/*.wal data/*.json test-output

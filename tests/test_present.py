@@ -86,7 +86,7 @@ def test_modelhub_narrative_uses_the_frames(analytics_duckdb: str) -> None:
     board = modelhub.leaderboard(start, end, url=analytics_duckdb)
     slo = modelhub.slo_report(start, end, url=analytics_duckdb)
     text = present.modelhub_narrative(board, slo, pd.DataFrame())
-    assert f"**{len(board)} models**" in text
+    assert f"**{len(board)} models**" in text and "\\$" in text
     fastest = board.loc[board["p95_latency_ms"].idxmin(), "model_id"]
     assert f"`{fastest}` answers 95 %" in text
     assert "SLO" in text or "met its SLOs" in text

@@ -271,4 +271,5 @@ def modelhub_narrative(
             f"{top['current_quality']:.3f}), about "
             f"**{fmt(top['est_monthly_savings'], 'currency')} a month**."
         )
-    return "\n\n".join(lines)
+    # A bare "$" pairs up as LaTeX math in Jupyter's Markdown: escape it.
+    return "\n\n".join(lines).replace("$", "\\$")
