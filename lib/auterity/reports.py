@@ -290,12 +290,16 @@ def render_html(
         "generated_at": _utcnow().strftime("%Y-%m-%d %H:%M UTC"),
         "freshness": freshness.strftime("%Y-%m-%d %H:%M UTC") if freshness else "no data",
         "status": status,
-        "toc": [],
     }
     body, _ = exporter.from_notebook_node(nb, resources={"auterity": meta})
-    meta["toc"] = _toc(body)
-    body, _ = exporter.from_notebook_node(nb, resources={"auterity": meta})
-    target.write_text(body, encoding="utf-8")
+    # The contents come from the rendered headings (their ids are nbconvert's), so they
+    # are filled into the template's placeholder after the one rendering pass.
+    links = "".join(
+        f'<a href="#{html.escape(item["id"])}">{html.escape(item["text"])}</a>'
+        for item in _toc(body)
+    )
+    nav = f'<nav class="au-toc" aria-label="Contents">{links}</nav>' if links else ""
+    target.write_text(body.replace("<!--auterity:toc-->", nav, 1), encoding="utf-8")
     return target
 
 
