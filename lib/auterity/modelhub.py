@@ -400,6 +400,16 @@ def _with_models(agg: sa.Subquery) -> sa.Join:
     return agg.outerjoin(M, M.c.model_id == agg.c.model_id)
 
 
+def _priced_select(agg: sa.Subquery, pricing: Any, *extra: ColumnElement[Any]) -> sa.Select:
+    """Aggregated rows (all their columns) with their effective cost, joined to models."""
+    return sa.select(
+        agg,
+        *extra,
+        dialect.to_float(pricing.cost(agg.c)).label("cost"),
+        pricing.tier_pending(agg.c).label("tier_pending"),
+    ).select_from(_with_models(agg))
+
+
 def _fetch_priced(
     build: Callable[[_Pricing], sa.Select], pricing: _Pricing, url: str | None
 ) -> pd.DataFrame:
@@ -620,13 +630,7 @@ def leaderboard(
             .group_by(r.model_id)
             .subquery()
         )
-        return sa.select(
-            agg,
-            M.c.name,
-            M.c.provider,
-            dialect.to_float(pricing.cost(agg.c)).label("cost"),
-            pricing.tier_pending(agg.c).label("tier_pending"),
-        ).select_from(_with_models(agg))
+        return _priced_select(agg, pricing, M.c.name, M.c.provider)
 
     frame = _fetch_priced(statement, pricing, url)
     if frame.empty:
@@ -717,17 +721,7 @@ def daily_trend(
             .group_by(r.model_id, r.day)
             .subquery()
         )
-        return sa.select(
-            agg.c.model_id,
-            agg.c.day,
-            agg.c.requests,
-            agg.c.errors,
-            agg.c.p50_latency_ms,
-            agg.c.p95_latency_ms,
-            agg.c.quality_mean,
-            dialect.to_float(pricing.cost(agg.c)).label("cost"),
-            pricing.tier_pending(agg.c).label("tier_pending"),
-        ).select_from(_with_models(agg))
+        return _priced_select(agg, pricing)
 
     frame = _fetch_priced(statement, pricing, url)
     days = dialect.period_index(period.start, period.end, "day")
@@ -1409,16 +1403,7 @@ def savings(
             .group_by(r.feature, r.model_id)
             .subquery()
         )
-        return sa.select(
-            agg.c.feature,
-            agg.c.model_id,
-            agg.c.requests,
-            agg.c.quality_n,
-            agg.c.quality_mean,
-            agg.c.quality_std,
-            dialect.to_float(pricing.cost(agg.c)).label("cost"),
-            pricing.tier_pending(agg.c).label("tier_pending"),
-        ).select_from(_with_models(agg))
+        return _priced_select(agg, pricing)
 
     frame = _fetch_priced(statement, pricing, url)
     if frame.empty:
