@@ -856,3 +856,22 @@ def test_nbconvert_html_report_draws_charts_offline(real: dict) -> None:
     lowered = body.lower()
     assert not re.search(r"<script[^>]*src\s*=\s*[\"'][^\"']*vega", lowered)
     assert "cdn.jsdelivr.net/npm/vega" not in lowered
+
+
+def test_vega_bundle_is_cached_on_disk(tmp_path, monkeypatch) -> None:
+    """Report kernels reuse the bundle built once instead of rebuilding it every run."""
+    import vl_convert
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    charts.offline_html_head.cache_clear()
+    first = charts.offline_html_head()
+    cached = list((tmp_path / "auterity").glob("vega-bundle-*.js"))
+    assert len(cached) == 1 and cached[0].stat().st_size > 500_000
+
+    def refuse(**_: object) -> str:
+        raise AssertionError("the bundle should come from the disk cache")
+
+    monkeypatch.setattr(vl_convert, "javascript_bundle", refuse)
+    charts.offline_html_head.cache_clear()
+    assert charts.offline_html_head() == first
+    charts.offline_html_head.cache_clear()

@@ -59,9 +59,11 @@ import functools
 import html
 import json
 import math
+import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -1597,6 +1599,31 @@ def to_svg(chart: Any, *, theme: str | None = None) -> str:
     return vlc.vegalite_to_svg(to_dict(chart, theme=theme), vl_version=_vl_version())
 
 
+def _bundle_cache_file(vlc: Any) -> Path:
+    """Where the JavaScript bundle of this vl-convert and Vega-Lite version is cached."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "auterity"
+    return root / f"vega-bundle-{vlc.__version__}-{_vl_version() or 'latest'}.js"
+
+
+def _cached_bundle(vlc: Any) -> str:
+    """``vl_convert.javascript_bundle()``, cached on disk: building it takes seconds and
+    every report kernel needs it."""
+    cache = _bundle_cache_file(vlc)
+    try:
+        return cache.read_text(encoding="utf-8")
+    except OSError:
+        pass
+    bundle = vlc.javascript_bundle(vl_version=_vl_version())
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        partial.write_text(bundle, encoding="utf-8")
+        os.replace(partial, cache)  # atomic: parallel kernels never read half a file
+    except OSError:  # a read-only home still gets its charts, just slower
+        pass
+    return bundle
+
+
 @functools.lru_cache(maxsize=1)
 def offline_html_head() -> str:
     """A ``<script>`` with Vega, Vega-Lite and Vega-Embed inlined, for pages with no network.
@@ -1614,7 +1641,7 @@ def offline_html_head() -> str:
     """
     import vl_convert as vlc
 
-    bundle = vlc.javascript_bundle(vl_version=_vl_version())
+    bundle = _cached_bundle(vlc)
     # A literal "</script" would end the script element early; "<\/" is the same in JS.
     bundle = bundle.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
     versions = (
