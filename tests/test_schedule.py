@@ -1,0 +1,117 @@
+"""Schedule file validation and next run times (APScheduler's cron, time zones, DST)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from auterity import schedule
+from auterity.errors import ConfigError
+
+GOOD_JOB = """
+jobs:
+  weekly:
+    notebook: 03-executive-summary
+    parameters: weekly
+    cron: "0 8 * * MON"
+    to: [boss@example.com]
+"""
+
+
+def test_committed_schedule_is_valid() -> None:
+    loaded = schedule.load_schedule()
+    assert {"weekly-executive-summary", "monthly-business", "modelhub-weekly"} <= set(loaded.jobs)
+    job = loaded.job("modelhub-weekly")
+    assert job.timezone == "America/New_York" and job.attachments == ("html", "csv")
+    assert loaded.job("monthly-business").timezone == "Europe/Berlin"  # the file's default
+    with pytest.raises(ConfigError, match="no job 'nope'"):
+        loaded.job("nope")
+
+
+def test_next_runs_in_the_job_time_zone_across_dst() -> None:
+    job = schedule.load_schedule().job("weekly-executive-summary")  # Mondays 08:00 Berlin
+    after = datetime(2026, 10, 19, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    runs = job.next_runs(3, after=after)
+    assert [r.strftime("%Y-%m-%d %H:%M %Z") for r in runs] == [
+        "2026-10-26 08:00 CET",
+        "2026-11-02 08:00 CET",
+        "2026-11-09 08:00 CET",
+    ]
+    # Clocks went back on 25 October: the UTC hour moves, the local hour does not.
+    assert runs[0].astimezone(ZoneInfo("UTC")).hour == 7
+    assert (
+        job.next_runs(1, after=datetime(2026, 10, 12, tzinfo=ZoneInfo("UTC")))[0]
+        .astimezone(ZoneInfo("UTC"))
+        .hour
+        == 6
+    )
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "schedule.yml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            GOOD_JOB.replace('"0 8 * * MON"', '"61 8 * * MON"'),
+            "job 'weekly': cron: '61 8 \\* \\* MON' is not a cron expression",
+        ),
+        (GOOD_JOB.replace('"0 8 * * MON"', '"0 8 * *"'), "expected 5 fields"),
+        (
+            GOOD_JOB.replace("notebook: 03-executive-summary", "notebook: 99-missing"),
+            "job 'weekly': notebook: no notebook '99-missing'",
+        ),
+        (
+            GOOD_JOB.replace("parameters: weekly", "parameters: daily"),
+            "job 'weekly': parameters: no parameter set",
+        ),
+        (
+            GOOD_JOB.replace("[boss@example.com]", "[boss]"),
+            "job 'weekly': to: 'boss' is not an email address",
+        ),
+        (GOOD_JOB.replace("[boss@example.com]", "[]"), "job 'weekly': to: needs at least one"),
+        (GOOD_JOB + "    colour: red\n", "job 'weekly': unknown field\\(s\\) colour"),
+        (GOOD_JOB + "    timezone: Mars/Base\n", "job 'weekly': timezone: unknown time zone"),
+        (GOOD_JOB + "    attachments: [html, docx]\n", "job 'weekly': attachments: must be"),
+        (GOOD_JOB + "    enabled: sometimes\n", "job 'weekly': enabled: must be true or false"),
+        (GOOD_JOB + "    condition: raining\n", "job 'weekly': condition: 'raining'"),
+        (GOOD_JOB + '    subject: "{revenue} up"\n', "job 'weekly': subject: unknown name"),
+        (GOOD_JOB + '    subject: "{start"\n', "job 'weekly': subject: not a valid template"),
+        (GOOD_JOB.replace("    to: [boss@example.com]\n", ""), "job 'weekly': to: missing"),
+        ("jobs: [1]", "jobs: must be a mapping"),
+        ("timezone: Nowhere/Land\njobs: {}", "timezone: unknown time zone"),
+        ("cron: x", "expected top-level keys"),
+    ],
+)
+def test_bad_jobs_name_job_and_field(tmp_path: Path, body: str, message: str) -> None:
+    path = _write(tmp_path, body)
+    with pytest.raises(ConfigError, match=message) as err:
+        schedule.load_schedule(path)
+    assert str(path) in str(err.value)
+
+
+def test_bad_parameter_set_in_a_job_is_refused(tmp_path: Path, monkeypatch) -> None:
+    home = tmp_path / "home"
+    (home / "parameters" / "03-executive-summary").mkdir(parents=True)
+    (home / "notebooks").symlink_to(Path(__file__).parents[1] / "notebooks")
+    (home / "parameters" / "03-executive-summary" / "weekly.yml").write_text("perod: x\n")
+    monkeypatch.setenv("AUTERITY_HOME", str(home))
+    with pytest.raises(ConfigError, match="unknown parameter 'perod'"):
+        schedule.load_schedule(_write(tmp_path, GOOD_JOB))
+
+
+def test_render_subject() -> None:
+    job = schedule.load_schedule().job("weekly-executive-summary")
+    subject = schedule.render_subject(
+        job, start=date(2026, 10, 19), end=date(2026, 10, 26), kpi={"revenue": "$1.2M"}
+    )
+    assert subject == "Weekly summary 19 Oct - 25 Oct 2026: revenue $1.2M"
+    broken = schedule.render_subject(job, start=date(2026, 10, 19), end=date(2026, 10, 26))
+    assert "KeyError in subject template" in broken
