@@ -540,6 +540,22 @@ def runs_cmd(notebook: str | None, limit: int, fmt: str) -> None:
     _emit(frame, fmt)
 
 
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=int, default=8866, show_default=True, help="Port to listen on.")
+def serve_cmd(host: str, port: int) -> None:
+    """Serve the Voila dashboards (notebooks/dashboards, configured by its voila.json).
+
+    Access needs a token: AUTERITY_DASHBOARD_TOKEN, else a random one; the printed URL
+    carries it. Stop with Ctrl-C.
+    """
+    from auterity import serve
+
+    code = serve.serve(host, port)
+    if code:
+        raise SystemExit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn library errors into one line and exit status 2."""
     try:

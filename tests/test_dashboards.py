@@ -1,0 +1,427 @@
+"""Dashboards: in-process unit tests, then a real Voila server driven by real Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+
+from auterity import business, charts, dashboards, demo_data, modelhub, present, serve, warehouse
+from auterity.errors import ConfigError, DatabaseUnavailable
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "test-output" / "dashboards"
+TOKEN = "test-" + uuid.uuid4().hex
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+@pytest.fixture(scope="module")
+def live_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small warehouse whose data reaches the present (for the real-time dashboard)."""
+    url = f"duckdb:///{tmp_path_factory.mktemp('dash') / 'live.duckdb'}"
+    cfg = demo_data.DemoConfig(seed=23, events=20_000, months=3, end=_today() + timedelta(days=1))
+    demo_data.build(cfg, url=url)
+    warehouse.dispose_engines()
+    return url
+
+
+# --------------------------------------------------------------------------- in process
+
+
+def test_business_dashboard_in_process(live_url: str) -> None:
+    dash = dashboards.business(url=live_url)
+    assert dash is not None and dash.error is None
+    start, end = present.resolve_period("last_28_days", url=live_url)
+    expected = business.kpi_summary(start, end, url=live_url).set_index("metric")
+    shown = dash.view.kpis.set_index("metric")
+    assert shown.loc["revenue", "current"] == pytest.approx(expected.loc["revenue", "current"])
+    assert 'data-metric="revenue"' in dash.tiles.value
+    region = dash.region.options[1]
+    dash.region.value = region  # the observer refreshes
+    filtered = business.kpi_summary(start, end, where={"region": region}, url=live_url)
+    got = dash.view.kpis.set_index("metric").loc["revenue", "current"]
+    assert got == pytest.approx(filtered.set_index("metric").loc["revenue", "current"])
+    assert dash.filters()["region"] == region
+    dash.grain.value = "week"
+    assert len(dash.view.frames["revenue_trend"]) <= 6
+    assert "au-export-csv" in dash.exports.value and "base64," in dash.exports.value
+    pngs = dash.prepare_pngs()
+    assert pngs and all(p.startswith(b"\x89PNG") for p in pngs.values())
+    assert "au-export-png" in dash.exports.value
+    # a bad filter shows a short message, keeps the last data, never raises
+    dash.end.value = dash.start.value
+    assert dash.error and "must be after" in dash.error
+    assert "Traceback" not in dash.status.value
+    assert dash.stale_since is not None
+
+
+def test_modelhub_dashboard_in_process(live_url: str) -> None:
+    dash = dashboards.modelhub(url=live_url)
+    assert dash is not None and dash.error is None
+    start, end = present.resolve_period("last_28_days", url=live_url)
+    board = modelhub.leaderboard(start, end, url=live_url)
+    tiles = dash.view.kpis.set_index("metric")
+    assert tiles.loc["requests", "current"] == board["requests"].sum()
+    model = board["model_id"].iloc[-1]
+    dash.models.value = (model,)
+    assert (
+        dash.view.kpis.set_index("metric").loc["requests", "current"]
+        == (board.set_index("model_id").loc[model, "requests"])
+    )
+    dash.models.value = ()
+    dash.sort_by.value = "p95_latency_ms"
+    dash.ascending.value = "asc"
+    latencies = list(dash.view.frames["leaderboard"]["p95_latency_ms"].dropna())
+    assert latencies == sorted(latencies)
+    for key in ("slo", "drift", "savings", "leaderboard"):
+        assert "<table" in dash.sections[key].value or "<p>" in dash.sections[key].value
+
+
+def test_realtime_stale_and_recovery(live_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    dash = dashboards.realtime(url=live_url, refresh_seconds=0.2, auto_refresh=True)
+    assert dash is not None and dash.error is None
+    assert dash._thread is not None and dash._thread.is_alive()
+    before = dash.view.frames["per_model"]
+    real = dashboards.realtime_view
+
+    def down(*_a: object, **_k: object) -> dashboards.View:
+        raise DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(dashboards, "realtime_view", down)
+    deadline = time.monotonic() + 5
+    while dash.stale_since is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert dash.stale_since is not None
+    assert "Stale data" in dash.status.value and "unavailable" in dash.status.value
+    assert dash.view.frames["per_model"] is before  # the last data stays
+    monkeypatch.setattr(dashboards, "realtime_view", real)
+    deadline = time.monotonic() + 5
+    while dash.stale_since is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert dash.stale_since is None and dash.error is None
+    assert "Last updated" in dash.status.value
+    dash.stop_auto_refresh()
+    assert not dash.start_auto_refresh(0)
+
+
+def test_realtime_snapshot_counts_new_events(live_url: str) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    first, _, _ = dashboards.realtime_snapshot(5, now=now, url=live_url)
+    events = _events(7, now - timedelta(seconds=30), status="error", prefix="unit")
+    warehouse.append_data("inference_events", events, url=live_url)
+    after, per_minute, newest = dashboards.realtime_snapshot(5, now=now, url=live_url)
+    total = after.set_index("model_id").loc["all"]
+    assert total["requests"] == first.set_index("model_id").loc["all", "requests"] + 7
+    assert total["requests_per_s"] == pytest.approx(total["requests"] / 300)
+    assert newest is not None and not per_minute.empty
+    assert 'data-model="all"' in dashboards.realtime_table_html(after)
+    with pytest.raises(ConfigError):
+        dashboards.realtime_snapshot(0, url=live_url)
+
+
+def test_messages_exports_and_helpers() -> None:
+    assert "unavailable" in dashboards.viewer_message(DatabaseUnavailable("x"))
+    assert dashboards.viewer_message(ConfigError("bad date\nmore")) == "bad date"
+    assert "server log" in dashboards.viewer_message(ZeroDivisionError("boom"))
+    frame = pd.DataFrame({"day": pd.to_datetime(["2026-01-01"]), "v": [1.5], "n": [None]})
+    payload = json.loads(dashboards.view_json({"x": frame}, {"a": 1}))
+    assert payload == {
+        "filters": {"a": 1},
+        "data": {"x": [{"day": "2026-01-01T00:00:00", "v": 1.5, "n": None}]},
+    }
+    links = dashboards.export_links_html("d", frame, {"x": frame}, {}, {"c": b"\x89PNG"})
+    assert links.count("download=") == 3
+    assert [dashboards._age_text(s) for s in (5, 600, 10_000, 500_000)] == [
+        "5 s",
+        "10 min",
+        "3 h",
+        "6 d",
+    ]
+    assert not dashboards.in_voila() or os.environ.get("VOILA_BASE_URL")
+    with pytest.raises(ConfigError):
+        dashboards.business_view(date(2026, 1, 2), date(2026, 1, 1))
+    with pytest.raises(ConfigError):
+        dashboards.modelhub_view(date(2026, 1, 1), date(2026, 1, 2), sort_by="nope")
+
+
+def test_dashboard_that_cannot_start_shows_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert dashboards.business(period="nonsense") is None
+    assert dashboards.modelhub(period="custom") is None
+
+
+def test_serve_config_and_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = serve.dashboards_dir()
+    assert set(serve.dashboards(folder)) == {"business.ipynb", "modelhub.ipynb", "realtime.ipynb"}
+    config = serve.read_config(folder)
+    assert config["Voila"]["auto_token"] is True  # no anonymous access
+    assert config["VoilaConfiguration"]["preheat_kernel"] is True
+    assert config["VoilaConfiguration"]["show_tracebacks"] is False
+    assert config["MappingKernelManager"]["cull_idle_timeout"] > 0
+    assert serve.dashboard_url("127.0.0.1", 8866, "t") == "http://127.0.0.1:8866/?token=t"
+    assert serve.dashboard_url("::1", 1, "t", "/x") == "http://[::1]:1/x?token=t"
+    cmd = serve.voila_command("127.0.0.1", 9999)
+    assert "--Voila.port=9999" in cmd and "--Voila.ip=127.0.0.1" in cmd
+    assert serve.voila_env("abc", {})["JUPYTER_TOKEN"] == "abc"
+    with pytest.raises(ConfigError):
+        serve.voila_env("", {})
+    monkeypatch.setenv(serve.ENV_TOKEN, "fixed")
+    assert serve.new_token() == "fixed"
+    monkeypatch.delenv(serve.ENV_TOKEN)
+    assert len(serve.new_token()) > 20
+    monkeypatch.setenv(serve.ENV_DIR, str(tmp_path))
+    with pytest.raises(ConfigError):
+        serve.dashboards_dir()
+    (tmp_path / "voila.json").write_text(
+        '{"VoilaKernelManager": {"kernel_pools_config": {"gone.ipynb": {}}}}'
+    )
+    with pytest.raises(ConfigError, match=r"gone\.ipynb"):
+        serve.dashboards(serve.dashboards_dir())
+    (tmp_path / "voila.json").write_text("{not json")
+    with pytest.raises(ConfigError):
+        serve.read_config(tmp_path)
+
+
+# --------------------------------------------------------------------------- real server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _events(n: int, ts: datetime, *, status: str = "ok", prefix: str = "rt") -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "request_id": [f"{prefix}-{uuid.uuid4().hex}" for _ in range(n)],
+            "ts": [ts] * n,
+            "model_id": ["gpt-4o"] * n,
+            "customer_id": [None] * n,
+            "feature": ["chat"] * n,
+            "latency_ms": [900.0] * n,
+            "input_tokens": [100] * n,
+            "output_tokens": [50] * n,
+            "cost": [0.001] * n,
+            "status": [status] * n,
+            "quality": [None] * n,
+            "feedback": [None] * n,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def server(live_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """`auterity serve` on a free loopback port against the live warehouse."""
+    if not Path("/usr/bin/chromium").is_file():  # pragma: no cover
+        pytest.skip("Chromium is not installed at /usr/bin/chromium")
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("voila") / "voila.log"
+    env = {**os.environ, "AUTERITY_DB_URL": live_url, serve.ENV_TOKEN: TOKEN}
+    env.pop("AUTERITY_TIMEZONE", None)
+    exe = Path(sys.executable).with_name("auterity")
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/?token={TOKEN}", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert process.poll() is None, log_path.read_text()
+            time.sleep(0.3)
+        else:  # pragma: no cover
+            pytest.fail("Voila did not start:\n" + log_path.read_text())
+        # wait for the pre-heated pools
+        deadline = time.monotonic() + 90
+        while (
+            "is filled" not in log_path.read_text() or log_path.read_text().count("is filled") < 3
+        ):
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.5)
+        yield {"base": base, "log": str(log_path)}
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):  # pragma: no cover
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(server: dict[str, str]) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    from auterity.reports import CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _loopback_only(context: object) -> None:
+    """Abort every request that would leave the machine (Voila's page links a CDN font)."""
+    context.route(  # type: ignore[attr-defined]
+        "**/*",
+        lambda route: (
+            route.continue_() if route.request.url.startswith("http://127.0.0.1") else route.abort()
+        ),
+    )
+
+
+def _open(browser: object, server: dict[str, str], name: str, width: int = 1280) -> object:
+    context = browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": width, "height": 900}, accept_downloads=True
+    )
+    context.set_default_timeout(30_000)
+    _loopback_only(context)
+    page = context.new_page()
+    page.goto(
+        f"{server['base']}/voila/render/{name}.ipynb?token={TOKEN}", wait_until="domcontentloaded"
+    )
+    page.wait_for_selector(".au-kpi-value", timeout=30_000)
+    return page
+
+
+def _tile(page: object, metric: str) -> str:
+    return page.locator(f'.au-kpi-value[data-metric="{metric}"]').inner_text().strip()  # type: ignore[attr-defined]
+
+
+def _wait_tile(page: object, metric: str, expected: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while _tile(page, metric) != expected:
+        assert time.monotonic() < deadline, f"{metric}: {_tile(page, metric)!r} != {expected!r}"
+        time.sleep(0.2)
+
+
+def _download(page: object, selector: str) -> bytes:
+    with page.expect_download() as info:  # type: ignore[attr-defined]
+        page.locator(selector).first.click()  # type: ignore[attr-defined]
+    return Path(info.value.path()).read_bytes()
+
+
+def _screens(browser: object, server: dict[str, str], name: str, page: object) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}-desktop.png"), full_page=True)  # type: ignore[attr-defined]
+    narrow = _open(browser, server, name, width=390)
+    narrow.wait_for_timeout(1000)  # type: ignore[attr-defined]
+    box = narrow.locator(".au-kpi").first.bounding_box()  # type: ignore[attr-defined]
+    assert box is not None and box["x"] + box["width"] <= 390  # tiles reflow
+    narrow.screenshot(path=str(SHOTS / f"{name}-390px.png"), full_page=True)  # type: ignore[attr-defined]
+    narrow.context.close()  # type: ignore[attr-defined]
+
+
+def test_unauthenticated_requests_are_refused(server: dict[str, str]) -> None:
+    base = server["base"]
+    for path in (
+        "/",
+        "/voila/render/business.ipynb",
+        "/voila/render/realtime.ipynb",
+        "/voila/tree",
+    ):
+        response = requests.get(base + path, allow_redirects=False, timeout=10)
+        assert response.status_code in (302, 401, 403), path
+        if response.status_code == 302:
+            assert "/login" in response.headers["Location"]
+    wrong = requests.get(f"{base}/?token=wrong", allow_redirects=False, timeout=10)
+    assert wrong.status_code in (302, 401, 403)
+    assert requests.get(f"{base}/?token={TOKEN}", timeout=10).status_code == 200
+
+
+def test_landing_page_links_the_dashboards(browser: object, server: dict[str, str]) -> None:
+    context = browser.new_context()  # type: ignore[attr-defined]
+    _loopback_only(context)
+    page = context.new_page()
+    page.goto(f"{server['base']}/?token={TOKEN}", wait_until="domcontentloaded")
+    page.wait_for_selector("text=business.ipynb", timeout=20_000)
+    text = page.inner_text("body")
+    for name in ("business", "modelhub", "realtime"):
+        assert f"{name}.ipynb" in text
+    assert "voila.json" not in text
+    context.close()
+
+
+def test_business_in_browser(browser: object, server: dict[str, str], live_url: str) -> None:
+    page = _open(browser, server, "business")
+    start, end = present.resolve_period("last_28_days", url=live_url)
+    kpis = business.kpi_summary(start, end, url=live_url).set_index("metric")
+    for metric in ("revenue", "orders"):
+        want = charts.format_value(kpis.loc[metric, "current"], kpis.loc[metric, "unit"])
+        assert _tile(page, metric) == want
+    page.wait_for_selector(".au-section-revenue_trend svg", timeout=20_000)  # type: ignore[attr-defined]
+    _screens(browser, server, "business", page)
+    region = page.locator(".au-f-region select option").nth(1).inner_text()  # type: ignore[attr-defined]
+    page.locator(".au-f-region select").select_option(region)  # type: ignore[attr-defined]
+    filtered = business.kpi_summary(start, end, where={"region": region}, url=live_url)
+    row = filtered.set_index("metric").loc["revenue"]
+    _wait_tile(page, "revenue", charts.format_value(row["current"], row["unit"]))
+    exported = pd.read_csv(pd.io.common.BytesIO(_download(page, "a.au-export-csv")))
+    got = exported.set_index("metric").loc["revenue", "current"]
+    assert got == pytest.approx(row["current"])
+    data = json.loads(_download(page, "a.au-export-json"))
+    assert data["filters"]["region"] == region
+    page.context.close()  # type: ignore[attr-defined]
+
+
+def test_modelhub_in_browser(browser: object, server: dict[str, str], live_url: str) -> None:
+    page = _open(browser, server, "modelhub")
+    start, end = present.resolve_period("last_28_days", url=live_url)
+    board = modelhub.leaderboard(start, end, url=live_url).set_index("model_id")
+    assert _tile(page, "requests") == charts.format_value(board["requests"].sum(), "count")
+    _screens(browser, server, "modelhub", page)
+    model = sorted(board.index)[0]
+    page.locator(".au-f-models select").select_option([model])  # type: ignore[attr-defined]
+    _wait_tile(page, "requests", charts.format_value(board.loc[model, "requests"], "count"))
+    data = json.loads(_download(page, "a.au-export-json"))
+    assert data["filters"]["models"] == [model]
+    assert [r["model_id"] for r in data["data"]["leaderboard"]] == [model]
+    assert data["data"]["leaderboard"][0]["requests"] == board.loc[model, "requests"]
+    page.locator(".au-png-button").click()  # type: ignore[attr-defined]
+    page.wait_for_selector("a.au-export-png", timeout=20_000)  # type: ignore[attr-defined]
+    assert _download(page, "a.au-export-png").startswith(b"\x89PNG")
+    page.context.close()  # type: ignore[attr-defined]
+
+
+def test_realtime_in_browser(browser: object, server: dict[str, str], live_url: str) -> None:
+    page = _open(browser, server, "realtime")
+    assert page.locator(".au-updated").count() == 1  # type: ignore[attr-defined]
+    assert page.locator(".au-freshness").count() == 1  # type: ignore[attr-defined]
+    _screens(browser, server, "realtime", page)
+    before = _tile(page, "requests")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    warehouse.append_data(
+        "inference_events", _events(250, now - timedelta(seconds=5)), url=live_url
+    )
+    deadline = time.monotonic() + 10
+    while _tile(page, "requests") == before:
+        assert time.monotonic() < deadline, "the real-time numbers did not change within 10 s"
+        time.sleep(0.25)
+    after = int(_tile(page, "requests").replace(",", ""))
+    assert after >= int(before.replace(",", "")) + 250
+    assert "Traceback" not in page.content()  # type: ignore[attr-defined]
+    page.context.close()  # type: ignore[attr-defined]
