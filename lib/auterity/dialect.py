@@ -78,21 +78,26 @@ class _PercentileList(FunctionElement[Any]):
     inherit_cache = False  # the percentiles live outside the clause list
 
     def __init__(self, column: ColumnElement[Any], points: Sequence[float]) -> None:
-        self.points = ", ".join(repr(float(p)) for p in points)
+        self.points: tuple[float, ...] = tuple(float(p) for p in points)
         super().__init__(column)
+
+    @property
+    def points_sql(self) -> str:
+        """The percentiles as an SQL list body, e.g. ``0.5, 0.95``."""
+        return ", ".join(repr(p) for p in self.points)
 
 
 @compiles(_PercentileList, "duckdb")
 def _percentiles_duckdb(element: _PercentileList, compiler: Any, **kw: Any) -> str:
     (column,) = element.clauses.clauses
-    return f"quantile_cont({compiler.process(column, **kw)}, [{element.points}])"
+    return f"quantile_cont({compiler.process(column, **kw)}, [{element.points_sql}])"
 
 
 @compiles(_PercentileList, "postgresql")
 def _percentiles_postgresql(element: _PercentileList, compiler: Any, **kw: Any) -> str:
     (column,) = element.clauses.clauses
     return (
-        f"percentile_cont(ARRAY[{element.points}]::double precision[]) "
+        f"percentile_cont(ARRAY[{element.points_sql}]::double precision[]) "
         f"WITHIN GROUP (ORDER BY {compiler.process(column, **kw)})"
     )
 
@@ -116,7 +121,7 @@ class _PercentileAt(_PercentileList):
 
 @compiles(_PercentileAt)
 def _percentile_at(element: _PercentileAt, compiler: Any, **kw: Any) -> str:
-    whole = _PercentileList(*element.clauses.clauses, [float(p) for p in element.points.split(",")])
+    whole = _PercentileList(*element.clauses.clauses, element.points)
     return f"({compiler.process(whole, **kw)})[{element.index}]"
 
 
