@@ -63,6 +63,10 @@ def test_kpi_summary_matches_pandas(analytics_url: str, tables: dict[str, pd.Dat
     daily = in_period.groupby(in_period["local"].dt.normalize())["customer_id"].nunique()
     daily = daily.reindex(pd.date_range(START, END, inclusive="left"), fill_value=0)
     assert kpis.loc["dau", "current"] == pytest.approx(daily.mean())
+    earlier = _between(events, "ts", *PREVIOUS)
+    daily_before = earlier.groupby(earlier["local"].dt.normalize())["customer_id"].nunique()
+    daily_before = daily_before.reindex(pd.date_range(*PREVIOUS, inclusive="left"), fill_value=0)
+    assert kpis.loc["dau", "previous"] == pytest.approx(daily_before.mean())
     for name, days in (("wau", 7), ("mau", 30)):
         recent = in_period[in_period["local"] >= pd.Timestamp(END) - pd.Timedelta(days=days)]
         assert kpis.loc[name, "current"] == recent["customer_id"].nunique()
@@ -73,6 +77,11 @@ def test_kpi_summary_matches_pandas(analytics_url: str, tables: dict[str, pd.Dat
     before_ids, now_ids = set(before["customer_id"]), set(now["customer_id"])
     assert kpis.loc["churn_rate", "current"] == pytest.approx(
         len(before_ids - now_ids) / len(before_ids)
+    )
+    length = START - PREVIOUS[0]
+    oldest_ids = set(_between(done, "ts", PREVIOUS[0] - length, PREVIOUS[0])["customer_id"])
+    assert kpis.loc["churn_rate", "previous"] == pytest.approx(
+        len(oldest_ids - before_ids) / len(oldest_ids)
     )
     revenue = kpis.loc["revenue"]
     assert revenue["good_news"] == (revenue["previous_delta"] > 0)

@@ -9,7 +9,8 @@ Every function takes local dates in the business time zone, ``start`` inclusive 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -61,6 +62,33 @@ def _good_news(delta: float, good: str) -> bool | None:
 # --------------------------------------------------------------------------- KPIs
 
 
+def _churn_counts(bounds: Sequence[datetime], url: str | None) -> list[tuple[int, int]]:
+    """``(base, churned)`` for each pair of consecutive windows between ``bounds``.
+
+    ``bounds`` are ascending UTC instants ``b0 < b1 < ... < bn``; for ``i >= 1`` the result
+    counts customers with a completed order in ``[b(i-1), b(i))`` and, of those, the ones
+    without one in ``[b(i), b(i+1))``. One statement serves every pair.
+    """
+    orders = schema.orders
+    flags = [
+        sa.func.max(sa.case(((orders.c.ts >= lo) & (orders.c.ts < hi), 1), else_=0)).label(f"w{i}")
+        for i, (lo, hi) in enumerate(pairwise(bounds))
+    ]
+    per_customer = (
+        sa.select(orders.c.customer_id, *flags)
+        .where(orders.c.status == "completed", orders.c.ts >= bounds[0], orders.c.ts < bounds[-1])
+        .group_by(orders.c.customer_id)
+        .subquery()
+    )
+    columns = []
+    for i in range(len(bounds) - 2):
+        before, now = per_customer.c[f"w{i}"], per_customer.c[f"w{i + 1}"]
+        columns.append(sa.func.coalesce(sa.func.sum(before), 0).label(f"base{i}"))
+        columns.append(sa.func.coalesce(sa.func.sum(before * (1 - now)), 0).label(f"churned{i}"))
+    row = cache.fetch(sa.select(*columns), url=url).iloc[0]
+    return [(int(row[f"base{i}"]), int(row[f"churned{i}"])) for i in range(len(bounds) - 2)]
+
+
 def churn_rate(
     start: date, end: date, *, tz: str | None = None, url: str | None = None
 ) -> dict[str, float]:
@@ -77,23 +105,7 @@ def churn_rate(
     previous = start - (end - start)
     lo, mid = dialect.utc_bounds(previous, start, tz)
     _, hi = dialect.utc_bounds(start, end, tz)
-    orders = schema.orders
-    per_customer = (
-        sa.select(
-            orders.c.customer_id,
-            sa.func.max(sa.case((orders.c.ts < mid, 1), else_=0)).label("before"),
-            sa.func.max(sa.case((orders.c.ts >= mid, 1), else_=0)).label("now"),
-        )
-        .where(orders.c.status == "completed", orders.c.ts >= lo, orders.c.ts < hi)
-        .group_by(orders.c.customer_id)
-        .subquery()
-    )
-    statement = sa.select(
-        sa.func.count().label("base"),
-        sa.func.coalesce(sa.func.sum(1 - per_customer.c.now), 0).label("churned"),
-    ).where(per_customer.c.before == 1)
-    row = cache.fetch(statement, url=url).iloc[0]
-    base, churned = int(row["base"]), int(row["churned"])
+    ((base, churned),) = _churn_counts([lo, mid, hi], url)
     return {
         "base": base,
         "churned": churned,
@@ -166,8 +178,13 @@ def kpi_summary(
         row = last.iloc[0].to_dict()
         row.update(metric=label, label=f"{label.upper()} (last {days} days)")
         rows.insert(4 if label == "wau" else 5, row)
-    churn_now = churn_rate(start, end, tz=tz, url=url)["churn_rate"]
-    churn_before = churn_rate(start - (end - start), start, tz=tz, url=url)["churn_rate"]
+    length = end - start
+    b0, b1 = dialect.utc_bounds(start - 2 * length, start - length, tz)
+    _, b2 = dialect.utc_bounds(start - length, start, tz)
+    _, b3 = dialect.utc_bounds(start, end, tz)
+    (base_before, churned_before), (base_now, churned_now) = _churn_counts([b0, b1, b2, b3], url)
+    churn_now = churned_now / base_now if base_now else float("nan")
+    churn_before = churned_before / base_before if base_before else float("nan")
     rows.append(
         {
             "metric": "churn_rate",
@@ -207,21 +224,23 @@ def _dau_row(
     catalog: metrics.Catalog,
     url: str | None,
 ) -> dict:
-    """DAU as the mean of daily active customers, now, in the period before, a year ago."""
+    """DAU as the mean of daily active customers, now, in the period before, a year ago.
+
+    One statement: daily active customers over the three (non-overlapping) windows.
+    """
     spans = metrics.comparison_windows(start, end)
+    daily = metrics.query_windows(
+        ["active_customers"], spans, grain="day", where=where, tz=tz, catalog=catalog, url=url
+    )
+    days = pd.to_datetime(daily["period"]).dt.date
+    zero_filled = catalog.metric("active_customers").additive
     values = {}
     for label, (a, b) in spans.items():
-        daily = metrics.query(
-            ["active_customers"],
-            start=a,
-            end=b,
-            grain="day",
-            where=where,
-            tz=tz,
-            catalog=catalog,
-            url=url,
-        )
-        values[label] = float(daily["active_customers"].mean())
+        inside = daily.loc[(days >= a) & (days < b), "active_customers"].astype(float)
+        if zero_filled:  # a day without requests had no active customers
+            values[label] = float(inside.sum()) / (b - a).days
+        else:
+            values[label] = float(inside.mean()) if len(inside) else float("nan")
     current = values["current"]
     row = {
         "metric": "dau",

@@ -720,6 +720,7 @@ def query_windows(
     metrics: Sequence[str],
     windows: Mapping[str, tuple[date, date]],
     *,
+    grain: str | None = None,
     by: Sequence[str] = (),
     where: Mapping[str, str | Sequence[str]] | None = None,
     tz: str | None = None,
@@ -728,12 +729,17 @@ def query_windows(
 ) -> pd.DataFrame:
     """Totals of metrics over several labelled, non-overlapping windows, in one SQL statement.
 
+    With ``grain``, the totals are per period (day, week, month) inside the windows instead
+    of per window, and ``period`` holds the period start (periods without rows are absent).
+
     Parameters
     ----------
     metrics : sequence of str
         Metric names.
     windows : mapping
         ``{label: (start, end)}`` local date ranges (end exclusive); they must not overlap.
+    grain : str, optional
+        ``day``, ``week`` or ``month`` for totals per period rather than per window.
     by, where, tz, catalog, url
         As in :func:`query`.
 
@@ -756,7 +762,7 @@ def query_windows(
     statement = build_statement(
         metrics,
         [_Window(label, *span) for label, span in windows.items()],
-        grain=None,
+        grain=grain,
         by=by,
         where=_normalise_where(where),
         tz=tz,
