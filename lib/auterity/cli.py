@@ -540,6 +540,157 @@ def runs_cmd(notebook: str | None, limit: int, fmt: str) -> None:
     _emit(frame, fmt)
 
 
+@cli.group()
+def schedule() -> None:
+    """Scheduled report runs and emails (parameters/schedule.yml)."""
+
+
+def _schedule_file_option(fn: Any) -> Any:
+    return click.option(
+        "--file",
+        "schedule_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Schedule file (default parameters/schedule.yml).",
+    )(fn)
+
+
+@schedule.command("list")
+@_schedule_file_option
+@click.option("--count", type=int, default=3, show_default=True, help="Next run times per job.")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def schedule_list(schedule_file: Path | None, count: int, fmt: str) -> None:
+    """Show each job, whether it is enabled and its next run times (in the job's time zone)."""
+    from auterity.schedule import load_schedule
+
+    loaded = load_schedule(schedule_file)
+    rows = [
+        {
+            "job": job.name,
+            "enabled": job.enabled,
+            "notebook": job.notebook,
+            "parameters": job.parameter_set,
+            "cron": job.cron,
+            "timezone": job.timezone,
+            "condition": job.condition,
+            "next_runs": [t.isoformat() for t in job.next_runs(count)] if job.enabled else [],
+        }
+        for job in loaded.jobs.values()
+    ]
+    if fmt == "json":
+        _echo_json(rows)
+        return
+    for row in rows:
+        state = "enabled" if row["enabled"] else "disabled"
+        click.echo(
+            f"{row['job']}  ({state}; {row['notebook']}/{row['parameters'] or 'defaults'}; "
+            f"cron '{row['cron']}' {row['timezone']}; condition {row['condition']})"
+        )
+        for when in row["next_runs"]:
+            click.echo(f"    {when}")
+
+
+@schedule.command("run")
+@_schedule_file_option
+@click.option("--metrics-port", type=int, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+@click.option("--max-parallel", type=int, help="Concurrent runs (AUTERITY_SCHEDULE_MAX_PARALLEL).")
+@click.option(
+    "--grace", type=float, help="Seconds a missed run may be late (AUTERITY_SCHEDULE_GRACE)."
+)
+@click.option("--poll", type=float, default=30.0, show_default=True, help="Longest sleep, seconds.")
+@click.option(
+    "--drain-timeout",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="On SIGTERM, seconds running reports get to finish before they are recorded interrupted.",
+)
+@click.option("--no-pdf", is_flag=True, help="Skip PDFs (no Chromium needed).")
+def schedule_run(
+    schedule_file: Path | None,
+    metrics_port: int | None,
+    max_parallel: int | None,
+    grace: float | None,
+    poll: float,
+    drain_timeout: float,
+    no_pdf: bool,
+) -> None:
+    """Run the scheduler until SIGTERM/Ctrl-C; job state persists in the warehouse."""
+    import dataclasses
+    import logging
+
+    from auterity import scheduler as sched
+    from auterity.schedule import load_schedule
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = sched.SchedulerSettings.from_env()
+    if max_parallel is not None:
+        settings = dataclasses.replace(settings, max_parallel=max(1, max_parallel))
+    if grace is not None:
+        settings = dataclasses.replace(settings, grace_s=max(0.0, grace))
+    runner = sched.Scheduler(load_schedule(schedule_file), settings=settings, pdf=not no_pdf)
+    runner.metrics.load_last_success()
+    if metrics_port is not None:
+        bound = runner.metrics.serve(metrics_port)
+        click.echo(f"metrics on http://127.0.0.1:{bound}/metrics", err=True)
+    sched.install_signal_handlers(runner)
+    try:
+        interrupted = runner.serve_forever(poll_s=poll, drain_timeout_s=drain_timeout)
+    finally:
+        runner.metrics.close()
+    if interrupted:
+        raise SystemExit(1)
+
+
+@schedule.command("run-due")
+@_schedule_file_option
+@click.option("--max-parallel", type=int, help="Concurrent runs (AUTERITY_SCHEDULE_MAX_PARALLEL).")
+@click.option("--no-pdf", is_flag=True, help="Skip PDFs (no Chromium needed).")
+def schedule_run_due(schedule_file: Path | None, max_parallel: int | None, no_pdf: bool) -> None:
+    """Run whatever is due once and exit (for system cron); never re-runs a taken slot."""
+    import dataclasses
+
+    from auterity import scheduler as sched
+    from auterity.schedule import load_schedule
+
+    settings = sched.SchedulerSettings.from_env()
+    if max_parallel is not None:
+        settings = dataclasses.replace(settings, max_parallel=max(1, max_parallel))
+    runner = sched.Scheduler(load_schedule(schedule_file), settings=settings, pdf=not no_pdf)
+    outcomes = runner.run_due()
+    for o in outcomes:
+        click.echo(_outcome_line(o))
+    if not outcomes:
+        click.echo("nothing due")
+    if any(o.status != "ok" or o.delivery_status == "delivery_failed" for o in outcomes):
+        raise SystemExit(1)
+
+
+def _outcome_line(outcome: Any) -> str:
+    slot = f" for {outcome.scheduled_for:%Y-%m-%d %H:%M} UTC" if outcome.scheduled_for else ""
+    error = outcome.error_message or outcome.delivery_error
+    note = f" ({error})" if error else ""
+    email = outcome.delivery_status or "-"
+    return f"{outcome.job}{slot}: run {outcome.status}, email {email}{note}"
+
+
+@schedule.command("trigger")
+@click.argument("job")
+@_schedule_file_option
+@click.option("--no-pdf", is_flag=True, help="Skip the PDF (no Chromium needed).")
+def schedule_trigger(job: str, schedule_file: Path | None, no_pdf: bool) -> None:
+    """Run one job now (trigger `manual`), email included. Exit 1 if the run or email failed."""
+    from auterity import scheduler as sched
+    from auterity.schedule import load_schedule
+
+    runner = sched.Scheduler(load_schedule(schedule_file), pdf=not no_pdf)
+    outcome = runner.trigger(job)
+    click.echo(_outcome_line(outcome))
+    if outcome.status != "ok" or outcome.delivery_status == "delivery_failed":
+        raise SystemExit(1)
+
+
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=int, default=8866, show_default=True, help="Port to listen on.")

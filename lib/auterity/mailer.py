@@ -9,8 +9,10 @@ size budget: over it, the largest attachments are dropped and the email says so.
 
 SMTP settings come from the environment (``AUTERITY_SMTP_HOST``, ``_PORT``,
 ``_SECURITY`` none|starttls|ssl, ``_USER``, ``_PASSWORD``, ``AUTERITY_MAIL_FROM``,
-``AUTERITY_MAIL_REPLY_TO``). Delivery retries with backoff; the password never appears in
-logs, records or error messages.
+``AUTERITY_MAIL_REPLY_TO``, and ``AUTERITY_SMTP_CA_FILE``: a PEM bundle to trust for a
+server whose certificate is not signed by a system CA). Certificates and host names are
+always verified for ``starttls`` and ``ssl``. Delivery retries with backoff; the password
+never appears in logs, records or error messages.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class SmtpSettings:
     sender: str
     reply_to: str | None
     timeout_s: float = 10.0
+    ca_file: str | None = None
 
 
 def smtp_settings() -> SmtpSettings:
@@ -74,6 +77,9 @@ def smtp_settings() -> SmtpSettings:
         raise ConfigError(f"AUTERITY_SMTP_PORT={raw_port!r} is not a port number") from None
     password = os.environ.get("AUTERITY_SMTP_PASSWORD") or None
     register_secret(password)
+    ca_file = os.environ.get("AUTERITY_SMTP_CA_FILE") or None
+    if ca_file and not Path(ca_file).is_file():
+        raise ConfigError(f"AUTERITY_SMTP_CA_FILE={ca_file!r} is not a file")
     sender = os.environ.get("AUTERITY_MAIL_FROM", "auterity@localhost")
     if "@" not in sender:
         raise ConfigError(f"AUTERITY_MAIL_FROM={sender!r} is not an email address")
@@ -85,6 +91,7 @@ def smtp_settings() -> SmtpSettings:
         password,
         sender,
         os.environ.get("AUTERITY_MAIL_REPLY_TO") or None,
+        ca_file=ca_file,
     )
 
 
@@ -337,7 +344,10 @@ def send(
 
 def _deliver(message: EmailMessage, settings: SmtpSettings, recipients: list[str]) -> None:
     """One SMTP session: connect, secure, log in, send."""
+    # Verified TLS always: the CA file only adds trust (e.g. a company CA), it never disables it.
     context = ssl.create_default_context()
+    if settings.ca_file:
+        context.load_verify_locations(cafile=settings.ca_file)
     if settings.security == "ssl":
         client: smtplib.SMTP = smtplib.SMTP_SSL(
             settings.host, settings.port, timeout=settings.timeout_s, context=context

@@ -71,6 +71,8 @@ class RunRecord:
     error_message: str | None = None
     output_dir: Path | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    scheduled_for: datetime | None = None
+    values: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -125,6 +127,7 @@ def _record_start(record: RunRecord, url: str | None) -> None:
                 output_dir=str(record.output_dir),
                 worker_host=socket.gethostname(),
                 worker_pid=os.getpid(),
+                scheduled_for=record.scheduled_for,
                 pruned=False,
             )
         )
@@ -222,10 +225,94 @@ def list_runs(
     for row in rows:
         for key in ("parameters", "outputs"):
             row[key] = json.loads(row[key]) if row[key] else {}
-        for key in ("started_at", "finished_at"):
+        for key in ("started_at", "finished_at", "scheduled_for"):
             if row[key] is not None:
                 row[key] = row[key].isoformat(timespec="seconds")
     return rows
+
+
+def record_delivery(
+    run_id: str, status: str, error: str | None = None, *, url: str | None = None
+) -> None:
+    """Store how a run's email went (``sent``, ``skipped``, ``delivery_failed`` ...)."""
+    from auterity.redact import mask_secrets
+
+    runs = schema.report_runs
+    with warehouse.connect(url, write=True) as conn:
+        conn.execute(
+            sa.update(runs)
+            .where(runs.c.run_id == run_id)
+            .values(delivery_status=status, delivery_error=mask_secrets(error) if error else None)
+        )
+        warehouse.audit(
+            conn,
+            "report.email",
+            object_type="report_run",
+            object_id=run_id,
+            details={"status": status, "error": mask_secrets(error) if error else None},
+        )
+
+
+def mark_interrupted(reason: str, *, url: str | None = None) -> int:
+    """Close the runs this process still has 'running' as failed with ``reason``.
+
+    For a scheduler stopping before its reports finished.
+    """
+    runs = schema.report_runs
+    now = _utcnow()
+    mine = sa.and_(
+        runs.c.status == "running",
+        runs.c.worker_host == socket.gethostname(),
+        runs.c.worker_pid == os.getpid(),
+    )
+    with warehouse.connect(url, write=True) as conn:
+        rows = conn.execute(sa.select(runs.c.run_id, runs.c.started_at).where(mine)).all()
+        for row in rows:
+            conn.execute(
+                sa.update(runs)
+                .where(runs.c.run_id == row.run_id)
+                .values(
+                    status="failed",
+                    finished_at=now,
+                    duration_s=(now - row.started_at).total_seconds(),
+                    error_message=f"interrupted: {reason}",
+                )
+            )
+    return len(rows)
+
+
+# --------------------------------------------------------------------------- recorded values
+
+VALUES_MIME = "application/vnd.auterity.values+json"
+"""Output type of :func:`record_value`: invisible in reports, read back after the run."""
+
+
+def record_value(name: str, value: Any) -> None:
+    """Record a named value from inside a notebook for whoever ran it (e.g. the scheduler).
+
+    The value travels as a display output of type :data:`VALUES_MIME` in the executed
+    notebook (no file, no environment): ``record_value("anomalies", len(found))`` lets a
+    job with ``condition: anomalies`` decide whether to send its email. Values must be
+    JSON-serialisable; reports do not show them.
+    """
+    from IPython.display import display
+
+    json.dumps(value)  # refuse what cannot travel, in the cell that records it
+    display({VALUES_MIME: {name: value}}, raw=True)
+
+
+def recorded_values(executed: str | Path) -> dict[str, Any]:
+    """The values an executed notebook recorded with :func:`record_value` (later win)."""
+    import nbformat
+
+    nb = nbformat.read(str(executed), as_version=4)
+    values: dict[str, Any] = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = output.get("data", {}).get(VALUES_MIME)
+            if isinstance(data, dict):
+                values.update(data)
+    return values
 
 
 # --------------------------------------------------------------------------- rendering
@@ -390,6 +477,7 @@ def run(
     job_id: str | None = None,
     pdf: bool = True,
     url: str | None = None,
+    scheduled_for: datetime | None = None,
 ) -> RunRecord:
     """Run a notebook with parameters and record the run.
 
@@ -411,11 +499,14 @@ def run(
         Also print a PDF (needs Chromium).
     url : str, optional
         Warehouse URL (runs are recorded there; the notebook reads ``AUTERITY_DB_URL``).
+    scheduled_for : datetime, optional
+        The cron slot (UTC, naive) a scheduled run stands for.
 
     Returns
     -------
     RunRecord
-        How the run ended and where its outputs are. A failing notebook does not raise.
+        How the run ended and where its outputs are, with the values the notebook
+        recorded (:func:`record_value`). A failing notebook does not raise.
 
     Raises
     ------
@@ -453,6 +544,7 @@ def run(
         "running",
         started,
         output_dir=out_dir,
+        scheduled_for=scheduled_for,
     )
     _record_start(record, url)
     executed = out_dir / f"{path.stem}.ipynb"
@@ -480,6 +572,7 @@ def run(
     finally:
         record.outputs["notebook"] = str(executed)
         if executed.exists() and interrupted is None:
+            record.values = recorded_values(executed)
             _render_outputs(record, executed, pdf=pdf, url=url)
         record.finished_at = _utcnow()
         record.duration_s = round(time.monotonic() - clock, 3)
@@ -641,8 +734,13 @@ def run_all(
 
 
 __all__ = [
+    "VALUES_MIME",
     "RunRecord",
     "list_runs",
+    "mark_interrupted",
+    "record_delivery",
+    "record_value",
+    "recorded_values",
     "recover_interrupted",
     "render_html",
     "render_pdf",

@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -32,7 +33,56 @@ from auterity.config import parameters_dir, validate_timezone
 from auterity.errors import ConfigError
 
 ATTACHMENT_KINDS = ("html", "pdf", "csv")
-CONDITIONS = ("always", "anomalies")
+Condition = Callable[[dict[str, Any]], tuple[bool, str]]
+"""Decides from a run's recorded values whether to send its email: ``(send, reason)``."""
+
+
+def _always(values: dict[str, Any]) -> tuple[bool, str]:
+    """Every successful run is emailed."""
+    return True, "always"
+
+
+def _anomalies(values: dict[str, Any]) -> tuple[bool, str]:
+    """Send only when the notebook recorded at least one anomaly.
+
+    The notebook records the count (or the list of anomalies) with
+    ``auterity.reports.record_value("anomalies", ...)``; a notebook that recorded nothing
+    is an error, not a quiet "no anomalies", so a broken alert cannot go silent.
+    """
+    if "anomalies" not in values:
+        raise ConfigError(
+            "condition 'anomalies' needs the notebook to record its anomaly count: "
+            'auterity.reports.record_value("anomalies", count)'
+        )
+    found = values["anomalies"]
+    count = len(found) if isinstance(found, list | dict) else found
+    if isinstance(count, bool) or not isinstance(count, int | float):
+        raise ConfigError(f"recorded 'anomalies' must be a count or a list, not {found!r}")
+    if count > 0:
+        return True, f"{count:g} anomal{'y' if count == 1 else 'ies'} found"
+    return False, "no anomalies found"
+
+
+CONDITIONS: dict[str, Condition] = {"always": _always, "anomalies": _anomalies}
+"""Known conditions; add one with :func:`register_condition`."""
+
+
+def register_condition(name: str, condition: Condition) -> None:
+    """Make ``condition: <name>`` valid in schedule files (call before loading them)."""
+    CONDITIONS[name] = condition
+
+
+def evaluate_condition(job: Job, values: dict[str, Any]) -> tuple[bool, str]:
+    """Whether a successful run of ``job`` with these recorded values sends its email.
+
+    Raises
+    ------
+    ConfigError
+        If the values the condition needs were not recorded.
+    """
+    return CONDITIONS[job.condition](values)
+
+
 _JOB_FIELDS = {
     "notebook",
     "parameters",

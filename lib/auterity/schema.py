@@ -149,6 +149,7 @@ report_runs = sa.Table(
     sa.Column("pruned", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("worker_host", sa.String(255), comment="host of the process running it"),
     sa.Column("worker_pid", sa.Integer(), comment="pid of the process running it"),
+    sa.Column("scheduled_for", sa.DateTime(), comment="UTC cron slot of a scheduled run"),
     comment="Every notebook run, manual or scheduled.",
 )
 _pg_index(
@@ -156,6 +157,19 @@ _pg_index(
     report_runs.c.notebook,
     report_runs.c.parameter_set,
     report_runs.c.started_at,
+)
+
+schedule_slots = sa.Table(
+    "schedule_slots",
+    metadata,
+    sa.Column("job_name", sa.String(128), primary_key=True),
+    sa.Column("scheduled_for", sa.DateTime(), primary_key=True, comment="UTC"),
+    sa.Column("status", sa.String(16), nullable=False, comment="claimed | done | error | missed"),
+    sa.Column("run_id", sa.String(64), comment="report_runs.run_id of the run"),
+    sa.Column("claimed_at", sa.DateTime(), nullable=False, comment="UTC"),
+    sa.Column("claimed_by", sa.String(255), comment="host:pid of the claiming process"),
+    sa.Column("detail", sa.Text(), comment="why a slot ended in error or was missed"),
+    comment="One row per cron slot a scheduler took on: claiming it is what runs it.",
 )
 
 audit_log = sa.Table(

@@ -1,0 +1,691 @@
+"""The report scheduler: due cron slots, claimed once in the warehouse, run, emailed.
+
+Design
+------
+*When* a job fires is APScheduler's cron trigger (:meth:`auterity.schedule.Job.trigger`,
+daylight-saving changes included); *what has run* lives in the warehouse, so it survives
+restarts and is shared by every process that schedules:
+
+* ``schedule_slots`` holds one row per cron slot ``(job, scheduled_for)`` a scheduler took
+  on. Claiming a slot is an insert under the primary key, after checking in the same write
+  transaction that no later slot of the job is taken, so ``auterity schedule run`` (the
+  daemon) and ``auterity schedule run-due`` (system cron) never both run one slot.
+* A job is known from the first time a scheduler sees it (``warehouse_meta`` key
+  ``schedule.since.<job>``): slots before that are not "missed".
+* Catch-up: the due slot of a job is the *latest* fire time after its last claimed slot,
+  if it is at most ``grace`` seconds old. Several fire times missed while no scheduler ran
+  are coalesced into that one run; older ones are dropped (and logged).
+
+APScheduler 3's own persistent job store is not used: it pickles jobs, keeps a pooled
+connection on the database (a DuckDB file allows one writer process) and, as its FAQ says,
+must not be shared by two processes - which is exactly what ``run`` and ``run-due`` do.
+
+The core is clock-free and synchronous (:meth:`Scheduler.due`, :meth:`Scheduler.run_due`,
+:meth:`Scheduler.tick` take ``now``), so tests drive it with any time; the daemon
+(:meth:`Scheduler.serve_forever`) is a thin loop around :meth:`Scheduler.tick`.
+
+Every run is a ``report_runs`` row (trigger ``schedule`` or ``manual``, ``job_id``,
+``scheduled_for``) with its delivery status:
+
+``sent``              the report email went out
+``skipped``           the job's condition said not to send (e.g. no anomalies)
+``delivery_failed``   SMTP refused or was unreachable after retries (reason recorded)
+``failure_sent``      the notebook failed; the failure email went to ``failure_to``
+``failure_not_sent``  the notebook failed and the job has no failure recipients
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from auterity import mailer, reports, schema, warehouse
+from auterity.config import _seconds
+from auterity.errors import AuterityError, ConfigError
+from auterity.redact import mask_secrets
+from auterity.schedule import Job, Schedule, evaluate_condition, render_subject
+from auterity.schedule_metrics import SchedulerMetrics
+
+log = logging.getLogger("auterity.scheduler")
+
+ENV_GRACE = "AUTERITY_SCHEDULE_GRACE"
+ENV_MAX_PARALLEL = "AUTERITY_SCHEDULE_MAX_PARALLEL"
+SINCE_KEY = "schedule.since."
+DELIVERY_STATUSES = ("sent", "skipped", "delivery_failed", "failure_sent", "failure_not_sent")
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """Now, as an aware UTC datetime (the scheduler's default clock)."""
+    return datetime.now(UTC)
+
+
+def _naive(moment: datetime) -> datetime:
+    """UTC without a zone: the storage convention."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _aware(stored: datetime) -> datetime:
+    """A stored (naive UTC) time as an aware one."""
+    return stored.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """How the scheduler behaves (from the environment, or given by the CLI/tests)."""
+
+    grace_s: float = 3600.0
+    max_parallel: int = 2
+    smtp_attempts: int = 4
+    smtp_backoff_s: float = 2.0
+
+    @classmethod
+    def from_env(cls) -> SchedulerSettings:
+        """``AUTERITY_SCHEDULE_GRACE`` (seconds) and ``AUTERITY_SCHEDULE_MAX_PARALLEL``."""
+        grace = _seconds(ENV_GRACE, "3600")
+        raw = os.environ.get(ENV_MAX_PARALLEL, "2")
+        try:
+            parallel = int(raw)
+        except ValueError:
+            parallel = 0
+        if parallel < 1:
+            raise ConfigError(f"{ENV_MAX_PARALLEL}={raw!r} must be a whole number, at least 1")
+        return cls(grace_s=grace, max_parallel=parallel)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One cron slot of a job: the (UTC) time it stands for."""
+
+    job: Job
+    scheduled_for: datetime
+
+
+@dataclass
+class Outcome:
+    """How one run of a job ended: run status and delivery status."""
+
+    job: str
+    scheduled_for: datetime | None
+    run_id: str | None
+    status: str
+    delivery_status: str | None = None
+    delivery_error: str | None = None
+    error_message: str | None = None
+    duration_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- slots
+
+
+def fire_times(job: Job, after: datetime, until: datetime) -> list[datetime]:
+    """The job's fire times in ``(after, until]``, as aware UTC datetimes (APScheduler's)."""
+    trigger = job.trigger()
+    out: list[datetime] = []
+    cursor = after + timedelta(seconds=1)  # cron resolution is seconds; excludes ``after``
+    while True:
+        fire = trigger.get_next_fire_time(None, cursor.astimezone(trigger.timezone))
+        if fire is None or fire > until:
+            return out
+        out.append(fire.astimezone(UTC))
+        cursor = fire + timedelta(seconds=1)
+
+
+def _state(url: str | None) -> tuple[dict[str, datetime], dict[str, datetime]]:
+    """(last claimed slot per job, first-seen time per job), both aware UTC."""
+    slots, meta, runs = schema.schedule_slots, schema.warehouse_meta, schema.report_runs
+    with warehouse.connect(url) as conn:
+        last = {
+            job: _aware(when)
+            for job, when in conn.execute(
+                sa.select(slots.c.job_name, sa.func.max(slots.c.scheduled_for)).group_by(
+                    slots.c.job_name
+                )
+            )
+        }
+        # report_runs survives a full data rebuild; count its slots too.
+        for job, when in conn.execute(
+            sa.select(runs.c.job_id, sa.func.max(runs.c.scheduled_for))
+            .where(runs.c.scheduled_for.is_not(None))
+            .group_by(runs.c.job_id)
+        ):
+            if job and when is not None and (job not in last or _aware(when) > last[job]):
+                last[job] = _aware(when)
+        since = {
+            key[len(SINCE_KEY) :]: datetime.fromisoformat(value)
+            for key, value in conn.execute(
+                sa.select(meta.c.key, meta.c.value).where(meta.c.key.like(f"{SINCE_KEY}%"))
+            )
+        }
+    return last, since
+
+
+def claim(slot: Slot, *, url: str | None = None) -> bool:
+    """Take a slot for this process; False if it (or a later slot of the job) is taken.
+
+    The check and the insert share one write transaction; the primary key
+    ``(job_name, scheduled_for)`` refuses a second claim of the same slot even between
+    PostgreSQL sessions, and a per-job advisory lock orders claims there.
+    """
+    slots = schema.schedule_slots
+    when = _naive(slot.scheduled_for)
+    try:
+        with warehouse.connect(url, write=True) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                    {"key": f"auterity_schedule:{slot.job.name}"},
+                )
+            latest = conn.execute(
+                sa.select(sa.func.max(slots.c.scheduled_for)).where(
+                    slots.c.job_name == slot.job.name
+                )
+            ).scalar()
+            if latest is not None and latest >= when:
+                return False
+            conn.execute(
+                sa.insert(slots).values(
+                    job_name=slot.job.name,
+                    scheduled_for=when,
+                    status="claimed",
+                    claimed_at=_naive(utc_now()),
+                    claimed_by=f"{socket.gethostname()}:{os.getpid()}",
+                )
+            )
+    except sa.exc.IntegrityError:
+        return False
+    return True
+
+
+def _finish_slot(
+    slot: Slot, status: str, run_id: str | None, detail: str | None, url: str | None
+) -> None:
+    """Record how a claimed slot ended."""
+    slots = schema.schedule_slots
+    with warehouse.connect(url, write=True) as conn:
+        conn.execute(
+            sa.update(slots)
+            .where(
+                slots.c.job_name == slot.job.name,
+                slots.c.scheduled_for == _naive(slot.scheduled_for),
+            )
+            .values(status=status, run_id=run_id, detail=detail)
+        )
+
+
+def slot_history(url: str | None = None, *, job: str | None = None) -> list[dict[str, Any]]:
+    """Claimed slots, newest first, as plain dicts."""
+    slots = schema.schedule_slots
+    query = sa.select(slots).order_by(slots.c.scheduled_for.desc())
+    if job:
+        query = query.where(slots.c.job_name == job)
+    with warehouse.connect(url) as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+# --------------------------------------------------------------------------- emails
+
+
+@dataclass
+class Headline:
+    """What a report email shows besides the report: period, KPIs, inline charts."""
+
+    start: date
+    end: date
+    kpis: Any = None
+    charts: dict[str, Any] = field(default_factory=dict)
+
+
+def _parameter_values(record: reports.RunRecord) -> dict[str, Any]:
+    """The notebook's defaults overlaid with the values the run used."""
+    from auterity import params
+
+    values: dict[str, Any] = {}
+    for name, spec in params.notebook_parameters(record.notebook).items():
+        try:
+            values[name] = ast.literal_eval(spec.default)
+        except (ValueError, SyntaxError):
+            values[name] = spec.default
+    values.update(record.parameters)
+    return values
+
+
+def headline(record: reports.RunRecord, url: str | None = None) -> Headline | None:
+    """The headline KPIs and revenue trend of the run's period, from the library.
+
+    Notebooks with a ``period`` parameter (the business, ModelHub and executive reports)
+    get the same :func:`auterity.business.kpi_summary` numbers their report shows, for the
+    same period and filters; other notebooks get no headline (None).
+    """
+    values = _parameter_values(record)
+    if "period" not in values:
+        return None
+    from auterity import business, charts, metrics, present
+
+    tz = values.get("timezone") or None
+    where = {k: values[k] for k in ("region", "segment") if values.get(k)}
+    start, end = present.resolve_period(
+        values["period"], values.get("start", ""), values.get("end", ""), tz=tz, url=url
+    )
+    kpis = business.kpi_summary(start, end, where=where or None, tz=tz, url=url)
+    trend = metrics.query(
+        ["revenue"], start=start, end=end, grain="day", where=where or None, tz=tz, url=url
+    )
+    chart = charts.trend(trend, "revenue", unit="currency", interactive=False)
+    return Headline(start, end, kpis, {"Revenue per day": chart})
+
+
+def _title(record: reports.RunRecord) -> str:
+    """The report's title (the notebook's H1)."""
+    import nbformat
+
+    executed = record.outputs.get("notebook")
+    if executed and Path(executed).is_file():
+        return reports._title(nbformat.read(executed, as_version=4), record.notebook)
+    return record.notebook
+
+
+def build_job_email(
+    job: Job,
+    record: reports.RunRecord,
+    *,
+    url: str | None = None,
+    settings: mailer.SmtpSettings | None = None,
+) -> mailer.BuiltEmail:
+    """The report email of a successful run: headline, inline charts, job's attachments."""
+    from auterity import charts, present
+
+    top = headline(record, url)
+    day = (record.scheduled_for or record.started_at).date()
+    start, end = (top.start, top.end) if top else (day, day + timedelta(days=1))
+    kpi_text: dict[str, str] = {}
+    attachments: list[Path] = []
+    notes: list[str] = []
+    if top is not None and top.kpis is not None:
+        for _, row in top.kpis.iterrows():
+            kpi_text[row["metric"]] = charts.format_value(row["current"], row["unit"])
+    for kind in job.attachments:
+        if kind == "csv":
+            if top is not None and top.kpis is not None:
+                columns = ["metric", "label", "current", "previous", "previous_delta_pct"]
+                frame = top.kpis[[c for c in columns if c in top.kpis.columns]]
+                target = Path(record.output_dir or ".") / "kpis.csv"
+                attachments.append(mailer.csv_attachment(frame, target))
+            continue
+        path = record.outputs.get(kind)
+        if path and Path(path).is_file():
+            attachments.append(Path(path))
+        else:
+            notes.append(f"The {kind.upper()} was not produced.")
+    images = mailer.chart_images(top.charts) if top else []
+    footer = "The full interactive report is attached (it opens offline)."
+    if "html" not in job.attachments:
+        footer = f"The full report is kept on the report server as run {record.run_id[:12]}."
+    return mailer.build_report_email(
+        subject=render_subject(job, start=start, end=end, kpi=kpi_text),
+        to=job.to,
+        cc=job.cc,
+        title=_title(record),
+        intro=job.description or present.describe_period(start, end),
+        kpis=top.kpis if top else None,
+        images=images,
+        attachments=attachments,
+        footer=" ".join([footer, *notes]),
+        settings=settings,
+    )
+
+
+def build_failure_email(
+    job: Job, record: reports.RunRecord, *, settings: mailer.SmtpSettings | None = None
+) -> mailer.BuiltEmail:
+    """The failure email: what failed and where, with the partial report attached."""
+    where = f"cell {record.error_cell}" if record.error_cell is not None else "the run"
+    attachments = [
+        Path(p)
+        for p in (record.outputs.get("html"), record.outputs.get("notebook"))
+        if p and Path(p).is_file()
+    ]
+    return mailer.build_report_email(
+        subject=f"[failed] {job.name}: {record.notebook} ({record.parameter_set or 'defaults'})",
+        to=job.failure_to,
+        title=f"Report failed: {_title(record)}",
+        intro=f"Run {record.run_id[:12]} of job {job.name} failed at {where}: "
+        f"{record.error_message or 'no message'}",
+        attachments=attachments,
+        footer="Attached: the partial report and the notebook executed up to the failing cell.",
+        settings=settings,
+    )
+
+
+# --------------------------------------------------------------------------- scheduler
+
+
+class Scheduler:
+    """Runs a schedule's jobs: due slots from cron triggers and warehouse state.
+
+    Parameters
+    ----------
+    schedule : Schedule
+        The jobs (:func:`auterity.schedule.load_schedule`).
+    url : str, optional
+        Warehouse URL (state and run records).
+    settings : SchedulerSettings, optional
+        Grace period, concurrency, SMTP retries (default: from the environment).
+    clock : callable, optional
+        Returns "now" as an aware datetime (tests pass a fake clock).
+    metrics : SchedulerMetrics, optional
+        Where runs are counted (default: a fresh registry).
+    pdf : bool
+        Produce PDFs for jobs that attach one (needs Chromium).
+    """
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        *,
+        url: str | None = None,
+        settings: SchedulerSettings | None = None,
+        clock: Clock = utc_now,
+        metrics: SchedulerMetrics | None = None,
+        pdf: bool = True,
+    ) -> None:
+        self.schedule = schedule
+        self.url = url
+        self.settings = settings or SchedulerSettings.from_env()
+        self.clock = clock
+        self.metrics = metrics or SchedulerMetrics()
+        self.pdf = pdf
+        self._free = threading.Semaphore(self.settings.max_parallel)
+        self._workers: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.outcomes: list[Outcome] = []
+        warehouse.ensure_schema(url)
+
+    # -- deciding -------------------------------------------------------------
+
+    def due(self, now: datetime | None = None) -> list[Slot]:
+        """The slots due at ``now``: per enabled job, the latest unclaimed fire time in grace.
+
+        Registers jobs seen for the first time (nothing before that is due).
+        """
+        now = now or self.clock()
+        last, since = _state(self.url)
+        grace = timedelta(seconds=self.settings.grace_s)
+        new = [j for j in self.schedule.jobs.values() if j.enabled and j.name not in since]
+        if new:
+            with warehouse.connect(self.url, write=True) as conn:
+                for job in new:
+                    warehouse.set_meta(conn, SINCE_KEY + job.name, now.isoformat())
+                    since[job.name] = now
+        out = []
+        for job in self.schedule.jobs.values():
+            if not job.enabled:
+                continue
+            after = max(since[job.name], last.get(job.name, since[job.name]))
+            window = fire_times(job, max(after, now - grace), now)
+            if window:
+                if len(window) > 1:
+                    log.info("%s: %d missed runs coalesced into one", job.name, len(window))
+                out.append(Slot(job, window[-1]))
+            elif fire_times(job, after, now - grace):
+                log.warning(
+                    "%s: missed run(s) older than the %.0f s grace period are not run",
+                    job.name,
+                    self.settings.grace_s,
+                )
+        return out
+
+    # -- running --------------------------------------------------------------
+
+    def execute(
+        self, job: Job, *, trigger: str = "schedule", scheduled_for: datetime | None = None
+    ) -> Outcome:
+        """Run one job now and deliver its email; never raises for a job's own failure."""
+        started = time.monotonic()
+        self.metrics.in_progress.inc()
+        try:
+            return self._execute(job, trigger, scheduled_for)
+        except Exception as exc:  # a broken job must never take the scheduler down
+            log.exception("job %s could not run", job.name)
+            message = mask_secrets(f"{type(exc).__name__}: {exc}")
+            outcome = Outcome(job.name, scheduled_for, None, "error", error_message=message)
+            outcome.duration_s = round(time.monotonic() - started, 3)
+            self.metrics.observe(job.name, "error", outcome.duration_s, None)
+            return outcome
+        finally:
+            self.metrics.in_progress.dec()
+
+    def _execute(self, job: Job, trigger: str, scheduled_for: datetime | None) -> Outcome:
+        """Run, deliver, record, count."""
+        record = reports.run(
+            job.notebook,
+            params_file=job.parameters_file,
+            trigger=trigger,
+            job_id=job.name,
+            pdf=self.pdf and "pdf" in job.attachments,
+            url=self.url,
+            scheduled_for=_naive(scheduled_for) if scheduled_for else None,
+        )
+        status, error = self.deliver(job, record)
+        reports.record_delivery(record.run_id, status, error, url=self.url)
+        self.metrics.observe(job.name, record.status, record.duration_s, status, record.finished_at)
+        log.info("job %s: run %s %s, email %s", job.name, record.run_id, record.status, status)
+        return Outcome(
+            job.name,
+            scheduled_for,
+            record.run_id,
+            record.status,
+            status,
+            error,
+            record.error_message,
+            record.duration_s,
+        )
+
+    def deliver(self, job: Job, record: reports.RunRecord) -> tuple[str, str | None]:
+        """Send the run's email (or the failure email): ``(delivery status, reason)``."""
+        try:
+            settings = mailer.smtp_settings()
+            if record.ok:
+                send, reason = evaluate_condition(job, record.values)
+                if not send:
+                    return "skipped", reason
+                built = build_job_email(job, record, url=self.url, settings=settings)
+            else:
+                if not job.failure_to:
+                    return "failure_not_sent", "the job has no failure_to recipients"
+                built = build_failure_email(job, record, settings=settings)
+            mailer.send(
+                built.message,
+                settings=settings,
+                bcc=job.bcc if record.ok else (),
+                attempts=self.settings.smtp_attempts,
+                backoff_s=self.settings.smtp_backoff_s,
+            )
+        except Exception as exc:  # SMTP down, bad settings, a condition without its value
+            reason = mask_secrets(str(exc) if isinstance(exc, AuterityError) else repr(exc))
+            log.warning("job %s: email not delivered: %s", job.name, reason)
+            return "delivery_failed", reason
+        if not record.ok:
+            return "failure_sent", None
+        return "sent", (f"not attached: {', '.join(built.dropped)}" if built.dropped else None)
+
+    def _run_slot(self, slot: Slot) -> Outcome:
+        """Execute a claimed slot and close it."""
+        outcome = self.execute(slot.job, scheduled_for=slot.scheduled_for)
+        state = "error" if outcome.status == "error" else "done"
+        try:
+            _finish_slot(slot, state, outcome.run_id, outcome.error_message, self.url)
+        except Exception:  # the run is recorded; a lost slot update must not crash a worker
+            log.exception("could not close slot %s %s", slot.job.name, slot.scheduled_for)
+        with self._lock:
+            self.outcomes.append(outcome)
+        return outcome
+
+    def run_due(self, now: datetime | None = None) -> list[Outcome]:
+        """Run whatever is due once (claimed first), at most ``max_parallel`` at a time.
+
+        Returns
+        -------
+        list of Outcome
+            One per slot this call claimed and ran; slots already taken by another
+            scheduler are left alone.
+        """
+        claimed = [s for s in self.due(now) if claim(s, url=self.url)]
+        if not claimed:
+            return []
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=self.settings.max_parallel) as pool:
+            return list(pool.map(self._run_slot, claimed))
+
+    def trigger(self, name: str) -> Outcome:
+        """Run one job now (trigger ``manual``), delivery included; takes no slot."""
+        return self.execute(self.schedule.job(name), trigger="manual")
+
+    # -- the daemon ------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None) -> list[Slot]:
+        """Start every due slot there is a free worker for, in the background.
+
+        A due slot without a free worker is not claimed: it stays due for the next tick
+        (within the grace period), so concurrency is bounded without losing runs.
+
+        Returns
+        -------
+        list of Slot
+            The slots started.
+        """
+        if self._stop.is_set():
+            return []
+        started = []
+        for slot in self.due(now):
+            if not self._free.acquire(blocking=False):
+                log.info("all %d workers busy; %s waits", self.settings.max_parallel, slot.job.name)
+                break
+            if not claim(slot, url=self.url):
+                self._free.release()
+                continue
+            worker = threading.Thread(
+                target=self._worker, args=(slot,), name=f"auterity-{slot.job.name}", daemon=True
+            )
+            with self._lock:
+                self._workers.add(worker)
+            worker.start()
+            started.append(slot)
+        return started
+
+    def _worker(self, slot: Slot) -> None:
+        """Thread body: run the slot, free the worker."""
+        try:
+            self._run_slot(slot)
+        finally:
+            with self._lock:
+                self._workers.discard(threading.current_thread())
+            self._free.release()
+
+    @property
+    def busy(self) -> int:
+        """Runs executing now."""
+        with self._lock:
+            return len(self._workers)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the running slots to finish; True if none is left."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                workers = list(self._workers)
+            if not workers:
+                return True
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            workers[0].join(timeout=left if left is None else min(left, 0.5))
+
+    def next_wakeup(self, now: datetime) -> float:
+        """Seconds until the earliest next fire time of an enabled job."""
+        nexts = [
+            fire
+            for j in self.schedule.jobs.values()
+            if j.enabled
+            for fire in j.next_runs(1, after=now)
+        ]
+        if not nexts:
+            return float("inf")
+        return max(0.0, (min(nexts) - now).total_seconds())
+
+    def stop(self) -> None:
+        """Ask the daemon loop to stop (signal handlers call this)."""
+        self._stop.set()
+
+    def serve_forever(self, *, poll_s: float = 30.0, drain_timeout_s: float = 3600.0) -> int:
+        """The daemon: tick, sleep until the next fire time (at most ``poll_s``), repeat.
+
+        After :meth:`stop` (SIGTERM), no new run starts; running ones get
+        ``drain_timeout_s`` to finish, after which they are recorded as interrupted.
+
+        Returns
+        -------
+        int
+            Runs recorded as interrupted (0 for a clean stop).
+        """
+        log.info("scheduler started: %d job(s)", len(self.schedule.jobs))
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # e.g. the warehouse briefly busy: try again next time
+                log.exception("scheduler tick failed")
+            now = self.clock()
+            self._stop.wait(min(poll_s, max(0.5, self.next_wakeup(now))))
+        log.info("stopping: waiting up to %.0f s for %d run(s)", drain_timeout_s, self.busy)
+        if self.wait(drain_timeout_s):
+            return 0
+        interrupted = reports.mark_interrupted(
+            "the scheduler stopped before the run finished", url=self.url
+        )
+        with self._lock:
+            pending = [w.name.removeprefix("auterity-") for w in self._workers]
+        log.warning("stopped with run(s) of %s recorded as interrupted", ", ".join(pending))
+        return interrupted
+
+
+def install_signal_handlers(scheduler: Scheduler) -> None:
+    """SIGTERM and SIGINT stop the daemon cleanly (main thread only)."""
+    import signal
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        scheduler.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+__all__ = [
+    "DELIVERY_STATUSES",
+    "Outcome",
+    "Scheduler",
+    "SchedulerSettings",
+    "Slot",
+    "build_failure_email",
+    "build_job_email",
+    "claim",
+    "fire_times",
+    "headline",
+    "install_signal_handlers",
+    "slot_history",
+    "utc_now",
+]
