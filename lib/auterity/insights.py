@@ -1,0 +1,791 @@
+"""Automated insights: significant findings across business and ModelHub data, as cards.
+
+:func:`generate` looks at a date range from several angles and turns only *significant*
+findings into :class:`InsightCard` objects (precision over volume), ranked by importance:
+
+* ``correlation``: an ML metric of one model moves with a business metric, at some lag
+  (:mod:`auterity.correlate`: residuals, effective sample size, Benjamini-Hochberg over
+  every pair and lag, and not carried by a single episode);
+* ``mover``: a KPI changed between the last ``period_days`` and the ``period_days``
+  before (Mann-Whitney test on the daily values, Benjamini-Hochberg over the KPIs), with
+  the segment that explains most of it (:func:`auterity.business.top_movers`: for ratios
+  the rate and mix effects);
+* ``anomaly``: alert windows of :func:`auterity.anomaly.detect` (causal) on key business
+  and per-model series, medium or high severity only;
+* ``forecast_risk``: a KPI whose forecast for the next ``period_days`` lies, band and
+  all, below (or above, for metrics where up is bad) the last ``period_days``;
+* ``drift``: a model's token, latency or quality distribution moved significantly (PSI
+  >= 0.25) between the first and the last ``period_days`` of the range
+  (:func:`auterity.modelhub.drift`);
+* ``savings``: a cheaper model serves a feature as well
+  (:func:`auterity.modelhub.savings`).
+
+Every card is a sentence with its evidence (numbers, dates) and an Altair chart spec
+built with :mod:`auterity.charts`; :meth:`InsightCard.to_dict` is JSON-serialisable.
+
+Importance is a score in [0, 1]: a base per kind (what a reader must act on first) raised
+by the size of the effect. See :data:`KIND_BASE`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from auterity import correlate
+from auterity.correlate import ML_LABELS, ML_UNITS, as_records, describe_lag
+from auterity.errors import ConfigError
+
+log = logging.getLogger("auterity.insights")
+
+KINDS = ("correlation", "anomaly", "forecast_risk", "drift", "savings", "mover")
+"""Every kind of card, in the order of :data:`KIND_BASE`."""
+KIND_BASE = {
+    "correlation": 0.6,
+    "anomaly": 0.55,
+    "forecast_risk": 0.5,
+    "drift": 0.5,
+    "savings": 0.45,
+    "mover": 0.4,
+}
+"""Importance of a card of each kind before its effect size is added (up to +0.4)."""
+MOVER_METRICS = {
+    "revenue": ("segment", "region", "channel"),
+    "orders": ("segment", "region", "channel"),
+    "average_order_value": ("segment", "channel"),
+    "active_customers": ("segment", "region", "feature"),
+    "conversion_rate": (),
+}
+"""KPIs checked for significant moves, and the dimensions that may explain them."""
+ANOMALY_BUSINESS = ("revenue", "orders", "conversion_rate", "active_customers")
+ANOMALY_ML = ("p95_latency_ms", "cost")
+"""Per-model series checked for anomalies; only rises are reported (a drop in latency or cost
+is no alert). Daily error rates of most models are a handful of events, too few to judge."""
+FORECAST_METRICS = ("revenue", "orders", "active_customers")
+
+
+@dataclass
+class InsightCard:
+    """One finding: what happened, the evidence, and a chart.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`KINDS`.
+    title : str
+        A short headline.
+    sentence : str
+        The finding in one sentence with its numbers and dates.
+    importance : float
+        Ranking score in [0, 1].
+    evidence : dict
+        The numbers behind the sentence (JSON-safe).
+    chart : dict or None
+        A Vega-Lite spec (:func:`auterity.charts.to_dict`).
+    """
+
+    kind: str
+    title: str
+    sentence: str
+    importance: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+    chart: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of the card."""
+        return {
+            "kind": self.kind,
+            "title": self.title,
+            "sentence": self.sentence,
+            "importance": round(float(self.importance), 4),
+            "evidence": correlate._plain(self.evidence),
+            "chart": self.chart,
+        }
+
+
+@dataclass
+class InsightReport:
+    """Cards plus how they were found: what was tested and what could not be run."""
+
+    start: date
+    end: date
+    cards: list[InsightCard]
+    tested: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of the report."""
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "cards": [c.to_dict() for c in self.cards],
+            "tested": correlate._plain(self.tested),
+            "skipped": dict(self.skipped),
+        }
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _day(value: Any) -> str:
+    """``2026-03-08`` from a date-like value."""
+    return pd.Timestamp(value).date().isoformat()
+
+
+def _pct(value: float) -> str:
+    """``+12.3 %`` / ``-4 %``."""
+    return f"{value * 100:+.1f} %"
+
+
+def _num(value: float, unit: str) -> str:
+    """A value formatted for a sentence in its unit."""
+    from auterity.charts import format_value
+
+    return format_value(value, unit)
+
+
+def _chart(builder: str, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+    """The spec of ``auterity.charts.<builder>(*args, **kwargs)``, or None (with a warning)
+    when it cannot be built."""
+    from auterity import charts
+
+    try:
+        return charts.to_dict(getattr(charts, builder)(*args, **kwargs))
+    except Exception as exc:  # a chart must never cost us the finding
+        log.warning("insight chart not built: %s", exc)
+        return None
+
+
+def _label(metric: str) -> str:
+    """A metric's label from the catalog (or the name)."""
+    from auterity import metrics
+
+    try:
+        return metrics.load_catalog().metric(metric).label
+    except ConfigError:
+        return metric.replace("_", " ")
+
+
+def _metric_meta(metric: str) -> tuple[str, str]:
+    """``(unit, good)`` of a catalog metric."""
+    from auterity import metrics
+
+    definition = metrics.load_catalog().metric(metric)
+    return definition.unit, definition.good
+
+
+# --------------------------------------------------------------------------- correlation
+
+
+def correlation_cards(result: correlate.CorrelationResult) -> list[InsightCard]:
+    """Cards for the significant correlations of a :func:`correlate.correlate` result."""
+    cards = []
+    for row in result.findings.itertuples():
+        x = result.series.ml[row.ml_series]
+        y = result.series.business[row.business_metric]
+        rx, ry = correlate.residuals(x), correlate.residuals(y)
+        lag = int(row.lag)
+        shifted = ry.shift(-lag)
+        product = ((rx - rx.mean()) / rx.std()) * ((shifted - shifted.mean()) / shifted.std())
+        product = product * np.sign(row.pearson_r)
+        top_days = product.dropna().sort_values(ascending=False).head(3).index
+        ml_label = ML_LABELS[row.ml_metric]
+        biz_label = _label(row.business_metric)
+        direction = "falls" if row.pearson_r < 0 else "rises"
+        sentence = (
+            f"When {row.model_id}'s {ml_label} rises, {biz_label.lower()} {direction} "
+            f"{describe_lag(lag)} (r = {row.pearson_r:+.2f}, 95 % CI {row.pearson_ci_low:+.2f} "
+            f"to {row.pearson_ci_high:+.2f}; Spearman {row.spearman_r:+.2f}; "
+            f"q = {row.q_value:.2g} over {result.hypotheses:,} pair-lag tests); clearest on "
+            + ", ".join(_day(d) for d in top_days)
+            + "."
+        )
+        evidence = {
+            "ml_series": row.ml_series,
+            "model_id": row.model_id,
+            "ml_metric": row.ml_metric,
+            "business_metric": row.business_metric,
+            "lag_days": lag,
+            "significant_lags": list(row.significant_lags),
+            "pearson_r": row.pearson_r,
+            "pearson_ci": [row.pearson_ci_low, row.pearson_ci_high],
+            "spearman_r": row.spearman_r,
+            "spearman_ci": [row.spearman_ci_low, row.spearman_ci_high],
+            "p_value": row.p_value,
+            "q_value": row.q_value,
+            "n_days": row.n,
+            "effective_n": row.n_eff,
+            "r_without_top_episode": row.r_without_top_episode,
+            "hypotheses_tested": result.hypotheses,
+            "alpha": result.alpha,
+            "clearest_days": [_day(d) for d in top_days],
+        }
+        frame = pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "day": rx.index + pd.Timedelta(days=lag),
+                        "series": f"{row.model_id} {ml_label} (shifted {lag:+d} d)",
+                        "z": (rx - rx.mean()) / rx.std(),
+                    }
+                ),
+                pd.DataFrame(
+                    {"day": ry.index, "series": biz_label, "z": (ry - ry.mean()) / ry.std()}
+                ),
+            ]
+        ).dropna()
+
+        cards.append(
+            InsightCard(
+                kind="correlation",
+                title=f"{row.model_id} {ml_label} and {biz_label.lower()}",
+                sentence=sentence,
+                importance=KIND_BASE["correlation"] + 0.4 * min(1.0, abs(row.pearson_r) / 0.5),
+                evidence=evidence,
+                chart=_chart(
+                    "trend",
+                    frame,
+                    "z",
+                    unit="number",
+                    by="series",
+                    title=f"{ml_label} vs {biz_label} (standardised residuals)",
+                    interactive=False,
+                    time_col="day",
+                ),
+            )
+        )
+    return cards
+
+
+# --------------------------------------------------------------------------- movers
+
+
+def mover_cards(
+    start: date,
+    end: date,
+    *,
+    period_days: int = 28,
+    alpha: float = 0.05,
+    series: correlate.Series | None = None,
+    tz: str | None = None,
+    url: str | None = None,
+) -> tuple[list[InsightCard], int]:
+    """KPIs that moved significantly between the last two ``period_days`` windows.
+
+    Returns the cards and the number of KPIs tested.
+    """
+    from scipy import stats
+
+    from auterity import business, metrics
+
+    if (end - start).days < 2 * period_days:
+        return [], 0
+    cur = (end - timedelta(days=period_days), end)
+    prev = (cur[0] - timedelta(days=period_days), cur[0])
+    names = list(MOVER_METRICS)
+    daily = metrics.query(names, start=prev[0], end=end, grain="day", tz=tz, url=url)
+    daily["period"] = pd.to_datetime(daily["period"])
+    before = daily[daily["period"] < pd.Timestamp(cur[0])]
+    after = daily[daily["period"] >= pd.Timestamp(cur[0])]
+    pvalues, totals = (
+        [],
+        metrics.query_windows(names, {"current": cur, "previous": prev}, tz=tz, url=url).set_index(
+            "period"
+        ),
+    )
+    for name in names:
+        a, b = before[name].dropna(), after[name].dropna()
+        if len(a) < 7 or len(b) < 7:
+            pvalues.append(1.0)
+            continue
+        pvalues.append(float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue))
+    reject, q = correlate.benjamini_hochberg(pvalues, alpha)
+    cards = []
+    for name, p, qv, ok in zip(names, pvalues, q, reject, strict=True):
+        if not ok or "current" not in totals.index or "previous" not in totals.index:
+            continue
+        now, was = float(totals.loc["current", name]), float(totals.loc["previous", name])
+        if not was or math.isnan(was) or math.isnan(now):
+            continue
+        change = (now - was) / abs(was)
+        unit, good = _metric_meta(name)
+        label = _label(name)
+        explain, movers, by_used = "", None, None
+        for by in MOVER_METRICS[name]:
+            frame = business.top_movers(name, by, cur, prev, tz=tz, url=url)
+            if frame.empty or pd.isna(frame["share_of_change"].iloc[0]):
+                continue
+            top = frame.iloc[0]
+            if movers is None or abs(top["share_of_change"]) > abs(
+                movers.iloc[0]["share_of_change"]
+            ):
+                movers, by_used = frame, by
+        if movers is not None and by_used is not None:
+            top = movers.iloc[0]
+            explain = (
+                f"; {by_used} {top[by_used]} explains {top['share_of_change'] * 100:.0f} % of it"
+            )
+            if "rate_effect" in movers.columns:
+                explain += (
+                    f" (rate effect {_num(top['rate_effect'], unit)}, "
+                    f"mix effect {_num(top['mix_effect'], unit)})"
+                )
+        sentence = (
+            f"{label} {'rose' if change > 0 else 'fell'} {_pct(change)} to {_num(now, unit)} in "
+            f"{_day(cur[0])} to {_day(cur[1] - timedelta(days=1))} against "
+            f"{_num(was, unit)} in the {period_days} days before (Mann-Whitney p = {p:.2g}, "
+            f"q = {qv:.2g}){explain}."
+        )
+        evidence: dict[str, Any] = {
+            "metric": name,
+            "current": now,
+            "previous": was,
+            "change_pct": change,
+            "current_window": [cur[0], cur[1]],
+            "previous_window": [prev[0], prev[1]],
+            "p_value": p,
+            "q_value": qv,
+            "metrics_tested": len(names),
+        }
+        chart = None
+        if movers is not None and by_used is not None:
+            evidence["explained_by"] = by_used
+            evidence["movers"] = as_records(movers.head(5))
+
+            chart = _chart(
+                "movers_chart", movers, by_used, unit=unit, good=good, top=8, title=label
+            )
+        cards.append(
+            InsightCard(
+                kind="mover",
+                title=f"{label} {_pct(change)}",
+                sentence=sentence,
+                importance=KIND_BASE["mover"] + 0.4 * min(1.0, abs(change) / 0.5),
+                evidence=evidence,
+                chart=chart,
+            )
+        )
+    return cards, len(names)
+
+
+# --------------------------------------------------------------------------- drift, savings
+
+
+def drift_cards(
+    start: date,
+    end: date,
+    *,
+    period_days: int = 28,
+    models: Sequence[str] | None = None,
+    tz: str | None = None,
+    url: str | None = None,
+) -> tuple[list[InsightCard], int]:
+    """Significant distribution drift (PSI >= 0.25) per model: first vs last window.
+
+    Returns the cards and the number of (model, metric) comparisons made.
+    """
+    from auterity import modelhub
+
+    if (end - start).days < 2 * period_days:
+        return [], 0
+    reference = (start, start + timedelta(days=period_days))
+    current = (end - timedelta(days=period_days), end)
+    if models is None:
+        board = modelhub.leaderboard(start, end, tz=tz, url=url)
+        models = [str(m) for m in board.loc[board["requests"] > 0, "model_id"]]
+    cards, tested = [], 0
+    for model_id in models:
+        frame = modelhub.drift(reference, current, model=model_id, tz=tz, url=url)
+        tested += len(frame)
+        for row in frame[frame["level"] == "significant"].itertuples():
+            sentence = (
+                f"{model_id}'s {row.metric.replace('_', ' ')} distribution shifted between "
+                f"{_day(reference[0])} to {_day(reference[1] - timedelta(days=1))} and "
+                f"{_day(current[0])} to {_day(current[1] - timedelta(days=1))} "
+                f"(PSI {row.psi:.2f}, KS {row.ks_statistic:.2f}, "
+                f"{int(row.n_reference):,} vs {int(row.n_current):,} requests)."
+            )
+            edges = frame.attrs.get("edges", {}).get(row.metric) if frame.attrs else None
+            cards.append(
+                InsightCard(
+                    kind="drift",
+                    title=f"{model_id} {row.metric.replace('_', ' ')} drift",
+                    sentence=sentence,
+                    importance=KIND_BASE["drift"] + 0.4 * min(1.0, row.psi / 2),
+                    evidence={
+                        "model_id": model_id,
+                        "metric": row.metric,
+                        "psi": row.psi,
+                        "ks_statistic": row.ks_statistic,
+                        "ks_pvalue": row.ks_pvalue,
+                        "reference_window": list(reference),
+                        "current_window": list(current),
+                        "n_reference": row.n_reference,
+                        "n_current": row.n_current,
+                        "bin_edges": list(edges) if edges is not None else None,
+                    },
+                    chart=_drift_chart(model_id, row.metric, start, end, tz, url),
+                )
+            )
+    return cards, tested
+
+
+def _drift_chart(
+    model_id: str, metric: str, start: date, end: date, tz: str | None, url: str | None
+) -> dict[str, Any] | None:
+    """Daily total of the drifting token metric for the model (None for other metrics)."""
+    if metric not in ("input_tokens", "output_tokens"):
+        return None
+    from auterity import metrics
+
+    frame = metrics.query(
+        [metric, "requests"], start=start, end=end, where={"model": model_id}, tz=tz, url=url
+    )
+    frame["tokens_per_request"] = frame[metric] / frame["requests"].where(frame["requests"] > 0)
+    return _chart(
+        "trend",
+        frame,
+        "tokens_per_request",
+        unit="tokens",
+        title=f"{model_id}: {metric.replace('_', ' ')} per request",
+        interactive=False,
+    )
+
+
+def savings_cards(
+    start: date, end: date, *, tz: str | None = None, url: str | None = None
+) -> list[InsightCard]:
+    """One card per savings opportunity of :func:`auterity.modelhub.savings`."""
+    from auterity import modelhub
+
+    frame = modelhub.savings(start, end, tz=tz, url=url)
+    cards = []
+    for row in frame.itertuples():
+        saving = float(row.est_monthly_savings)
+        sentence = (
+            f"Switching {row.feature} from {row.current_model} to {row.candidate_model} would "
+            f"save about {_num(saving, 'currency')} a month (cost per request "
+            f"{_num(row.current_cost_per_request, 'currency')} -> "
+            f"{_num(row.candidate_cost_per_request, 'currency')}) for a quality change of "
+            f"{-row.quality_gap:+.3f} ({row.current_quality:.3f} -> {row.candidate_quality:.3f})."
+        )
+        table = pd.DataFrame(
+            {
+                "model_id": [row.current_model, row.candidate_model],
+                "cost_per_request": [row.current_cost_per_request, row.candidate_cost_per_request],
+            }
+        )
+
+        cards.append(
+            InsightCard(
+                kind="savings",
+                title=f"Save on {row.feature}",
+                sentence=sentence,
+                importance=KIND_BASE["savings"] + 0.4 * min(1.0, saving / 1000),
+                evidence={k: getattr(row, k) for k in frame.columns},
+                chart=_chart(
+                    "breakdown_bars",
+                    table,
+                    "cost_per_request",
+                    "model_id",
+                    unit="currency",
+                    title=f"{row.feature}: cost per request",
+                ),
+            )
+        )
+    return cards
+
+
+# --------------------------------------------------------------------------- anomaly, forecast
+
+
+def _series_frames(series: correlate.Series, ml_daily: pd.DataFrame | None) -> dict[str, Any]:
+    """``{name: (frame[ds, y], unit, label, directions)}`` of the series checked for
+    anomalies (directions: which of 'up'/'down' are worth a card)."""
+    out: dict[str, Any] = {}
+    for name in ANOMALY_BUSINESS:
+        if name in series.business.columns:
+            values = series.business[name]
+            out[name] = (
+                pd.DataFrame({"ds": values.index, "y": values.to_numpy(float)}),
+                _metric_meta(name)[0],
+                _label(name),
+                ("up", "down"),
+            )
+    if ml_daily is not None:
+        units = {**ML_UNITS, "cost": "currency"}
+        labels = {**ML_LABELS, "cost": "cost"}
+        for model_id, part in ml_daily.groupby("model_id", sort=True):
+            thin = part["requests"] < 20
+            for metric in ANOMALY_ML:
+                y = part[metric].astype(float).mask(thin)
+                if y.notna().sum() < 28:
+                    continue
+                out[f"{model_id}:{metric}"] = (
+                    pd.DataFrame({"ds": pd.to_datetime(part["day"]).to_numpy(), "y": y.to_numpy()}),
+                    units[metric],
+                    f"{model_id} {labels[metric]}",
+                    ("up",),
+                )
+    return out
+
+
+def anomaly_cards(
+    frames: dict[str, Any],
+    *,
+    method: str = "stl_mad",
+    severities: Sequence[str] = ("medium", "high"),
+) -> tuple[list[InsightCard], int]:
+    """Cards for the alert windows of :func:`auterity.anomaly.detect` on each series."""
+    from auterity import anomaly
+
+    weight = {"low": 0.0, "medium": 0.2, "high": 0.4}
+    cards = []
+    for name, (frame, unit, label, directions) in frames.items():
+        data = frame.dropna()
+        if len(data) < 28:
+            continue
+        result = anomaly.detect(data, method=method)
+        for window in result.windows:
+            if window.severity not in severities or window.direction not in directions:
+                continue
+            start, end = _day(window.start), _day(window.end)
+            span = start if start == end else f"{start} to {end}"
+            change = (
+                (window.peak_value - window.expected_value) / abs(window.expected_value)
+                if window.expected_value
+                else float("nan")
+            )
+            sentence = (
+                f"{label} was anomalously {'high' if window.direction == 'up' else 'low'} on "
+                f"{span}: {_num(window.peak_value, unit)} on {_day(window.peak_ds)} against "
+                f"{_num(window.expected_value, unit)} expected"
+                + (f" ({_pct(change)})" if change == change else "")
+                + f"; severity {window.severity}, score {window.score:.1f}"
+                + ("" if result.causal else " (not causal: judged with later data)")
+                + "."
+            )
+            windows = pd.DataFrame(
+                [{"start": window.start, "end": window.end, "severity": window.severity}]
+            )
+
+            cards.append(
+                InsightCard(
+                    kind="anomaly",
+                    title=f"{label}: {'spike' if window.direction == 'up' else 'drop'} on {start}",
+                    sentence=sentence,
+                    importance=KIND_BASE["anomaly"] + weight.get(window.severity, 0.0),
+                    evidence={
+                        "series": name,
+                        "start": window.start,
+                        "end": window.end,
+                        "peak_ds": window.peak_ds,
+                        "peak_value": window.peak_value,
+                        "expected_value": window.expected_value,
+                        "score": window.score,
+                        "direction": window.direction,
+                        "severity": window.severity,
+                        "method": method,
+                        "causal": result.causal,
+                    },
+                    chart=_chart(
+                        "anomaly_chart",
+                        data,
+                        windows,
+                        value_col="y",
+                        time_col="ds",
+                        unit=unit,
+                        title=label,
+                    ),
+                )
+            )
+    return cards, len(frames)
+
+
+def forecast_cards(
+    series: correlate.Series, *, period_days: int = 28
+) -> tuple[list[InsightCard], int]:
+    """KPIs whose forecast band for the next ``period_days`` lies wholly on the bad side of
+    the last ``period_days``' total."""
+    from auterity import forecast
+
+    cards, tested = [], 0
+    for name in FORECAST_METRICS:
+        if name not in series.business.columns:
+            continue
+        values = series.business[name].dropna()
+        if len(values) < 4 * period_days:
+            continue
+        tested += 1
+        unit, good = _metric_meta(name)
+        frame = pd.DataFrame({"ds": values.index, "y": values.to_numpy(float)})
+        fc = forecast.forecast(frame, horizon=period_days, grain="day")
+        last = float(values.iloc[-period_days:].sum())
+        total, low, high = (float(fc[c].sum()) for c in ("yhat", "yhat_lower", "yhat_upper"))
+        falling, rising = high < last, low > last
+        risk = (falling and good == "up") or (rising and good == "down")
+        if not risk:
+            continue
+        change = (total - last) / abs(last) if last else float("nan")
+        label = _label(name)
+        sentence = (
+            f"{label} is forecast at {_num(total, unit)} for the next {period_days} days "
+            f"({_pct(change)} against {_num(last, unit)} in the last {period_days}); even the "
+            f"upper end of the 80 % band, {_num(high, unit)}, is below it."
+        )
+
+        cards.append(
+            InsightCard(
+                kind="forecast_risk",
+                title=f"{label} forecast {_pct(change)}",
+                sentence=sentence,
+                importance=KIND_BASE["forecast_risk"] + 0.4 * min(1.0, abs(change) / 0.5),
+                evidence={
+                    "metric": name,
+                    "last_total": last,
+                    "forecast_total": total,
+                    "forecast_band": [low, high],
+                    "horizon_days": period_days,
+                    "change_pct": change,
+                },
+                chart=_chart(
+                    "forecast_chart", frame.tail(4 * period_days), fc, unit=unit, label=label
+                ),
+            )
+        )
+    return cards, tested
+
+
+# --------------------------------------------------------------------------- generate
+
+
+def run(
+    start: date,
+    end: date,
+    *,
+    url: str | None = None,
+    tz: str | None = None,
+    kinds: Sequence[str] = KINDS,
+    alpha: float = 0.05,
+    period_days: int = 28,
+    limit: int | None = None,
+) -> InsightReport:
+    """Find the significant insights of a date range, with what was tested.
+
+    Parameters
+    ----------
+    start, end : date
+        Local dates, ``start`` inclusive, ``end`` exclusive (at least 8 weeks).
+    url, tz : str, optional
+        Warehouse URL and business time zone.
+    kinds : sequence of str
+        Which kinds of card to look for (default all of :data:`KINDS`).
+    alpha : float
+        False discovery rate of the correlation and mover tests.
+    period_days : int
+        Window length of movers, drift and forecasts.
+    limit : int, optional
+        Keep only the most important cards.
+
+    Returns
+    -------
+    InsightReport
+        Cards ranked by importance, the number of hypotheses tested per kind, and the
+        kinds that could not be run (with why).
+    """
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ConfigError(f"unknown insight kind {unknown[0]!r} (known: {', '.join(KINDS)})")
+    if end <= start:
+        raise ConfigError(f"end ({end}) must be after start ({start})")
+    if (end - start).days < 56:
+        raise ConfigError(
+            f"insights need at least 8 weeks of data ({start} to {end} is "
+            f"{(end - start).days} days)"
+        )
+    if limit is not None and limit < 1:
+        raise ConfigError(f"limit must be at least 1 (got {limit})")
+    from auterity import modelhub
+
+    report = InsightReport(start=start, end=end, cards=[])
+    series = correlate.load_series(start, end, tz=tz, url=url)
+    if "correlation" in kinds:
+        result = correlate.correlate(start, end, alpha=alpha, series=series)
+        report.cards += correlation_cards(result)
+        report.tested["correlation_hypotheses"] = result.hypotheses
+        report.tested["correlation_single_episode_dropped"] = len(result.single_episode)
+    if "mover" in kinds:
+        cards, n = mover_cards(start, end, period_days=period_days, alpha=alpha, tz=tz, url=url)
+        report.cards += cards
+        report.tested["mover_metrics"] = n
+    if "drift" in kinds:
+        cards, n = drift_cards(start, end, period_days=period_days, tz=tz, url=url)
+        report.cards += cards
+        report.tested["drift_comparisons"] = n
+    if "savings" in kinds:
+        report.cards += savings_cards(start, end, tz=tz, url=url)
+    if "anomaly" in kinds:
+        try:
+            ml_daily = modelhub.daily_trend(start, end, tz=tz, url=url)
+            cards, n = anomaly_cards(_series_frames(series, ml_daily))
+            report.cards += cards
+            report.tested["anomaly_series"] = n
+        except ImportError as exc:
+            report.skipped["anomaly"] = f"auterity.anomaly is not available ({exc})"
+    if "forecast_risk" in kinds:
+        try:
+            cards, n = forecast_cards(series, period_days=period_days)
+            report.cards += cards
+            report.tested["forecast_metrics"] = n
+        except ImportError as exc:
+            report.skipped["forecast_risk"] = f"auterity.forecast is not available ({exc})"
+    report.cards.sort(key=lambda c: (-c.importance, KINDS.index(c.kind), c.title))
+    if limit is not None:
+        report.cards = report.cards[:limit]
+    return report
+
+
+def generate(
+    start: date,
+    end: date,
+    *,
+    url: str | None = None,
+    tz: str | None = None,
+    kinds: Sequence[str] = KINDS,
+    alpha: float = 0.05,
+    period_days: int = 28,
+    limit: int | None = None,
+) -> list[InsightCard]:
+    """The insight cards of a date range, most important first (see :func:`run`)."""
+    return run(
+        start,
+        end,
+        url=url,
+        tz=tz,
+        kinds=kinds,
+        alpha=alpha,
+        period_days=period_days,
+        limit=limit,
+    ).cards
+
+
+__all__ = [
+    "KINDS",
+    "InsightCard",
+    "InsightReport",
+    "anomaly_cards",
+    "correlation_cards",
+    "drift_cards",
+    "forecast_cards",
+    "generate",
+    "mover_cards",
+    "run",
+    "savings_cards",
+]
