@@ -72,6 +72,7 @@ class RunRecord:
     output_dir: Path | None = None
     outputs: dict[str, str] = field(default_factory=dict)
     scheduled_for: datetime | None = None
+    job_id: str | None = None
     values: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -121,6 +122,7 @@ def _record_start(record: RunRecord, url: str | None) -> None:
                 parameter_set=record.parameter_set,
                 parameters=json.dumps(record.parameters, sort_keys=True, default=str),
                 trigger=record.trigger,
+                job_id=record.job_id,
                 acting_user=get_settings().user,
                 status="running",
                 started_at=record.started_at,
@@ -363,6 +365,9 @@ def render_html(
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:  # recorded values are for the caller, not the reader
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if VALUES_MIME not in o.get("data", {})]
     exporter = HTMLExporter(
         template_name="auterity",
         extra_template_basedirs=[str(TEMPLATES)],
@@ -545,6 +550,7 @@ def run(
         started,
         output_dir=out_dir,
         scheduled_for=scheduled_for,
+        job_id=job_id,
     )
     _record_start(record, url)
     executed = out_dir / f"{path.stem}.ipynb"

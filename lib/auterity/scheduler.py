@@ -459,8 +459,12 @@ class Scheduler:
         try:
             return self._execute(job, trigger, scheduled_for)
         except Exception as exc:  # a broken job must never take the scheduler down
-            log.exception("job %s could not run", job.name)
-            message = mask_secrets(f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, AuterityError):
+                message = mask_secrets(str(exc))
+                log.error("job %s could not run: %s", job.name, message)
+            else:
+                message = mask_secrets(f"{type(exc).__name__}: {exc}")
+                log.exception("job %s could not run", job.name)
             outcome = Outcome(job.name, scheduled_for, None, "error", error_message=message)
             outcome.duration_s = round(time.monotonic() - started, 3)
             self.metrics.observe(job.name, "error", outcome.duration_s, None)

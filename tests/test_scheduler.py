@@ -1,0 +1,602 @@
+"""The report scheduler with a controllable clock, real Papermill runs and a real SMTP server.
+
+Notebooks are tiny ones written into a temporary project, so each run takes a kernel start
+and little more; the cron decisions are driven by a fake clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import nbformat
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+
+from auterity import business, charts, schema, warehouse
+from auterity import scheduler as sched
+from auterity.schedule import Schedule, load_schedule
+from auterity.schedule_metrics import SchedulerMetrics
+
+BERLIN = ZoneInfo("Europe/Berlin")
+FAST = sched.SchedulerSettings(grace_s=3600, max_parallel=2, smtp_attempts=2, smtp_backoff_s=0.1)
+
+HELLO_PARAMS = (
+    'greeting: str = "hello"  # what to say\n'
+    "anomalies: int = 0  # how many anomalies to report\n"
+    "record: bool = True  # record the anomaly count\n"
+    "seconds: float = 0.0  # how long to sleep first"
+)
+KPI_PARAMS = (
+    'period: str = "last_28_days"  # which period\n'
+    'start: str = ""  # first day\n'
+    'end: str = ""  # day after the last one\n'
+    'timezone: str = ""  # business time zone'
+)
+SCHEDULE = """
+timezone: Europe/Berlin
+jobs:
+  greet:
+    notebook: hello
+    parameters: alert
+    cron: "0 8 * * *"
+    to: [team@example.com]
+    bcc: [audit@example.com]
+    subject: "Hello {start:%d %b %Y}"
+  alert:
+    notebook: hello
+    parameters: alert
+    cron: "0 8 * * *"
+    condition: anomalies
+    to: [oncall@example.com]
+  quiet:
+    notebook: hello
+    parameters: quiet
+    cron: "0 8 * * *"
+    condition: anomalies
+    to: [oncall@example.com]
+  silent:
+    notebook: hello
+    parameters: norecord
+    cron: "0 8 * * *"
+    condition: anomalies
+    to: [oncall@example.com]
+  broken:
+    notebook: broken
+    cron: "0 8 * * *"
+    to: [team@example.com]
+    failure_to: [data-team@example.com]
+  slow:
+    notebook: hello
+    parameters: slow
+    cron: "0 8 * * *"
+    to: [team@example.com]
+  kpi:
+    notebook: kpi
+    parameters: fixed
+    cron: "0 8 * * MON"
+    to: [ceo@example.com]
+    subject: "Revenue {kpi[revenue]}"
+    attachments: [html, pdf, csv]
+  hourly:
+    notebook: hello
+    cron: "0 * * * *"
+    to: [team@example.com]
+    enabled: false
+"""
+
+
+def _notebook(path: Path, parameters: str, body: list[str]) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(f"# {path.stem.title()} report\n> For tests."),
+        nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+        *[nbformat.v4.new_code_cell(src) for src in body],
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project with tiny notebooks, parameter sets and a schedule file."""
+    root = tmp_path / "project"
+    monkeypatch.setenv("AUTERITY_HOME", str(root))
+    _notebook(
+        root / "notebooks" / "hello.ipynb",
+        HELLO_PARAMS,
+        [
+            "import time\nfrom auterity.reports import record_value\ntime.sleep(seconds)",
+            "if record:\n    record_value('anomalies', anomalies)\nprint(greeting)",
+        ],
+    )
+    _notebook(
+        root / "notebooks" / "broken.ipynb",
+        HELLO_PARAMS,
+        ["x = 1", "raise ValueError(f'bad data for {greeting}')", "print('never')"],
+    )
+    _notebook(
+        root / "notebooks" / "kpi.ipynb",
+        KPI_PARAMS,
+        [
+            "from auterity import business, present\n"
+            "s, e = present.resolve_period(period, start, end, tz=timezone or None)\n"
+            "business.kpi_summary(s, e, tz=timezone or None)[['label', 'current']]"
+        ],
+    )
+    sets = root / "parameters"
+    for name, body in {
+        "alert": "anomalies: 2\n",
+        "quiet": "anomalies: 0\n",
+        "norecord": "record: false\n",
+        "slow": "seconds: 6.0\n",
+    }.items():
+        (sets / "hello").mkdir(parents=True, exist_ok=True)
+        (sets / "hello" / f"{name}.yml").write_text(body)
+    (sets / "kpi").mkdir()
+    (sets / "kpi" / "fixed.yml").write_text(
+        "period: custom\nstart: '2026-10-01'\nend: '2026-11-01'\n"
+    )
+    (sets / "schedule.yml").write_text(SCHEDULE)
+    for shared in ("metrics.yml", "slos.yml"):  # the metric catalog the KPI report uses
+        shutil.copy(Path(__file__).parents[1] / "parameters" / shared, sets / shared)
+    warehouse.ensure_schema()
+    return root
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((list(envelope.rcpt_tos), parsed))
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for rcpts, m in self.messages if address in rcpts]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_env(monkeypatch: pytest.MonkeyPatch) -> int:
+    port = _free_port()
+    monkeypatch.setenv("AUTERITY_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("AUTERITY_SMTP_PORT", str(port))
+    monkeypatch.setenv("AUTERITY_SMTP_SECURITY", "none")
+    monkeypatch.setenv("AUTERITY_MAIL_FROM", "reports@auterity.example")
+    return port
+
+
+@pytest.fixture
+def inbox(smtp_env: int):
+    box = _Inbox()
+    controller = Controller(box, hostname="127.0.0.1", port=smtp_env)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+def _only(loaded: Schedule, *names: str) -> Schedule:
+    return Schedule(loaded.source, {n: loaded.jobs[n] for n in names})
+
+
+def _samples(exposition: str) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+def _runs(url: str | None = None) -> list[dict]:
+    with warehouse.connect(url) as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(schema.report_runs))]
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def test_cron_in_berlin_across_the_dst_change_with_a_fake_clock(project: Path) -> None:
+    """Daily 08:00 Berlin is 06:00 UTC before 25 Oct 2026 and 07:00 UTC after it."""
+    job = load_schedule().job("greet")
+    runner = sched.Scheduler(_only(load_schedule(), "greet"), settings=FAST)
+    clock = datetime(2026, 10, 23, 12, 0, tzinfo=BERLIN)
+    assert runner.due(clock) == []  # first sight registers the job; nothing before is due
+    seen = []
+    for day in (24, 25, 26):
+        before = datetime(2026, 10, day, 7, 59, tzinfo=BERLIN)
+        assert runner.due(before) == []
+        now = datetime(2026, 10, day, 8, 0, 30, tzinfo=BERLIN)
+        (slot,) = runner.due(now)
+        assert sched.claim(slot)
+        assert runner.due(now + timedelta(minutes=5)) == []  # taken: not due twice
+        seen.append(slot.scheduled_for)
+    assert [s.strftime("%d %H:%M") for s in seen] == ["24 06:00", "25 07:00", "26 07:00"]
+    assert all(s.astimezone(BERLIN).hour == 8 for s in seen)
+    assert sched.fire_times(job, seen[0], seen[-1]) == seen[1:]
+    # Spring forward (29 March 2026): 08:00 still fires once, now at 06:00 UTC.
+    spring = sched.fire_times(
+        job, datetime(2026, 3, 28, 12, tzinfo=UTC), datetime(2026, 3, 30, 12, tzinfo=UTC)
+    )
+    assert [s.strftime("%d %H:%M") for s in spring] == ["29 06:00", "30 06:00"]
+
+
+def test_disabled_jobs_are_never_due_and_claims_are_exclusive(project: Path) -> None:
+    loaded = load_schedule()
+    runner = sched.Scheduler(_only(loaded, "hourly", "greet"), settings=FAST)
+    t0 = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
+    runner.due(t0)
+    (slot,) = runner.due(t0 + timedelta(days=1, hours=1))
+    assert slot.job.name == "greet"
+    assert sched.claim(slot) is True
+    assert sched.claim(slot) is False  # the same slot
+    earlier = sched.Slot(slot.job, slot.scheduled_for - timedelta(days=1))
+    assert sched.claim(earlier) is False  # an older slot once a newer one is taken
+    (row,) = sched.slot_history(job="greet")
+    assert row["status"] == "claimed" and row["claimed_by"].endswith(f":{os.getpid()}")
+
+
+@pytest.mark.postgres
+def test_claims_are_exclusive_on_postgres(project: Path, pg_url: str) -> None:
+    runner = sched.Scheduler(_only(load_schedule(), "greet"), url=pg_url, settings=FAST)
+    t0 = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
+    runner.due(t0)
+    (slot,) = runner.due(t0 + timedelta(days=1, hours=1))
+    results: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(sched.claim(slot, url=pg_url)))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False, False, False, True]
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def test_restart_catch_up_runs_a_missed_slot_once(project: Path, inbox: _Inbox) -> None:
+    loaded = _only(load_schedule(), "greet")
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=BERLIN)
+    sched.Scheduler(loaded, settings=FAST).due(t0)  # the scheduler knew the job, then went down
+    # Back 2 days and 1 hour later: the 08:00 runs of 3 and 4 Nov were missed while down.
+    back = datetime(2026, 11, 4, 9, 0, tzinfo=BERLIN)
+    restarted = sched.Scheduler(loaded, settings=dataclasses.replace(FAST, grace_s=2 * 3600))
+    (outcome,) = restarted.run_due(back)
+    assert outcome.scheduled_for == datetime(2026, 11, 4, 7, 0, tzinfo=UTC)  # coalesced: latest
+    assert outcome.status == "ok" and outcome.delivery_status == "sent"
+    assert restarted.run_due(back + timedelta(minutes=10)) == []
+    assert sched.Scheduler(loaded, settings=FAST).run_due(back + timedelta(minutes=20)) == []
+    (run,) = _runs()
+    assert run["trigger"] == "schedule" and run["job_id"] == "greet"
+    assert run["scheduled_for"] == datetime(2026, 11, 4, 7, 0)
+    assert run["delivery_status"] == "sent"
+    ((rcpts, message),) = inbox.messages
+    assert "audit@example.com" in rcpts and "audit@example.com" not in message.as_string()
+    assert message["Subject"] == "Hello 04 Nov 2026"
+    # Missed beyond the grace period: not run at all.
+    much_later = datetime(2026, 11, 6, 12, 0, tzinfo=BERLIN)
+    assert restarted.due(much_later) == []
+
+
+def test_run_and_run_due_never_both_run_a_slot(project: Path, inbox: _Inbox) -> None:
+    loaded = _only(load_schedule(), "slow")
+    t0 = datetime(2026, 11, 2, 7, 0, tzinfo=BERLIN)
+    daemon = sched.Scheduler(loaded, settings=FAST)
+    daemon.due(t0)
+    now = datetime(2026, 11, 2, 8, 0, 5, tzinfo=BERLIN)
+    started = daemon.tick(now)  # the daemon starts the 08:00 run in the background
+    assert [s.scheduled_for for s in started] == [datetime(2026, 11, 2, 7, 0, tzinfo=UTC)]
+    assert daemon.busy == 1
+    # Meanwhile system cron calls run-due: the slot is taken, nothing runs twice.
+    assert sched.Scheduler(loaded, settings=FAST).run_due(now + timedelta(seconds=30)) == []
+    assert daemon.tick(now + timedelta(seconds=40)) == []
+    assert daemon.wait(timeout=90)
+    (run,) = _runs()
+    assert run["status"] == "ok" and run["delivery_status"] == "sent"
+    (slot,) = sched.slot_history()
+    assert slot["status"] == "done" and slot["run_id"] == run["run_id"]
+    assert len(inbox.messages) == 1
+
+
+def test_one_failing_job_does_not_block_others_and_conditions(project: Path, inbox: _Inbox) -> None:
+    """Broken notebook, condition outcomes and an unrunnable job, all in one due tick."""
+    names = ("broken", "alert", "quiet", "silent", "greet")
+    loaded = load_schedule()
+    jobs = _only(loaded, *names)
+    # A job whose parameter set went bad after loading: it errors, the others still run.
+    gone = project / "parameters" / "hello" / "gone.yml"
+    gone.write_text("nope: 1\n")
+    jobs.jobs["gone"] = dataclasses.replace(loaded.jobs["greet"], name="gone", parameters_file=gone)
+    metrics = SchedulerMetrics()
+    runner = sched.Scheduler(jobs, settings=FAST, metrics=metrics)
+    t0 = datetime(2026, 11, 2, 7, 0, tzinfo=BERLIN)
+    runner.due(t0)
+    outcomes = {o.job: o for o in runner.run_due(datetime(2026, 11, 2, 8, 1, tzinfo=BERLIN))}
+    assert set(outcomes) == {*names, "gone"}
+    assert outcomes["gone"].status == "error" and "unknown parameter" in (
+        outcomes["gone"].error_message or ""
+    )
+    assert (outcomes["broken"].status, outcomes["broken"].delivery_status) == (
+        "failed",
+        "failure_sent",
+    )
+    assert (outcomes["alert"].delivery_status, outcomes["alert"].delivery_error) == ("sent", None)
+    assert outcomes["quiet"].delivery_status == "skipped"
+    assert outcomes["silent"].delivery_status == "delivery_failed"
+    assert "record its anomaly count" in (outcomes["silent"].delivery_error or "")
+    assert outcomes["greet"].delivery_status == "sent"
+    rows = {r["job_id"]: r for r in _runs()}
+    assert rows["quiet"]["delivery_status"] == "skipped"
+    assert rows["quiet"]["delivery_error"] == "no anomalies found"
+    assert rows["broken"]["status"] == "failed" and rows["broken"]["trigger"] == "schedule"
+    assert "gone" not in rows  # refused before anything ran
+    assert {s["job_name"]: s["status"] for s in sched.slot_history()}["gone"] == "error"
+
+    # The failure email: error summary, partial report attached.
+    (failure,) = inbox.to("data-team@example.com")
+    assert failure["Subject"] == "[failed] broken: broken (defaults)"
+    text = failure.get_body(preferencelist=("plain",)).get_content()
+    assert "ValueError: bad data for hello" in text
+    assert f"failed at cell {rows['broken']['error_cell']}:" in text
+    attached = {a.get_filename(): a for a in failure.iter_attachments()}
+    assert set(attached) == {"broken.html", "broken.ipynb"}
+    partial = nbformat.reads(attached["broken.ipynb"].get_content().decode(), as_version=4)
+    assert partial.cells[-1].get("execution_count") is None  # stopped at the failing cell
+    assert "bad data for hello" in attached["broken.html"].get_content()
+    assert len(inbox.to("oncall@example.com")) == 1  # alert sent, quiet skipped
+
+    # Prometheus metrics, scraped over HTTP.
+    port = metrics.serve(0)
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    finally:
+        metrics.close()
+    samples = _samples(body.decode())
+    assert samples[("auterity_report_runs_total", (("job", "broken"), ("status", "failed")))] == 1
+    assert samples[("auterity_report_runs_total", (("job", "gone"), ("status", "error")))] == 1
+    assert samples[("auterity_report_runs_total", (("job", "alert"), ("status", "ok")))] == 1
+    deliveries = "auterity_report_deliveries_total"
+    assert samples[(deliveries, (("job", "quiet"), ("status", "skipped")))] == 1
+    assert samples[(deliveries, (("job", "silent"), ("status", "delivery_failed")))] == 1
+    assert samples[(deliveries, (("job", "broken"), ("status", "failure_sent")))] == 1
+    assert samples[("auterity_report_run_duration_seconds_count", (("job", "greet"),))] == 1
+    last = "auterity_report_last_success_timestamp_seconds"
+    finished = rows["greet"]["finished_at"].replace(tzinfo=UTC).timestamp()
+    assert samples[(last, (("job", "greet"),))] == pytest.approx(finished)
+    assert (last, (("job", "broken"),)) not in samples
+    # A restarted daemon starts its last-success gauges from the run records.
+    fresh = SchedulerMetrics()
+    fresh.load_last_success()
+    assert fresh.last_success.labels(job="greet")._value.get() == finished
+
+
+def test_smtp_down_then_up(
+    project: Path, smtp_env: int, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    monkeypatch.setenv("AUTERITY_SMTP_USER", "bot")
+    monkeypatch.setenv("AUTERITY_SMTP_PASSWORD", "pw-never-shown-42")
+    loaded = _only(load_schedule(), "greet")
+    runner = sched.Scheduler(loaded, settings=FAST)
+    runner.due(datetime(2026, 11, 2, 7, 0, tzinfo=BERLIN))
+    (down,) = runner.run_due(datetime(2026, 11, 2, 8, 0, 10, tzinfo=BERLIN))
+    assert down.status == "ok" and down.delivery_status == "delivery_failed"
+    assert f"127.0.0.1:{smtp_env}" in (down.delivery_error or "")
+    assert "after 2 attempt(s)" in (down.delivery_error or "")
+    (run,) = _runs()
+    assert run["delivery_status"] == "delivery_failed"
+    assert Path(json.loads(run["outputs"])["html"]).is_file()  # the report is kept
+    with warehouse.connect() as conn:
+        audit = conn.execute(sa.select(schema.audit_log.c.details)).scalars().all()
+    for text in [run["delivery_error"], *audit, caplog.text]:
+        assert "pw-never-shown-42" not in (text or "")
+
+    # The next day the server comes up while the scheduler is retrying: delivered.
+    monkeypatch.delenv("AUTERITY_SMTP_USER")
+    box = _Inbox()
+    controller = Controller(box, hostname="127.0.0.1", port=smtp_env)
+    patient = sched.Scheduler(
+        loaded, settings=sched.SchedulerSettings(smtp_attempts=6, smtp_backoff_s=0.3)
+    )
+    starter = threading.Timer(0.6, controller.start)
+    starter.start()
+    try:
+        (up,) = patient.run_due(datetime(2026, 11, 3, 8, 0, 10, tzinfo=BERLIN))
+    finally:
+        starter.join()
+        controller.stop()
+    assert up.delivery_status == "sent"
+    assert [m["Subject"] for _, m in box.messages] == ["Hello 03 Nov 2026"]
+
+
+def test_report_email_kpis_charts_and_attachments(
+    project: Path, inbox: _Inbox, analytics_duckdb: str, tmp_path: Path, monkeypatch
+) -> None:
+    """The scheduled email of a KPI report: numbers are the library's, attachments valid."""
+    copy = tmp_path / "kpi.duckdb"
+    shutil.copy(sched.warehouse.duckdb_path(sa.make_url(analytics_duckdb)), copy)
+    url = f"duckdb:///{copy}"
+    monkeypatch.setenv("AUTERITY_DB_URL", url)
+    warehouse.ensure_schema(url)
+    runner = sched.Scheduler(_only(load_schedule(), "kpi"), settings=FAST)
+    outcome = runner.trigger("kpi")
+    assert (outcome.status, outcome.delivery_status) == ("ok", "sent"), outcome
+    (run,) = _runs(url)
+    assert run["trigger"] == "manual" and run["scheduled_for"] is None
+    ((_, message),) = inbox.messages
+    kpis = business.kpi_summary(
+        pd.Timestamp("2026-10-01").date(), pd.Timestamp("2026-11-01").date(), url=url
+    )
+    revenue = kpis.set_index("metric").loc["revenue"]
+    assert message["Subject"] == f"Revenue {charts.format_value(revenue['current'], 'currency')}"
+    html_body = message.get_body(preferencelist=("html",)).get_content()
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert "<script" not in html_body.lower()
+    for _, row in kpis.iterrows():
+        shown = charts.format_value(row["current"], row["unit"])
+        assert shown in text and shown.replace("'", "&#x27;") in html_body
+    images = [p for p in message.walk() if p.get_content_type() == "image/png"]
+    assert len(images) == 1 and images[0].get_content().startswith(b"\x89PNG")
+    assert f'src="cid:{images[0]["Content-ID"].strip("<>")}"' in html_body
+    attached = {a.get_filename(): a for a in message.iter_attachments()}
+    assert set(attached) == {"kpi.html", "kpi.pdf", "kpis.csv"}
+    pdf = attached["kpi.pdf"].get_content()
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF") and b"/Page" in pdf
+    csv = pd.read_csv(io.StringIO(attached["kpis.csv"].get_content()))
+    assert list(csv["metric"]) == list(kpis["metric"])
+    assert csv["current"].tolist() == pytest.approx(kpis["current"].astype(float).tolist())
+    report = attached["kpi.html"].get_content()
+    report = report.decode() if isinstance(report, bytes) else report
+    assert "Kpi report" in report
+
+
+def test_cli_list_trigger_and_run_due(project: Path, inbox: _Inbox, capsys) -> None:
+    from auterity.cli import main
+
+    assert main(["schedule", "list", "--format", "json", "--count", "2"]) == 0
+    rows = {r["job"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["hourly"]["enabled"] is False and rows["hourly"]["next_runs"] == []
+    first = datetime.fromisoformat(rows["greet"]["next_runs"][0])
+    assert first.utcoffset() in (timedelta(hours=1), timedelta(hours=2))  # Berlin
+    assert (first.hour, first.minute) == (8, 0)
+    assert main(["schedule", "list"]) == 0
+    assert "greet  (enabled; hello/alert" in capsys.readouterr().out
+
+    assert main(["schedule", "trigger", "quiet"]) == 0
+    assert "quiet: run ok, email skipped (no anomalies found)" in capsys.readouterr().out
+    assert main(["schedule", "trigger", "broken"]) == 1
+    assert "broken: run failed, email failure_sent" in capsys.readouterr().out
+    assert main(["schedule", "trigger", "nope"]) == 2
+    assert [r["trigger"] for r in _runs()] == ["manual", "manual"]
+    assert main(["schedule", "run-due"]) == 0  # first sight: registers the jobs only
+    assert "nothing due" in capsys.readouterr().out
+
+
+def _env(project: Path, smtp_port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        AUTERITY_HOME=str(project),
+        AUTERITY_SMTP_HOST="127.0.0.1",
+        AUTERITY_SMTP_PORT=str(smtp_port),
+        AUTERITY_SMTP_SECURITY="none",
+        AUTERITY_MAIL_FROM="reports@auterity.example",
+    )
+    return env
+
+
+def test_daemon_process_metrics_run_due_and_sigterm(
+    project: Path, inbox: _Inbox, smtp_env: int
+) -> None:
+    """A real `auterity schedule run`: a due slot runs once, run-due finds it taken, SIGTERM
+    lets the running report finish, and the metrics endpoint answers."""
+    now = datetime.now(UTC)
+    slot = (now - timedelta(minutes=2)).replace(second=0, microsecond=0)
+    (project / "parameters" / "schedule.yml").write_text(
+        "jobs:\n  slow:\n    notebook: hello\n    parameters: slow\n"
+        f'    cron: "{slot.minute} {slot.hour} * * *"\n    timezone: UTC\n'
+        "    to: [team@example.com]\n"
+    )
+    with warehouse.connect(write=True) as conn:  # known since 10 minutes: the slot is due
+        warehouse.set_meta(conn, "schedule.since.slow", (now - timedelta(minutes=10)).isoformat())
+    warehouse.dispose_engines()
+    env = _env(project, smtp_env)
+    exe = [str(Path(sys.executable).parent / "auterity")]
+    port = _free_port()
+    daemon = subprocess.Popen(
+        [*exe, "schedule", "run", "--metrics-port", str(port), "--no-pdf", "--poll", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        running = []
+        while time.monotonic() < deadline and not running:
+            running = [r for r in _runs() if r["status"] == "running"]
+            time.sleep(0.3)
+        assert running, "the daemon never started the due run"
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        assert _samples(scraped.decode())[("auterity_report_runs_in_progress", ())] == 1
+        due = subprocess.run(
+            [*exe, "schedule", "run-due", "--no-pdf"], env=env, capture_output=True, text=True
+        )
+        assert due.returncode == 0 and "nothing due" in due.stdout, due.stdout + due.stderr
+        daemon.send_signal(signal.SIGTERM)
+        out, _ = daemon.communicate(timeout=90)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert daemon.returncode == 0, out
+    assert "received SIGTERM" in out
+    (run,) = _runs()
+    assert run["status"] == "ok" and run["delivery_status"] == "sent"
+    assert run["scheduled_for"] == slot.replace(tzinfo=None)
+    assert len(inbox.messages) == 1
+
+
+def test_daemon_stopped_before_a_run_finishes_records_it_interrupted(
+    project: Path, smtp_env: int
+) -> None:
+    runner = sched.Scheduler(_only(load_schedule(), "slow"), settings=FAST)
+    runner.due(datetime(2026, 11, 2, 7, 0, tzinfo=BERLIN))
+    runner.clock = lambda: datetime(2026, 11, 2, 8, 0, 1, tzinfo=BERLIN)
+    stopper = threading.Timer(2.0, runner.stop)
+    stopper.start()
+    interrupted = runner.serve_forever(poll_s=0.5, drain_timeout_s=0.5)
+    stopper.join()
+    assert interrupted == 1
+    (run,) = _runs()
+    assert run["status"] == "failed"
+    assert run["error_message"] == "interrupted: the scheduler stopped before the run finished"
+    assert runner.tick() == []  # a stopped scheduler starts nothing
+    assert runner.wait(timeout=60)  # (in a real daemon the process ends here)
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from auterity.errors import ConfigError
+
+    monkeypatch.setenv("AUTERITY_SCHEDULE_GRACE", "600")
+    monkeypatch.setenv("AUTERITY_SCHEDULE_MAX_PARALLEL", "3")
+    assert sched.SchedulerSettings.from_env() == sched.SchedulerSettings(
+        grace_s=600, max_parallel=3
+    )
+    monkeypatch.setenv("AUTERITY_SCHEDULE_MAX_PARALLEL", "0")
+    with pytest.raises(ConfigError, match="AUTERITY_SCHEDULE_MAX_PARALLEL='0'"):
+        sched.SchedulerSettings.from_env()
+    monkeypatch.setenv("AUTERITY_SCHEDULE_GRACE", "soon")
+    with pytest.raises(ConfigError, match="AUTERITY_SCHEDULE_GRACE"):
+        sched.SchedulerSettings.from_env()
