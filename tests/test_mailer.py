@@ -7,6 +7,8 @@ import email.policy
 import io
 import logging
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from datetime import date
@@ -250,3 +252,85 @@ def test_build_refuses_missing_recipients_and_files(tmp_path: Path) -> None:
         )
     ssl_settings = mailer.SmtpSettings("h", 465, "ssl", None, None, "a@b.c", None)
     assert "password" not in repr(ssl_settings)
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 / localhost, made with the openssl CLI."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _tls_server(cert: Path, key: Path, *, implicit: bool) -> tuple[Controller, _Inbox, int]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    inbox = _Inbox()
+    port = _free_port()
+    if implicit:
+        controller = Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=context)
+    else:
+        controller = Controller(
+            inbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True
+        )
+    controller.start()
+    return controller, inbox, port
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_tls_with_a_trusted_ca_file_and_refused_without(
+    monkeypatch: pytest.MonkeyPatch, self_signed: tuple[Path, Path], security: str
+) -> None:
+    cert, key = self_signed
+    controller, inbox, port = _tls_server(cert, key, implicit=security == "ssl")
+    try:
+        monkeypatch.setenv("AUTERITY_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("AUTERITY_SMTP_PORT", str(port))
+        monkeypatch.setenv("AUTERITY_SMTP_SECURITY", security)
+        built = mailer.build_report_email(
+            subject=security, to=["a@example.com"], title="t", intro="i"
+        )
+        # Not trusted: verification is never switched off, so delivery fails with the reason.
+        with pytest.raises(mailer.DeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+            mailer.send(built.message, attempts=1)
+        assert inbox.messages == []
+        monkeypatch.setenv("AUTERITY_SMTP_CA_FILE", str(cert))
+        mailer.send(built.message, attempts=1)
+        ((_, received),) = inbox.messages
+        assert received["Subject"] == security
+    finally:
+        controller.stop()
+
+
+def test_plain_client_refused_by_a_starttls_only_server(
+    monkeypatch: pytest.MonkeyPatch, self_signed: tuple[Path, Path]
+) -> None:
+    cert, key = self_signed
+    controller, inbox, port = _tls_server(cert, key, implicit=False)
+    try:
+        monkeypatch.setenv("AUTERITY_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("AUTERITY_SMTP_PORT", str(port))
+        monkeypatch.setenv("AUTERITY_SMTP_SECURITY", "none")
+        built = mailer.build_report_email(
+            subject="plain", to=["a@example.com"], title="t", intro="i"
+        )
+        with pytest.raises(mailer.DeliveryError, match="STARTTLS"):
+            mailer.send(built.message, attempts=1)
+        assert inbox.messages == []
+    finally:
+        controller.stop()
+
+
+def test_ca_file_must_exist(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AUTERITY_SMTP_CA_FILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigError, match=r"AUTERITY_SMTP_CA_FILE=.* is not a file"):
+        mailer.smtp_settings()
