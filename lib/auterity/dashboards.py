@@ -656,6 +656,8 @@ class Dashboard:
         self.last_updated: datetime | None = None
         self.stale_since: datetime | None = None
         self.error: str | None = None
+        self.generation = 0
+        self.busy = False
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -717,7 +719,18 @@ class Dashboard:
 
     # -- behaviour
     def status_html(self) -> str:
-        """The status line: last update, data freshness, stale-data or error message."""
+        """The status line: last update, data freshness, stale-data or error message.
+
+        It is redrawn last in every refresh and carries ``data-generation`` (refreshes
+        finished, successful or not) and ``data-busy`` so a page, or a browser test, can
+        tell that everything of a refresh has been drawn.
+        """
+        state = (
+            f'<span class="au-state" data-generation="{self.generation}" '
+            f'data-busy="{int(self.busy)}"></span>'
+        )
+        if self.busy:
+            return f'{state}<span class="au-busy">Updating…</span>'
         parts = []
         if self.last_updated is not None:
             parts.append(
@@ -737,10 +750,16 @@ class Dashboard:
             )
         if self.error:
             parts.append(f'<span class="au-error">{html.escape(self.error)}</span>')
-        return " · ".join(parts) or "Loading…"
+        return state + (" · ".join(parts) or "Loading…")
 
-    def refresh(self) -> bool:
+    def refresh(self, *, show_busy: bool = True) -> bool:
         """Fetch the data for the current filters and redraw; never raises.
+
+        Parameters
+        ----------
+        show_busy : bool
+            Show "Updating…" while fetching (filter changes); the refresh timer does not,
+            so the real-time page does not flicker.
 
         Returns
         -------
@@ -749,23 +768,29 @@ class Dashboard:
             on screen with a stale-data warning, details go to the log).
         """
         with self._lock:
-            try:
-                view = self.compute()
-            except Exception as exc:
-                log.warning("%s dashboard refresh failed", self.name, exc_info=True)
-                self.error = viewer_message(exc)
-                if self.view is not None and self.stale_since is None:
-                    self.stale_since = _utcnow()
+            if show_busy and self.view is not None:
+                self.busy = True
                 self.status.value = self.status_html()
-                return False
-            self.view = view
-            self.error = None
-            self.stale_since = None
-            self.last_updated = _utcnow()
-            self.pngs = {}
-            self._draw(view)
-            self.status.value = self.status_html()
-            return True
+            try:
+                try:
+                    view = self.compute()
+                    self._draw(view)
+                except Exception as exc:
+                    log.warning("%s dashboard refresh failed", self.name, exc_info=True)
+                    self.error = viewer_message(exc)
+                    if self.view is not None and self.stale_since is None:
+                        self.stale_since = _utcnow()
+                    return False
+                self.view = view
+                self.error = None
+                self.stale_since = None
+                self.last_updated = _utcnow()
+                self.pngs = {}
+                return True
+            finally:
+                self.busy = False
+                self.generation += 1
+                self.status.value = self.status_html()
 
     def _draw(self, view: View) -> None:
         from IPython.display import HTML, display
@@ -820,7 +845,7 @@ class Dashboard:
 
         def loop() -> None:
             while not self._stop.wait(seconds):
-                self.refresh()
+                self.refresh(show_busy=False)
 
         self._thread = threading.Thread(target=loop, name=f"auterity-{self.name}", daemon=True)
         self._thread.start()

@@ -34,19 +34,65 @@ class CappedKernelManager(AsyncMappingKernelManager):
     """A kernel manager that refuses to start more than ``max_kernels`` kernels.
 
     Set in ``voila.json`` as ``VoilaConfiguration.multi_kernel_manager_class``; Voila builds
-    its pre-heating manager on top of it, so pooled kernels count too.
+    its pre-heating manager on top of it, so pooled kernels count too. Kernels still
+    starting count as well, so a crowd arriving at once cannot overshoot the cap. A pool
+    refill refused at the cap is retried whenever a kernel goes away (a viewer left or an
+    idle kernel was culled), so the pools come back by themselves.
     """
 
     max_kernels = Int(
         16, config=True, help="Most kernels alive at once (pools included); 0 means no cap."
     )
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._starting = 0
+        self._stopping = False
+
     async def start_kernel(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
         """Start a kernel unless the cap is reached (then HTTP 503 for the viewer)."""
-        if self.max_kernels and len(self.list_kernel_ids()) >= self.max_kernels:
+        if self.max_kernels and len(self.list_kernel_ids()) + self._starting >= self.max_kernels:
             self.log.warning("kernel cap of %d reached; refusing a new kernel", self.max_kernels)
-            raise web.HTTPError(503, "Too many dashboards are open; try again in a minute.")
-        return await super().start_kernel(*args, **kwargs)
+            raise web.HTTPError(503, CAP_MESSAGE, reason="Too many dashboards open")
+        self._starting += 1
+        try:
+            return await super().start_kernel(*args, **kwargs)
+        finally:
+            self._starting -= 1
+
+    async def shutdown_kernel(self, kernel_id: str, *args: Any, **kwargs: Any) -> None:
+        """Shut a kernel down, then top up pre-heated pools that the cap left short."""
+        await super().shutdown_kernel(kernel_id, *args, **kwargs)
+        if not self._stopping:
+            self.refill_pools()
+
+    async def shutdown_all(self, *args: Any, **kwargs: Any) -> None:
+        """Shut every kernel down (no pool refills any more)."""
+        self._stopping = True
+        await super().shutdown_all(*args, **kwargs)
+
+    def refill_pools(self) -> int:
+        """Drop pool entries whose kernel could not start and refill those pools.
+
+        Returns
+        -------
+        int
+            How many failed entries were dropped (0 without pre-heating).
+        """
+        pools: dict[str, list[Any]] = getattr(self, "_pools", None) or {}
+        fill = getattr(self, "fill_if_needed", None)
+        dropped = 0
+        for name, pool in list(pools.items()):
+            kept = [t for t in pool if not (t.done() and (t.cancelled() or t.exception()))]
+            dropped += len(pool) - len(kept)
+            pool[:] = kept
+            if fill is not None:
+                fill(notebook_name=name)
+        return dropped
+
+
+CAP_MESSAGE = "Too many dashboards are open; try again in a minute."
+"""What a viewer reads when the kernel cap is reached (HTTP 503)."""
 
 
 def dashboards_dir() -> Path:
@@ -80,6 +126,14 @@ def dashboards(folder: Path) -> list[str]:
     missing = [name for name in chosen if not (folder / name).is_file()]
     if missing:
         raise ConfigError(f"voila.json names dashboards that do not exist: {', '.join(missing)}")
+    template = read_config(folder).get("VoilaConfiguration", {}).get("template")
+    if template and template not in ("lab", "classic", "reveal"):
+        for app in ("voila", "nbconvert"):
+            if not (folder / TEMPLATES / app / "templates" / template).is_dir():
+                raise ConfigError(
+                    f"voila.json selects the template {template!r} but "
+                    f"{folder / TEMPLATES / app / 'templates' / template} does not exist"
+                )
     return chosen
 
 
@@ -108,13 +162,34 @@ def voila_command(host: str, port: int) -> list[str]:
     ]
 
 
-def voila_env(token: str, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The server's environment: the token for the identity provider, no Voila preheat leak."""
+TEMPLATES = "_share"
+"""Folder of a dashboards folder holding ``voila/templates/auterity`` (the landing page)."""
+
+
+def voila_env(
+    token: str, base: dict[str, str] | None = None, folder: Path | None = None
+) -> dict[str, str]:
+    """The server's environment: the token, and the dashboards' Voila template on the path.
+
+    Parameters
+    ----------
+    token : str
+        Access token (required: anonymous access is not allowed).
+    base : dict, optional
+        Environment to start from; default ``os.environ``.
+    folder : Path, optional
+        Dashboards folder; its ``_share`` folder goes first on ``JUPYTER_PATH`` so Voila
+        finds the ``auterity`` template that ``voila.json`` selects.
+    """
     env = dict(os.environ if base is None else base)
     if not token:
         raise ConfigError("an access token is required (anonymous access is not allowed)")
     env["JUPYTER_TOKEN"] = token
     env.setdefault("PYTHONUNBUFFERED", "1")
+    if folder is not None:
+        share = str((folder / TEMPLATES).resolve())
+        rest = env.get("JUPYTER_PATH", "")
+        env["JUPYTER_PATH"] = share + (os.pathsep + rest if rest else "")
     return env
 
 
@@ -151,7 +226,7 @@ def start(
     process = subprocess.Popen(
         voila_command(host, port),
         cwd=folder,
-        env=voila_env(token),
+        env=voila_env(token, folder=folder),
         start_new_session=new_session,
         **popen,
     )
