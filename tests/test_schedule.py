@@ -115,3 +115,33 @@ def test_render_subject() -> None:
     assert subject == "Weekly summary 19 Oct - 25 Oct 2026: revenue $1.2M"
     broken = schedule.render_subject(job, start=date(2026, 10, 19), end=date(2026, 10, 26))
     assert "KeyError in subject template" in broken
+
+
+def test_anomalies_condition_reads_the_recorded_count() -> None:
+    job = schedule.load_schedule().job("weekly-executive-summary")
+    alert = schedule.Job(**{**job.__dict__, "condition": "anomalies"})
+    assert schedule.evaluate_condition(alert, {"anomalies": 3}) == (True, "3 anomalies found")
+    assert schedule.evaluate_condition(alert, {"anomalies": [{"day": "2026-11-02"}]}) == (
+        True,
+        "1 anomaly found",
+    )
+    assert schedule.evaluate_condition(alert, {"anomalies": 0}) == (False, "no anomalies found")
+    with pytest.raises(ConfigError, match='record_value\\("anomalies", count\\)'):
+        schedule.evaluate_condition(alert, {})
+    with pytest.raises(ConfigError, match="must be a count or a list"):
+        schedule.evaluate_condition(alert, {"anomalies": "many"})
+    assert schedule.evaluate_condition(job, {}) == (True, "always")
+
+
+def test_a_registered_condition_is_valid_in_schedule_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(
+        schedule.CONDITIONS, "big_week", lambda v: (v.get("revenue", 0) > 100, "revenue")
+    )
+    loaded = schedule.load_schedule(_write(tmp_path, GOOD_JOB + "    condition: big_week\n"))
+    job = loaded.job("weekly")
+    assert schedule.evaluate_condition(job, {"revenue": 150}) == (True, "revenue")
+    assert schedule.evaluate_condition(job, {"revenue": 50})[0] is False
+    schedule.register_condition("big_week", lambda v: (True, "registered"))
+    assert schedule.evaluate_condition(job, {}) == (True, "registered")

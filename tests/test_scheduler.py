@@ -321,6 +321,7 @@ def test_run_and_run_due_never_both_run_a_slot(project: Path, inbox: _Inbox) -> 
     started = daemon.tick(now)  # the daemon starts the 08:00 run in the background
     assert [s.scheduled_for for s in started] == [datetime(2026, 11, 2, 7, 0, tzinfo=UTC)]
     assert daemon.busy == 1
+    assert daemon.wait(timeout=0.01) is False  # still running
     # Meanwhile system cron calls run-due: the slot is taken, nothing runs twice.
     assert sched.Scheduler(loaded, settings=FAST).run_due(now + timedelta(seconds=30)) == []
     assert daemon.tick(now + timedelta(seconds=40)) == []
@@ -569,22 +570,55 @@ def test_daemon_process_metrics_run_due_and_sigterm(
     assert len(_runs()) == 1
 
 
+def test_concurrency_is_bounded_and_a_waiting_slot_is_not_lost(
+    project: Path, inbox: _Inbox
+) -> None:
+    loaded = _only(load_schedule(), "greet", "alert")
+    one = dataclasses.replace(FAST, max_parallel=1)
+    daemon = sched.Scheduler(loaded, settings=one)
+    daemon.due(datetime(2026, 11, 2, 7, 0, tzinfo=BERLIN))
+    now = datetime(2026, 11, 2, 8, 0, 5, tzinfo=BERLIN)
+    (first,) = daemon.tick(now)
+    assert daemon.busy == 1
+    assert daemon.tick(now + timedelta(seconds=1)) == []  # no free worker: nothing claimed
+    (waiting,) = daemon.due(now + timedelta(seconds=1))
+    assert waiting.job.name != first.job.name
+    assert daemon.wait(timeout=90)
+    (second,) = daemon.tick(now + timedelta(minutes=1))
+    assert second.job.name == waiting.job.name
+    assert second.scheduled_for == waiting.scheduled_for
+    assert daemon.wait(timeout=90)
+    runs = sorted(_runs(), key=lambda r: r["started_at"])
+    assert [r["job_id"] for r in runs] == [first.job.name, second.job.name]
+    assert runs[0]["finished_at"] <= runs[1]["started_at"]  # one at a time
+    assert len(inbox.messages) == 2
+
+
 def test_daemon_stopped_before_a_run_finishes_records_it_interrupted(
     project: Path, smtp_env: int
 ) -> None:
     runner = sched.Scheduler(_only(load_schedule(), "slow"), settings=FAST)
     runner.due(datetime(2026, 11, 2, 7, 0, tzinfo=BERLIN))
     runner.clock = lambda: datetime(2026, 11, 2, 8, 0, 1, tzinfo=BERLIN)
-    stopper = threading.Timer(2.0, runner.stop)
+
+    def second_sigterm() -> None:  # the first lets runs finish, the second stops waiting
+        runner.stop()
+        runner.stop()
+
+    stopper = threading.Timer(2.0, second_sigterm)
     stopper.start()
-    interrupted = runner.serve_forever(poll_s=0.5, drain_timeout_s=0.5)
+    interrupted = runner.serve_forever(poll_s=0.5, drain_timeout_s=600)
     stopper.join()
     assert interrupted == 1
     (run,) = _runs()
     assert run["status"] == "failed"
     assert run["error_message"] == "interrupted: the scheduler stopped before the run finished"
     assert runner.tick() == []  # a stopped scheduler starts nothing
-    assert runner.wait(timeout=60)  # (in a real daemon the process ends here)
+    assert runner.wait(timeout=60) is False  # hurried: waiting is over
+    deadline = time.monotonic() + 60  # (in a real daemon the process ends here)
+    while runner.busy and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert runner.busy == 0
 
 
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

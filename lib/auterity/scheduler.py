@@ -411,6 +411,7 @@ class Scheduler:
         self._workers: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._hurry = threading.Event()
         self.outcomes: list[Outcome] = []
         warehouse.ensure_schema(url)
 
@@ -607,17 +608,20 @@ class Scheduler:
             return len(self._workers)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the running slots to finish; True if none is left."""
+        """Wait for the running slots to finish; True if none is left.
+
+        Gives up early (False) after a second :meth:`stop`.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
                 workers = list(self._workers)
             if not workers:
                 return True
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
+            left = 0.5 if deadline is None else deadline - time.monotonic()
+            if left <= 0 or self._hurry.is_set():
                 return False
-            workers[0].join(timeout=left if left is None else min(left, 0.5))
+            workers[0].join(timeout=min(left, 0.5))
 
     def next_wakeup(self, now: datetime) -> float:
         """Seconds until the earliest next fire time of an enabled job."""
@@ -632,14 +636,21 @@ class Scheduler:
         return max(0.0, (min(nexts) - now).total_seconds())
 
     def stop(self) -> None:
-        """Ask the daemon loop to stop (signal handlers call this)."""
+        """Ask the daemon loop to stop (signal handlers call this).
+
+        The first call lets running reports finish (up to the drain timeout); a second
+        one stops waiting for them: they are recorded as interrupted.
+        """
+        if self._stop.is_set():
+            self._hurry.set()
         self._stop.set()
 
     def serve_forever(self, *, poll_s: float = 30.0, drain_timeout_s: float = 3600.0) -> int:
         """The daemon: tick, sleep until the next fire time (at most ``poll_s``), repeat.
 
         After :meth:`stop` (SIGTERM), no new run starts; running ones get
-        ``drain_timeout_s`` to finish, after which they are recorded as interrupted.
+        ``drain_timeout_s`` to finish (a second SIGTERM cuts that short), after which
+        they are recorded as interrupted.
 
         Returns
         -------
