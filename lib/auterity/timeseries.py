@@ -125,8 +125,8 @@ def infer_frequency(ds: pd.Series) -> str | None:
     if pd.Timedelta(days=89) <= step <= pd.Timedelta(days=92) and (times.day == 1).all():
         return "QS"
     if step == pd.Timedelta(days=7):
-        weekday = {times[0].dayofweek}
-        if set(times.dayofweek) == weekday:
+        weekday = {times[0].day_of_week}
+        if set(times.day_of_week) == weekday:
             return "W-" + ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")[weekday.pop()]
         return None
     if step <= pd.Timedelta(0):
