@@ -707,6 +707,166 @@ def serve_cmd(host: str, port: int) -> None:
         raise SystemExit(code)
 
 
+def _series_input(
+    metric: str | None,
+    csv_path: Path | None,
+    start: str | None,
+    end: str | None,
+    grain: str | None,
+    default_days: int,
+) -> tuple[Any, str, dict[str, Any] | None]:
+    """The series to forecast or scan: (frame, grain, CSV report or None)."""
+    from auterity import timeseries
+
+    if (metric is None) == (csv_path is None):
+        raise AuterityError("give either a METRIC or --csv FILE (not both)")
+    if csv_path is not None:
+        load = timeseries.read_csv_series(csv_path)
+        return load.frame, grain or timeseries.grain_of(load.report["frequency"]), load.report
+    lo, hi = _range(start, end, default_days=default_days)
+    grain = grain or "day"
+    assert metric is not None
+    return timeseries.metric_series(metric, start=lo, end=hi, grain=grain), grain, None
+
+
+@cli.command("forecast")
+@click.argument("metric", required=False)
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Read ds,y from a CSV.")
+@click.option("--horizon", type=click.IntRange(min=1), required=True, help="Periods ahead.")
+@click.option(
+    "--grain",
+    type=click.Choice(["day", "week", "month"]),
+    help="Grain (default: day for a metric; inferred from the timestamps for a CSV).",
+)
+@_date_option("--start", "First local date of the history (default: 365 days before --end).")
+@_date_option("--end", "Local date after the last one of the history (default: today).")
+@click.option("--country", help="ISO country code whose holidays are modelled (daily grain).")
+@click.option("--interval", type=float, default=0.8, show_default=True, help="Interval width.")
+@click.option("--no-backtest", is_flag=True, help="Skip the rolling-origin backtest.")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def forecast_cmd(
+    metric: str | None,
+    csv_path: Path | None,
+    horizon: int,
+    grain: str | None,
+    start: str | None,
+    end: str | None,
+    country: str | None,
+    interval: float,
+    no_backtest: bool,
+    fmt: str,
+) -> None:
+    """Forecast a metric (or a CSV series) with Prophet, with its track record.
+
+    JSON: `forecast` (rows of ds, yhat, yhat_lower, yhat_upper), `backtest` (rolling-origin
+    MAE, MAPE, sMAPE and MASE of Prophet, naive and seasonal naive) and, for a CSV,
+    `series` (rows read, duplicates merged, gaps, frequency).
+    """
+    from auterity import forecast as fc
+
+    frame, grain, report = _series_input(metric, csv_path, start, end, grain, 365)
+    predicted = fc.forecast(
+        frame, horizon=horizon, grain=grain, country=country, interval_width=interval
+    )
+    track = None
+    if not no_backtest:
+        try:
+            track = fc.backtest(frame, horizon=horizon, grain=grain, country=country)
+        except AuterityError as exc:
+            track = {"skipped": str(exc)}
+    data: dict[str, Any] = {
+        "metric": metric,
+        "grain": grain,
+        "horizon": horizon,
+        "forecast": fc.to_records(predicted),
+        "backtest": track,
+    }
+    if report is not None:
+        data["series"] = report
+    if fmt == "json":
+        _echo_json(data)
+        return
+    if report is not None:
+        click.echo(
+            f"{report['source']}: {report['rows']} points ({report['duplicates']} duplicate(s)"
+            f" merged, {report['gaps']} gap(s), frequency {report['frequency']})"
+        )
+    _emit(predicted, "table")
+    if track and "models" in track:
+        click.echo(f"\nbacktest ({len(track['folds'])} origins, horizon {horizon}):")
+        for name, scores in track["models"].items():
+            click.echo(
+                f"  {name:15} MAE {_fmt(scores['mae'])}  MAPE {_fmt(scores['mape'] or 0)} %"
+                f"  sMAPE {_fmt(scores['smape'])} %  MASE {_fmt(scores['mase'])}"
+            )
+    elif track:
+        click.echo(f"\nbacktest skipped: {track['skipped']}")
+
+
+@cli.command("anomalies")
+@click.argument("metric", required=False)
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Read ds,y from a CSV.")
+@_date_option("--start", "First local date (default: 90 days before --end).")
+@_date_option("--end", "Local date after the last one (default: today).")
+@click.option(
+    "--grain",
+    type=click.Choice(["day", "week", "month"]),
+    help="Grain of a metric (default day); ignored for a CSV.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["stl_mad", "rolling_z", "prophet"]),
+    default="stl_mad",
+    show_default=True,
+    help="Detector; prophet is not causal.",
+)
+@click.option("--non-causal", is_flag=True, help="Let a point be judged with data after it too.")
+@click.option("--threshold", type=float, default=5.0, show_default=True, help="Score to flag.")
+@click.option("--merge-gap", type=click.IntRange(min=0), help="Rows between merged points.")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def anomalies_cmd(
+    metric: str | None,
+    csv_path: Path | None,
+    start: str | None,
+    end: str | None,
+    grain: str | None,
+    method: str,
+    non_causal: bool,
+    threshold: float,
+    merge_gap: int | None,
+    fmt: str,
+) -> None:
+    """Find anomalies in a metric (or a CSV series), merged into alert windows.
+
+    JSON: `anomalies` (windows with start - the first flagged timestamp, when a live alert
+    fires - end, score, direction, severity, peak and expected values), `causal` (false
+    when a point was judged with later data), `method`, `threshold` and, for a CSV,
+    `series` (rows read, duplicates merged, gaps).
+    """
+    from auterity import anomaly
+
+    frame, grain, report = _series_input(metric, csv_path, start, end, grain, 90)
+    result = anomaly.detect(
+        frame, method=method, causal=not non_causal, threshold=threshold, merge_gap=merge_gap
+    )
+    data = {"metric": metric, **result.to_dict()}
+    if report is not None:
+        data["series"] = report
+    if fmt == "json":
+        _echo_json(data)
+        return
+    label = metric or str(csv_path)
+    click.echo(
+        f"{label}: {len(result.windows)} anomaly window(s), method {method}"
+        f" ({'causal' if result.causal else 'NOT causal: judged with later data too'})"
+    )
+    for w in result.windows:
+        click.echo(
+            f"  {w.to_dict()['start']} .. {w.to_dict()['end']}  {w.direction:4} {w.severity:6}"
+            f" score {w.score:.1f}  peak {_fmt(w.peak_value)} (expected {_fmt(w.expected_value)})"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn library errors into one line and exit status 2."""
     try:
