@@ -14,6 +14,8 @@ AUTERITY_USER        Acting user recorded on runs and audit rows (default: the O
 AUTERITY_DB_LOCK_TIMEOUT  Seconds to wait for a DuckDB file held by another process (default 60).
 AUTERITY_CACHE_URL   ``redis://...`` to share the query-result cache (default: in-process).
 AUTERITY_CACHE_TTL   Seconds a cached result may be served (default 300; 0 turns caching off).
+AUTERITY_KEEP_RUNS   Report runs kept per notebook and parameter set (default 10).
+AUTERITY_RUN_TIMEOUT Seconds a notebook cell may run before the run fails (default: no limit).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ ENV_USER = "AUTERITY_USER"
 ENV_LOCK_TIMEOUT = "AUTERITY_DB_LOCK_TIMEOUT"
 ENV_CACHE_URL = "AUTERITY_CACHE_URL"
 ENV_CACHE_TTL = "AUTERITY_CACHE_TTL"
+ENV_KEEP_RUNS = "AUTERITY_KEEP_RUNS"
+ENV_RUN_TIMEOUT = "AUTERITY_RUN_TIMEOUT"
 
 _dotenv_loaded = False
 
@@ -124,6 +128,10 @@ class Settings:
         Redis URL of the shared result cache; None for the in-process cache.
     cache_ttl_s : float
         Seconds a cached result may be served; 0 disables caching.
+    keep_runs : int
+        Report runs kept per notebook and parameter set (at least 1).
+    run_timeout_s : float or None
+        Seconds a notebook cell may run (at least 1); None for no limit.
     """
 
     db_url: str
@@ -133,6 +141,8 @@ class Settings:
     lock_timeout_s: float
     cache_url: str | None = None
     cache_ttl_s: float = 300.0
+    keep_runs: int = 10
+    run_timeout_s: float | None = None
 
 
 def validate_timezone(name: str) -> str:
@@ -157,6 +167,10 @@ def get_settings() -> Settings:
     load_env_file()
     lock_timeout = _seconds(ENV_LOCK_TIMEOUT, "60")
     cache_ttl = _seconds(ENV_CACHE_TTL, "300")
+    keep_runs = _count(ENV_KEEP_RUNS, "10", "runs")
+    run_timeout = (
+        max(1.0, _seconds(ENV_RUN_TIMEOUT, "")) if os.environ.get(ENV_RUN_TIMEOUT) else None
+    )
     try:
         default_user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (some containers)
@@ -169,6 +183,8 @@ def get_settings() -> Settings:
         lock_timeout_s=lock_timeout,
         cache_url=os.environ.get(ENV_CACHE_URL) or None,
         cache_ttl_s=cache_ttl,
+        keep_runs=keep_runs,
+        run_timeout_s=run_timeout,
     )
 
 
@@ -181,4 +197,16 @@ def _seconds(name: str, default: str) -> float:
         value = -1.0
     if value < 0:
         raise ConfigError(f"{name}={raw!r} is not a number of seconds")
+    return value
+
+
+def _count(name: str, default: str, what: str) -> int:
+    """A whole number, at least 1, from the environment variable ``name``."""
+    raw = os.environ.get(name, default)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{name}={raw!r} must be a whole number of {what}, at least 1")
     return value

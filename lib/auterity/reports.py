@@ -39,9 +39,7 @@ from auterity.errors import ConfigError
 log = logging.getLogger("auterity.reports")
 
 TEMPLATES = Path(__file__).parent / "templates" / "nbconvert"
-ENV_KEEP_RUNS = "AUTERITY_KEEP_RUNS"
 ENV_CHROMIUM = "AUTERITY_CHROMIUM"
-ENV_RUN_TIMEOUT = "AUTERITY_RUN_TIMEOUT"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -88,25 +86,7 @@ def _utcnow() -> datetime:
 
 def keep_runs() -> int:
     """How many runs to keep per notebook and parameter set (``AUTERITY_KEEP_RUNS``)."""
-    raw = os.environ.get(ENV_KEEP_RUNS, "10")
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"{ENV_KEEP_RUNS}={raw!r} must be a whole number of runs, at least 1")
-    return value
-
-
-def _run_timeout() -> int | None:
-    """Per-cell execution timeout in seconds (``AUTERITY_RUN_TIMEOUT``; default none)."""
-    raw = os.environ.get(ENV_RUN_TIMEOUT)
-    if not raw:
-        return None
-    try:
-        return max(1, int(raw))
-    except ValueError:
-        raise ConfigError(f"{ENV_RUN_TIMEOUT}={raw!r} is not a number of seconds") from None
+    return get_settings().keep_runs
 
 
 # --------------------------------------------------------------------------- records
@@ -531,8 +511,8 @@ def run(
         parameter_values.update(params.validate(path, values, "values"))
     if trigger not in ("manual", "schedule"):
         raise ConfigError(f"trigger must be manual or schedule, not {trigger!r}")
-    keep = keep_runs()
-    timeout = _run_timeout()
+    settings = get_settings()
+    keep, timeout = settings.keep_runs, settings.run_timeout_s
     warehouse.ensure_schema(url)
     recover_interrupted(url)
 

@@ -51,8 +51,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from auterity import mailer, reports, schema, warehouse
-from auterity.config import _seconds
-from auterity.errors import AuterityError, ConfigError
+from auterity.config import _count, _seconds
+from auterity.errors import AuterityError
 from auterity.redact import mask_secrets
 from auterity.schedule import Job, Schedule, evaluate_condition, render_subject
 from auterity.schedule_metrics import SchedulerMetrics
@@ -93,15 +93,10 @@ class SchedulerSettings:
     @classmethod
     def from_env(cls) -> SchedulerSettings:
         """``AUTERITY_SCHEDULE_GRACE`` (seconds) and ``AUTERITY_SCHEDULE_MAX_PARALLEL``."""
-        grace = _seconds(ENV_GRACE, "3600")
-        raw = os.environ.get(ENV_MAX_PARALLEL, "2")
-        try:
-            parallel = int(raw)
-        except ValueError:
-            parallel = 0
-        if parallel < 1:
-            raise ConfigError(f"{ENV_MAX_PARALLEL}={raw!r} must be a whole number, at least 1")
-        return cls(grace_s=grace, max_parallel=parallel)
+        return cls(
+            grace_s=_seconds(ENV_GRACE, "3600"),
+            max_parallel=_count(ENV_MAX_PARALLEL, "2", "concurrent runs"),
+        )
 
 
 @dataclass(frozen=True)
