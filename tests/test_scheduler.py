@@ -267,6 +267,33 @@ def test_disabled_jobs_are_never_due_and_claims_are_exclusive(project: Path) -> 
     assert row["status"] == "claimed" and row["claimed_by"].endswith(f":{os.getpid()}")
 
 
+CLAIM_SCRIPT = """
+import sys
+from datetime import datetime
+from auterity import scheduler
+from auterity.schedule import Job
+job = Job("greet", "hello", None, None, "0 8 * * *", "Europe/Berlin", ("a@example.com",))
+slot = scheduler.Slot(job, datetime.fromisoformat(sys.argv[1]))
+print("claimed" if scheduler.claim(slot) else "taken")
+"""
+
+
+def test_processes_racing_for_one_slot_on_duckdb_claim_it_once(project: Path) -> None:
+    """Several processes claim the same slot at once: the DuckDB file lock lets one win."""
+    warehouse.dispose_engines()
+    when = "2026-11-02T07:00:00+00:00"
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIM_SCRIPT, when], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    results = sorted(p.communicate(timeout=120)[0].strip() for p in racers)
+    assert results == ["claimed", "taken"]
+    (row,) = sched.slot_history(job="greet")
+    assert row["scheduled_for"] == datetime(2026, 11, 2, 7, 0)
+
+
 @pytest.mark.postgres
 def test_claims_are_exclusive_on_postgres(project: Path, pg_url: str) -> None:
     runner = sched.Scheduler(_only(load_schedule(), "greet"), url=pg_url, settings=FAST)

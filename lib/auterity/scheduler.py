@@ -333,7 +333,7 @@ def build_job_email(
         to=job.to,
         cc=job.cc,
         title=_title(record),
-        intro=job.description or present.describe_period(start, end),
+        intro=" ".join(filter(None, [present.describe_period(start, end), job.description])),
         kpis=top.kpis if top else None,
         images=images,
         attachments=attachments,
