@@ -11,6 +11,7 @@ import email
 import email.policy
 import io
 import json
+import logging
 import os
 import shutil
 import signal
@@ -245,6 +246,8 @@ def test_cron_in_berlin_across_the_dst_change_with_a_fake_clock(project: Path) -
     assert [s.strftime("%d %H:%M") for s in seen] == ["24 06:00", "25 07:00", "26 07:00"]
     assert all(s.astimezone(BERLIN).hour == 8 for s in seen)
     assert sched.fire_times(job, seen[0], seen[-1]) == seen[1:]
+    just_before = seen[0] - timedelta(microseconds=500_000)  # 05:59:59.5 UTC
+    assert sched.fire_times(job, just_before, seen[0]) == [seen[0]]
     # Spring forward (29 March 2026): 08:00 still fires once, now at 06:00 UTC.
     spring = sched.fire_times(
         job, datetime(2026, 3, 28, 12, tzinfo=UTC), datetime(2026, 3, 30, 12, tzinfo=UTC)
@@ -315,7 +318,9 @@ def test_claims_are_exclusive_on_postgres(project: Path, pg_url: str) -> None:
 # --------------------------------------------------------------------------- runs
 
 
-def test_restart_catch_up_runs_a_missed_slot_once(project: Path, inbox: _Inbox) -> None:
+def test_restart_catch_up_runs_a_missed_slot_once(
+    project: Path, inbox: _Inbox, caplog: pytest.LogCaptureFixture
+) -> None:
     loaded = _only(load_schedule(), "greet")
     t0 = datetime(2026, 11, 2, 9, 0, tzinfo=BERLIN)
     sched.Scheduler(loaded, settings=FAST).due(t0)  # the scheduler knew the job, then went down
@@ -336,7 +341,12 @@ def test_restart_catch_up_runs_a_missed_slot_once(project: Path, inbox: _Inbox) 
     assert message["Subject"] == "Hello 04 Nov 2026"
     # Missed beyond the grace period: not run at all.
     much_later = datetime(2026, 11, 6, 12, 0, tzinfo=BERLIN)
-    assert restarted.due(much_later) == []
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="auterity.scheduler"):
+        assert restarted.due(much_later) == []
+        assert restarted.due(much_later + timedelta(minutes=1)) == []
+    (warning,) = [r.getMessage() for r in caplog.records if "grace period" in r.getMessage()]
+    assert warning.startswith("greet: run(s) from 2026-11-05T07:00:00+00:00 on missed")
 
 
 def test_run_and_run_due_never_both_run_a_slot(project: Path, inbox: _Inbox) -> None:

@@ -119,23 +119,30 @@ class Outcome:
     delivery_error: str | None = None
     error_message: str | None = None
     duration_s: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- slots
 
 
+_TICK = timedelta(microseconds=1)
+
+
+def first_fire_after(job: Job, after: datetime) -> datetime | None:
+    """The job's first fire time strictly after ``after`` (aware UTC), or None."""
+    trigger = job.trigger()
+    # APScheduler returns the first fire time at or after the next whole second.
+    fire = trigger.get_next_fire_time(None, (after + _TICK).astimezone(trigger.timezone))
+    return None if fire is None else fire.astimezone(UTC)
+
+
 def fire_times(job: Job, after: datetime, until: datetime) -> list[datetime]:
     """The job's fire times in ``(after, until]``, as aware UTC datetimes (APScheduler's)."""
-    trigger = job.trigger()
     out: list[datetime] = []
-    cursor = after + timedelta(seconds=1)  # cron resolution is seconds; excludes ``after``
-    while True:
-        fire = trigger.get_next_fire_time(None, cursor.astimezone(trigger.timezone))
-        if fire is None or fire > until:
-            return out
-        out.append(fire.astimezone(UTC))
-        cursor = fire + timedelta(seconds=1)
+    fire = first_fire_after(job, after)
+    while fire is not None and fire <= until:
+        out.append(fire)
+        fire = first_fire_after(job, fire)
+    return out
 
 
 def _state(url: str | None) -> tuple[dict[str, datetime], dict[str, datetime]]:
@@ -420,28 +427,31 @@ class Scheduler:
         now = now or self.clock()
         last, since = _state(self.url)
         grace = timedelta(seconds=self.settings.grace_s)
-        new = [j for j in self.schedule.jobs.values() if j.enabled and j.name not in since]
-        if new:
-            with warehouse.connect(self.url, write=True) as conn:
-                for job in new:
-                    warehouse.set_meta(conn, SINCE_KEY + job.name, now.isoformat())
-                    since[job.name] = now
+        enabled = [j for j in self.schedule.jobs.values() if j.enabled]
+        moved: dict[str, datetime] = {j.name: now for j in enabled if j.name not in since}
         out = []
-        for job in self.schedule.jobs.values():
-            if not job.enabled:
-                continue
-            after = max(since[job.name], last.get(job.name, since[job.name]))
-            window = fire_times(job, max(after, now - grace), now)
+        for job in enabled:
+            after = max(since.get(job.name, now), last.get(job.name, since.get(job.name, now)))
+            missed = first_fire_after(job, after)
+            if missed is not None and missed <= now - grace:
+                # Too late to run: log once, and start counting from the grace window.
+                log.warning(
+                    "%s: run(s) from %s on missed by more than the %.0f s grace period; not run",
+                    job.name,
+                    missed.isoformat(),
+                    self.settings.grace_s,
+                )
+                moved[job.name] = now - grace
+                after = now - grace
+            window = fire_times(job, after, now)
             if window:
                 if len(window) > 1:
                     log.info("%s: %d missed runs coalesced into one", job.name, len(window))
                 out.append(Slot(job, window[-1]))
-            elif fire_times(job, after, now - grace):
-                log.warning(
-                    "%s: missed run(s) older than the %.0f s grace period are not run",
-                    job.name,
-                    self.settings.grace_s,
-                )
+        if moved:
+            with warehouse.connect(self.url, write=True) as conn:
+                for name, moment in moved.items():
+                    warehouse.set_meta(conn, SINCE_KEY + name, moment.isoformat())
         return out
 
     # -- running --------------------------------------------------------------
