@@ -91,6 +91,20 @@ def test_modelhub_dashboard_in_process(live_url: str) -> None:
     assert latencies == sorted(latencies)
     for key in ("slo", "drift", "savings", "leaderboard"):
         assert "<table" in dash.sections[key].value or "<p>" in dash.sections[key].value
+    # the cost chart: a day brush filters the per-model bars; a click highlights a model
+    spec = charts.to_dict(dash.view.charts["cost"])
+    params = {p["name"]: p for p in spec["params"]}
+    assert params["days"]["select"] == {"type": "interval", "encodings": ["x"]}
+    assert params["model"]["select"] == {"type": "point", "fields": ["model_id"], "on": "click"}
+    assert params["model"]["bind"] == "legend"
+    lines, bars = spec["vconcat"]
+    assert {"filter": {"param": "days"}} in bars["transform"]
+    for view in (lines, bars):
+        condition = view["encoding"]["opacity"]["condition"]
+        assert [
+            c["param"] for c in (condition if isinstance(condition, list) else [condition])
+        ] == ["model"]
+        assert {t["field"] for t in view["encoding"]["tooltip"]} >= {"model_id", "cost"}
 
 
 def test_realtime_stale_and_recovery(live_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -407,6 +421,39 @@ def _screens(page: object, name: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})  # type: ignore[attr-defined]
 
 
+BARS = '.au-section-cost svg path[aria-roledescription="bar"]'
+
+
+def _brush_and_click(page: object) -> None:
+    """Drag across days on the cost chart: the bars change; click a bar: the rest dim."""
+    from playwright.sync_api import expect
+
+    page.wait_for_selector(".au-section-cost svg g.mark-line path", timeout=DEADLINE_MS)  # type: ignore[attr-defined]
+    bars = page.locator(BARS)  # type: ignore[attr-defined]
+    before = [b.get_attribute("aria-label") for b in bars.all()]
+    assert before and all("Cost in the selected days" in label for label in before)
+    plot = page.locator(".au-section-cost svg g.mark-line").first  # type: ignore[attr-defined]
+    plot.scroll_into_view_if_needed()  # mouse coordinates are the viewport's
+    box = plot.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.5, y)  # type: ignore[attr-defined]
+    page.mouse.down()  # type: ignore[attr-defined]
+    page.mouse.move(box["x"] + box["width"] * 0.9, y, steps=5)  # type: ignore[attr-defined]
+    page.mouse.up()  # type: ignore[attr-defined]
+    page.wait_for_function(  # type: ignore[attr-defined]
+        """([selector, before]) => {
+          const now = [...document.querySelectorAll(selector)]
+            .map(e => e.getAttribute('aria-label'));
+          return now.length > 0 && JSON.stringify(now) !== JSON.stringify(before);
+        }""",
+        arg=[BARS, before],
+        timeout=DEADLINE_MS,
+    )
+    count = bars.count()
+    bars.first.click()
+    expect(page.locator(BARS + '[opacity="0.2"]')).to_have_count(count - 1, timeout=DEADLINE_MS)  # type: ignore[attr-defined]
+
+
 def test_unauthenticated_requests_are_refused(server: dict[str, str]) -> None:
     base = server["base"]
     for path in (
@@ -480,6 +527,7 @@ def test_modelhub_in_browser(browser: object, server: dict[str, str], live_url: 
     board = modelhub.leaderboard(start, end, url=live_url).set_index("model_id")
     _expect_tile(page, "requests", charts.format_value(board["requests"].sum(), "count"))
     _screens(page, "modelhub")
+    _brush_and_click(page)
     model = sorted(board.index)[0]
     _change(page, lambda: page.locator(".au-f-models select").select_option([model]))
     _expect_tile(page, "requests", charts.format_value(board.loc[model, "requests"], "count"))

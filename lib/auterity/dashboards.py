@@ -427,12 +427,12 @@ def modelhub_view(
         chart_map["latency_percentiles"] = charts.latency_percentiles_chart(daily)
         for metric, unit, title in (
             ("error_rate", "percent", "Error rate"),
-            ("cost", "currency", "Cost"),
             ("quality_mean", "number", "Mean quality"),
         ):
             chart_map[metric] = charts.trend(
                 daily, metric, unit=unit, by="model_id", time_col="day", title=title
             )
+        chart_map["cost"] = linked_cost_chart(daily)
     return View(
         kpis=tiles,
         frames={
@@ -454,6 +454,78 @@ def modelhub_view(
         },
         tiles_html=present.kpi_tiles_html(tiles),
     )
+
+
+DAYS_SELECTION = "days"
+"""Name of the x-interval brush on the cost-over-time chart."""
+MODEL_SELECTION = "model"
+"""Name of the click selection of a model (bars and legend)."""
+
+
+def linked_cost_chart(daily: pd.DataFrame) -> Any:
+    """Cost per model and day, with a day brush that filters a cost-per-model bar chart.
+
+    Drag across days in the upper chart: the bars below add up only those days. Click a
+    bar, or a model in the legend, to highlight that model in both charts (shift-click
+    adds more; a click on empty space clears). Every mark has a tooltip.
+
+    Parameters
+    ----------
+    daily : DataFrame
+        :func:`auterity.modelhub.daily_trend` (``day, model_id, requests, cost, ...``).
+
+    Returns
+    -------
+    altair.VConcatChart
+        The two linked views, with selection params named :data:`DAYS_SELECTION` and
+        :data:`MODEL_SELECTION`.
+    """
+    from auterity import charts
+
+    alt = charts._alt()
+    data = daily[["day", "model_id", "requests", "cost"]].copy()
+    data["day"] = pd.to_datetime(data["day"])
+    money = charts.d3_format("currency")
+    days = alt.selection_interval(name=DAYS_SELECTION, encodings=["x"])
+    model = alt.selection_point(
+        name=MODEL_SELECTION, fields=["model_id"], on="click", bind="legend"
+    )
+    color = alt.Color("model_id:N", title="Model")
+    focus = alt.when(model).then(alt.value(1.0)).otherwise(alt.value(0.2))
+    tips = [
+        alt.Tooltip("model_id:N", title="Model"),
+        alt.Tooltip("cost:Q", title="Cost", format=money),
+        alt.Tooltip("requests:Q", title="Requests", format=","),
+    ]
+    lines = (
+        alt.Chart(data)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("day:T", title=None),
+            y=alt.Y("cost:Q", title="Cost per day", axis=alt.Axis(format=money)),
+            color=color,
+            opacity=focus,
+            tooltip=[alt.Tooltip("day:T", title="Day", format="%b %-d, %Y"), *tips],
+        )
+        .add_params(days)
+        .properties(height=200, title="Cost over time: drag across days to filter the bars")
+    )
+    bars = (
+        alt.Chart(data)
+        .transform_filter(days)
+        .transform_aggregate(cost="sum(cost)", requests="sum(requests)", groupby=["model_id"])
+        .mark_bar()
+        .encode(
+            y=alt.Y("model_id:N", sort="-x", title=None),
+            x=alt.X("cost:Q", title="Cost in the selected days", axis=alt.Axis(format=money)),
+            color=color,
+            opacity=focus,
+            tooltip=tips,
+        )
+        .add_params(model)
+        .properties(title="Cost by model (click a bar to highlight a model)")
+    )
+    return alt.vconcat(lines, bars)
 
 
 def _utcnow() -> datetime:
