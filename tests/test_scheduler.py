@@ -510,12 +510,14 @@ def test_report_email_kpis_charts_and_attachments(
     assert len(images) == 1 and images[0].get_content().startswith(b"\x89PNG")
     assert f'src="cid:{images[0]["Content-ID"].strip("<>")}"' in html_body
     attached = {a.get_filename(): a for a in message.iter_attachments()}
-    assert set(attached) == {"kpi.html", "kpi.pdf", "kpis.csv"}
+    assert set(attached) == {"kpi.html", "kpi.pdf", "kpis.csv", "revenue_per_day.csv"}
     pdf = attached["kpi.pdf"].get_content()
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF") and b"/Page" in pdf
     csv = pd.read_csv(io.StringIO(attached["kpis.csv"].get_content()))
     assert list(csv["metric"]) == list(kpis["metric"])
     assert csv["current"].tolist() == pytest.approx(kpis["current"].astype(float).tolist())
+    daily = pd.read_csv(io.StringIO(attached["revenue_per_day.csv"].get_content()))
+    assert len(daily) == 31 and daily["revenue"].sum() == pytest.approx(revenue["current"])
     report = attached["kpi.html"].get_content()
     report = report.decode() if isinstance(report, bytes) else report
     assert "Kpi report" in report

@@ -242,12 +242,13 @@ def slot_history(url: str | None = None, *, job: str | None = None) -> list[dict
 
 @dataclass
 class Headline:
-    """What a report email shows besides the report: period, KPIs, inline charts."""
+    """What a report email shows besides the report: period, KPIs, charts, CSV tables."""
 
     start: date
     end: date
     kpis: Any = None
     charts: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)
 
 
 def _parameter_values(record: reports.RunRecord) -> dict[str, Any]:
@@ -286,7 +287,12 @@ def headline(record: reports.RunRecord, url: str | None = None) -> Headline | No
         ["revenue"], start=start, end=end, grain="day", where=where or None, tz=tz, url=url
     )
     chart = charts.trend(trend, "revenue", unit="currency", interactive=False)
-    return Headline(start, end, kpis, {"Revenue per day": chart})
+    columns = ["metric", "label", "unit", "current", "previous", "previous_delta_pct"]
+    tables = {
+        "kpis": kpis[[c for c in columns if c in kpis.columns]],
+        "revenue_per_day": trend,
+    }
+    return Headline(start, end, kpis, {"Revenue per day": chart}, tables)
 
 
 def _title(record: reports.RunRecord) -> str:
@@ -320,11 +326,11 @@ def build_job_email(
             kpi_text[row["metric"]] = charts.format_value(row["current"], row["unit"])
     for kind in job.attachments:
         if kind == "csv":
-            if top is not None and top.kpis is not None:
-                columns = ["metric", "label", "current", "previous", "previous_delta_pct"]
-                frame = top.kpis[[c for c in columns if c in top.kpis.columns]]
-                target = Path(record.output_dir or ".") / "kpis.csv"
+            for name, frame in (top.tables if top else {}).items():
+                target = Path(record.output_dir or ".") / f"{name}.csv"
                 attachments.append(mailer.csv_attachment(frame, target))
+            if not top:
+                notes.append("This report has no headline tables to attach as CSV.")
             continue
         path = record.outputs.get(kind)
         if path and Path(path).is_file():
