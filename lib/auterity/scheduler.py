@@ -416,7 +416,7 @@ class Scheduler:
         self.metrics = metrics or SchedulerMetrics()
         self.pdf = pdf
         self._free = threading.Semaphore(self.settings.max_parallel)
-        self._workers: set[threading.Thread] = set()
+        self._workers: dict[threading.Thread, Slot] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._hurry = threading.Event()
@@ -598,7 +598,7 @@ class Scheduler:
                 target=self._worker, args=(slot,), name=f"auterity-{slot.job.name}", daemon=True
             )
             with self._lock:
-                self._workers.add(worker)
+                self._workers[worker] = slot
             worker.start()
             started.append(slot)
         return started
@@ -609,7 +609,7 @@ class Scheduler:
             self._run_slot(slot)
         finally:
             with self._lock:
-                self._workers.discard(threading.current_thread())
+                self._workers.pop(threading.current_thread(), None)
             self._free.release()
 
     @property
@@ -683,8 +683,11 @@ class Scheduler:
             "the scheduler stopped before the run finished", url=self.url
         )
         with self._lock:
-            pending = [w.name.removeprefix("auterity-") for w in self._workers]
-        log.warning("stopped with run(s) of %s recorded as interrupted", ", ".join(pending))
+            pending = list(self._workers.values())
+        for slot in pending:
+            _finish_slot(slot, "interrupted", None, "the scheduler stopped first", self.url)
+        names = ", ".join(slot.job.name for slot in pending)
+        log.warning("stopped with run(s) of %s recorded as interrupted", names)
         return interrupted
 
 
