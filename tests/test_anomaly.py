@@ -301,3 +301,33 @@ def test_cli_anomalies_metric(
     assert isinstance(data["anomalies"], list)
     assert main(["anomalies", "no_such_metric", "--start", "2026-07-01"]) == 2
     assert "no_such_metric" in capsys.readouterr().err
+
+
+def test_scan_metrics_with_warmup_and_windows_table(analytics_duckdb: str) -> None:
+    from datetime import date
+
+    start, end = date(2026, 9, 1), date(2026, 11, 1)
+    results = anomaly.scan(
+        ["requests", "revenue"], start=start, end=end, warmup=56, url=analytics_duckdb
+    )
+    assert list(results) == ["requests", "revenue"]
+    for result in results.values():
+        assert result.causal and result.points["ds"].iloc[0] == pd.Timestamp(start)
+        assert len(result.points) == 61  # September and October only; the warm-up is cut
+        assert all(w.start >= pd.Timestamp(start) for w in result.windows)
+    table = anomaly.windows_table(results)
+    assert list(table.columns)[:5] == ["metric", "start", "end", "direction", "severity"]
+    assert len(table) == sum(len(r.windows) for r in results.values())
+    with pytest.raises(AuterityError, match="unknown grain 'hour'"):
+        anomaly.scan(["requests"], start=start, end=end, grain="hour", url=analytics_duckdb)
+
+
+def test_windows_table_orders_by_score() -> None:
+    frame = _seasonal()
+    frame.loc[90, "y"] += 25
+    frame.loc[120, "y"] -= 60
+    table = anomaly.windows_table({"a": anomaly.detect(frame), "b": anomaly.detect(_seasonal())})
+    assert table["metric"].tolist() == ["a", "a"]
+    assert table["start"].tolist() == [frame["ds"][120], frame["ds"][90]]
+    assert table["score"].is_monotonic_decreasing
+    assert anomaly.windows_table({}).empty

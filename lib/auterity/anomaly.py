@@ -28,8 +28,9 @@ probationary period, scaled sigmoid, cost profile), for ``benchmarks/bench_anoma
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -386,6 +387,88 @@ def detect(
         threshold=float(threshold),
         options=options,
     )
+
+
+def scan(
+    metrics: Sequence[str],
+    *,
+    start: date,
+    end: date,
+    grain: str = "day",
+    warmup: int = 56,
+    method: str = "stl_mad",
+    threshold: float = DEFAULT_THRESHOLD,
+    filters: Mapping[str, str | Sequence[str]] | None = None,
+    tz: str | None = None,
+    url: str | None = None,
+) -> dict[str, AnomalyResult]:
+    """Detect anomalies in several metrics over a period, each judged with its history.
+
+    Each metric is read from ``warmup`` periods before ``start`` (so the first days of
+    the period have history to be judged against) up to ``end``; only windows that start
+    inside ``[start, end)`` are kept, and ``points`` covers the period only.
+
+    Parameters
+    ----------
+    metrics : sequence of str
+        Metric names from the catalog.
+    start, end : date
+        Local dates, ``start`` inclusive, ``end`` exclusive.
+    grain : {"day", "week", "month"}
+        One point per period.
+    warmup : int
+        Periods of history read before ``start``.
+    method, threshold
+        As in :func:`detect`.
+    filters, tz, url
+        As in :func:`auterity.timeseries.metric_series`.
+
+    Returns
+    -------
+    dict
+        ``{metric: AnomalyResult}`` in the order given.
+    """
+    from auterity.timeseries import metric_series
+
+    step = {"day": timedelta(days=1), "week": timedelta(weeks=1), "month": timedelta(days=31)}
+    if grain not in step:
+        raise AuterityError(f"unknown grain {grain!r} (use day, week or month)")
+    first = start - warmup * step[grain]
+    results = {}
+    for name in metrics:
+        series = metric_series(
+            name, start=first, end=end, grain=grain, filters=filters, tz=tz, url=url
+        )
+        found = detect(series, method=method, threshold=threshold)
+        keep = found.points["ds"] >= pd.Timestamp(start)
+        results[name] = replace(
+            found,
+            points=found.points[keep].reset_index(drop=True),
+            windows=[w for w in found.windows if w.start >= pd.Timestamp(start)],
+        )
+    return results
+
+
+def windows_table(results: Mapping[str, AnomalyResult]) -> pd.DataFrame:
+    """All windows of :func:`scan` as one table, most severe (highest score) first.
+
+    Columns: ``metric, start, end, direction, severity, score, peak_value,
+    expected_value, points``.
+    """
+    rows = [{"metric": name, **asdict(w)} for name, res in results.items() for w in res.windows]
+    columns = [
+        "metric",
+        "start",
+        "end",
+        "direction",
+        "severity",
+        "score",
+        "peak_value",
+        "expected_value",
+        "points",
+    ]
+    table = pd.DataFrame(rows, columns=[*columns, "peak_ds"])[columns]
+    return table.sort_values("score", ascending=False, ignore_index=True)
 
 
 # --- NAB scoring --------------------------------------------------------------------------
