@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -172,6 +173,40 @@ def test_messages_exports_and_helpers() -> None:
         dashboards.business_view(date(2026, 1, 2), date(2026, 1, 1))
     with pytest.raises(ConfigError):
         dashboards.modelhub_view(date(2026, 1, 1), date(2026, 1, 2), sort_by="nope")
+
+
+def test_preheated_dashboard_refreshes_stale_data_when_viewed(
+    live_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dash = dashboards.realtime(url=live_url, auto_refresh=False)
+    assert dash is not None and dash.generation == 1
+    monkeypatch.delenv("VOILA_PREHEAT", raising=False)
+    assert dashboards.refresh_when_viewed(dash) is None  # not a pooled kernel
+    arrived = threading.Event()
+    fresh = dashboards.refresh_when_viewed(dash, 60, wait=arrived.wait)
+    assert fresh is not None
+    arrived.set()
+    fresh.join(10)
+    assert dash.generation == 1  # young data is kept
+    dash.last_updated = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=10)
+    stale = dashboards.refresh_when_viewed(dash, 60, wait=lambda: None)
+    assert stale is not None
+    stale.join(10)
+    assert dash.generation == 2 and dash.error is None  # refreshed for the viewer
+
+    def broken() -> None:
+        raise OSError("no websocket")
+
+    monkeypatch.setenv(dashboards.ENV_FRESH, "soon")  # falls back to the default
+    kept = dashboards.refresh_when_viewed(dash, wait=lambda: None)
+    assert kept is not None
+    kept.join(10)
+    assert dash.generation == 2
+    monkeypatch.setenv(dashboards.ENV_FRESH, "0")
+    failed = dashboards.refresh_when_viewed(dash, wait=broken)
+    assert failed is not None
+    failed.join(10)
+    assert dash.generation == 2  # logged, nothing shown
 
 
 def test_dashboard_that_cannot_start_shows_a_message(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1275,6 +1275,74 @@ def _period(period: str, start: str, end: str, tz: str, url: str) -> tuple[date,
     return present.resolve_period(period, start, end, tz=tz or None, url=_url(url))
 
 
+FRESH_ON_VIEW_S = 300.0
+"""A pre-heated dashboard whose data is older than this refreshes when a viewer arrives
+(``AUTERITY_DASHBOARD_FRESH_S`` overrides it)."""
+ENV_FRESH = "AUTERITY_DASHBOARD_FRESH_S"
+
+
+def _wait_for_viewer() -> None:
+    """Block until Voila hands this pre-heated kernel to a viewer."""
+    from voila.utils import wait_for_request
+
+    wait_for_request()
+
+
+def refresh_when_viewed(
+    dash: Dashboard,
+    max_age_s: float | None = None,
+    *,
+    wait: Callable[[], None] | None = None,
+) -> threading.Thread | None:
+    """In a pre-heated kernel, refresh stale data as soon as a viewer gets the kernel.
+
+    A pooled kernel runs the notebook long before anyone looks at it; the page it serves
+    is instant but its data can be hours old. This waits (on a daemon thread) for the
+    request and refreshes if the data is older than ``max_age_s``; the viewer sees the
+    page at once, then "Updating…" and current numbers.
+
+    Parameters
+    ----------
+    dash : Dashboard
+        The dashboard shown.
+    max_age_s : float, optional
+        Data younger than this is kept; default ``AUTERITY_DASHBOARD_FRESH_S`` or
+        :data:`FRESH_ON_VIEW_S`.
+    wait : callable, optional
+        Blocks until the viewer arrives; default Voila's ``wait_for_request`` (only in a
+        pre-heated kernel: elsewhere nothing is started).
+
+    Returns
+    -------
+    threading.Thread or None
+        The waiting thread, or None outside a pre-heated kernel.
+    """
+    if wait is None:
+        if os.environ.get("VOILA_PREHEAT") != "True":
+            return None
+        wait = _wait_for_viewer
+    if max_age_s is None:
+        try:
+            max_age_s = float(os.environ.get(ENV_FRESH) or FRESH_ON_VIEW_S)
+        except ValueError:
+            log.warning("%s is not a number; using %g s", ENV_FRESH, FRESH_ON_VIEW_S)
+            max_age_s = FRESH_ON_VIEW_S
+
+    def run() -> None:
+        try:
+            wait()
+        except Exception:
+            log.warning("could not wait for the viewer of a pre-heated kernel", exc_info=True)
+            return
+        updated = dash.last_updated
+        if updated is None or (_utcnow() - updated).total_seconds() > max_age_s:
+            dash.refresh()
+
+    thread = threading.Thread(target=run, name=f"auterity-{dash.name}-viewed", daemon=True)
+    thread.start()
+    return thread
+
+
 def _build(factory: Callable[[], Dashboard]) -> Any:
     """Build a dashboard and show it, or show a short message (details to the log)."""
     from IPython.display import HTML, display
@@ -1292,4 +1360,5 @@ def _build(factory: Callable[[], Dashboard]) -> Any:
         )
         return None
     dash.show()
+    refresh_when_viewed(dash)
     return dash
