@@ -218,6 +218,16 @@ def test_replace_data_keeps_history(backend: str, request: pytest.FixtureRequest
     warehouse.ensure_schema(url)
     warehouse.append_data("models", _models(5), url=url)
     _add_run(url, "run-1")
+    with warehouse.connect(url, write=True) as conn:
+        conn.execute(
+            sa.insert(schema.schedule_slots).values(
+                job_name="weekly",
+                scheduled_for=pd.Timestamp("2026-01-05 07:00").to_pydatetime(),
+                status="error",
+                run_id="run-1",
+                claimed_at=pd.Timestamp("2026-01-05 07:00").to_pydatetime(),
+            )
+        )
     result = warehouse.replace_data(
         iter([("models", _models(2, "new")), ("models", _models(1, "more"))]),
         url=url,
@@ -227,9 +237,11 @@ def test_replace_data_keeps_history(backend: str, request: pytest.FixtureRequest
     with warehouse.connect(url) as conn:
         ids = sorted(conn.execute(sa.select(schema.models.c.model_id)).scalars())
         runs = conn.execute(sa.select(schema.report_runs.c.run_id)).scalars().all()
+        slots = conn.execute(sa.select(schema.schedule_slots.c.status)).scalars().all()
         actions = conn.execute(sa.select(schema.audit_log.c.action)).scalars().all()
     assert ids == ["more0", "new0", "new1"]
     assert runs == ["run-1"]
+    assert slots == ["error"]  # the scheduler's claims survive a rebuild
     assert sorted(actions) == ["data.append", "data.replace"]
     assert warehouse.get_meta("note", url) == "hello"
     assert warehouse.data_version(url) == result.data_version

@@ -55,7 +55,7 @@ _engines_lock = threading.Lock()
 
 DATA_VERSION_KEY = "data_version"
 DATA_UPDATED_KEY = "data_updated_at"
-CARRIED_OVER_TABLES = ("report_runs", "audit_log", "warehouse_meta")
+CARRIED_OVER_TABLES = ("report_runs", "schedule_slots", "audit_log", "warehouse_meta")
 """Tables that a full data rebuild keeps: history is never lost."""
 
 
