@@ -151,8 +151,11 @@ def test_residuals_remove_trend_weekday_and_keep_short_episodes() -> None:
     assert quiet.abs().median() < 0.01
     around_shift = (quiet.index >= DAYS[140]) & (quiet.index < DAYS[160])
     assert quiet[~around_shift].abs().max() < 0.06
-    clipped = correlate.residuals(pd.Series(values, index=DAYS) * (1 + 0.01 * np.sin(t)))
-    assert clipped.iloc[100:105].max() < 0.8  # winsorised
+    # By default: standardised by a local robust scale and winsorised at CLIP_MADS.
+    noisy = pd.Series(values * np.exp(np.random.default_rng(0).normal(0, 0.02, len(t))), DAYS)
+    standard = correlate.residuals(noisy)
+    assert (standard.iloc[100:105] == correlate.CLIP_MADS).all()
+    assert standard.drop(standard.index[100:105]).abs().median() == pytest.approx(0.67, abs=0.1)
     # Zeros: no log; missing days stay missing.
     with_zero = pd.Series(np.ones(len(DAYS)), index=DAYS)
     with_zero.iloc[50] = 0.0

@@ -691,6 +691,56 @@ def schedule_trigger(job: str, schedule_file: Path | None, no_pdf: bool) -> None
         raise SystemExit(1)
 
 
+@cli.command("insights")
+@_date_option("--start", "First local date (inclusive). Default: 90 days before --end.")
+@_date_option("--end", "Local date after the last one (exclusive). Default: today.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the most important cards.")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    help="Only these kinds (repeatable): correlation, anomaly, level_shift, forecast_risk, "
+    "drift, savings, mover.",
+)
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="False discovery rate.")
+@click.option("--no-charts", is_flag=True, help="Leave the Vega-Lite chart specs out of JSON.")
+@click.option("--tz", help="Business time zone (default AUTERITY_TIMEZONE).")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def insights_cmd(
+    start: str | None,
+    end: str | None,
+    limit: int | None,
+    kinds: tuple[str, ...],
+    alpha: float,
+    no_charts: bool,
+    tz: str | None,
+    fmt: str,
+) -> None:
+    """Significant findings of a period as ranked insight cards: ML-business correlations
+    (BH-controlled over all pairs and lags), anomalies, level shifts, forecast risks, drift,
+    savings and KPI movers, each a sentence with its evidence (JSON: also a Vega-Lite chart).
+
+    --start is inclusive and --end exclusive (at least 8 weeks apart)."""
+    from auterity import insights
+
+    lo, hi = _range(start, end, default_days=90)
+    report = insights.run(
+        lo, hi, tz=tz, kinds=list(kinds) or insights.KINDS, alpha=alpha, limit=limit
+    )
+    data = report.to_dict()
+    if no_charts:
+        for card in data["cards"]:
+            card.pop("chart", None)
+    if fmt == "json":
+        _echo_json(data)
+        return
+    click.echo(f"Insights {lo} to {hi}: {len(report.cards)} significant finding(s)")
+    for number, card in enumerate(report.cards, 1):
+        click.echo(f"{number:>3}. [{card.kind}, {card.importance:.2f}] {card.sentence}")
+    for kind, why in report.skipped.items():
+        click.echo(f"  not checked: {kind}: {why}")
+
+
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=int, default=8866, show_default=True, help="Port to listen on.")

@@ -10,13 +10,18 @@ findings into :class:`InsightCard` objects (precision over volume), ranked by im
   before (Mann-Whitney test on the daily values, Benjamini-Hochberg over the KPIs), with
   the segment that explains most of it (:func:`auterity.business.top_movers`: for ratios
   the rate and mix effects);
-* ``anomaly``: alert windows of :func:`auterity.anomaly.detect` (causal) on key business
-  and per-model series, medium or high severity only;
+* ``anomaly``: alert windows of :func:`auterity.anomaly.detect` (causal, given five weeks
+  of history before the period) on the business KPIs, and medium or high ones on the
+  per-model series;
+* ``level_shift``: a KPI without a growth trend (average order value) that stepped to a new
+  level and stayed there: the 28 days after some day differ from the 28 before
+  (Mann-Whitney on the daily values, Bonferroni over every candidate day), explained by
+  segment with rate and mix effects;
 * ``forecast_risk``: a KPI whose forecast for the next ``period_days`` lies, band and
   all, below (or above, for metrics where up is bad) the last ``period_days``;
 * ``drift``: a model's token, latency or quality distribution moved significantly (PSI
-  >= 0.25) between the first and the last ``period_days`` of the range
-  (:func:`auterity.modelhub.drift`);
+  beyond sampling noise >= 0.25, KS significant after Bonferroni) between the first third
+  and the last ``period_days`` of the range (:func:`auterity.modelhub.drift`);
 * ``savings``: a cheaper model serves a feature as well
   (:func:`auterity.modelhub.savings`).
 
@@ -45,11 +50,12 @@ from auterity.errors import ConfigError
 
 log = logging.getLogger("auterity.insights")
 
-KINDS = ("correlation", "anomaly", "forecast_risk", "drift", "savings", "mover")
+KINDS = ("correlation", "anomaly", "level_shift", "forecast_risk", "drift", "savings", "mover")
 """Every kind of card, in the order of :data:`KIND_BASE`."""
 KIND_BASE = {
     "correlation": 0.6,
     "anomaly": 0.55,
+    "level_shift": 0.55,
     "forecast_risk": 0.5,
     "drift": 0.5,
     "savings": 0.45,
@@ -65,10 +71,27 @@ MOVER_METRICS = {
 }
 """KPIs checked for significant moves, and the dimensions that may explain them."""
 ANOMALY_BUSINESS = ("revenue", "orders", "conversion_rate", "active_customers")
-ANOMALY_ML = ("p95_latency_ms", "cost")
-"""Per-model series checked for anomalies; only rises are reported (a drop in latency or cost
-is no alert). Daily error rates of most models are a handful of events, too few to judge."""
+BUSINESS_SEVERITIES = ("low", "medium", "high")
+"""Every alert of the detector's own threshold on the four business KPIs ..."""
+ML_SEVERITIES = ("medium", "high")
+"""... but only medium and high ones (score >= 1.5 x threshold) on the per-model series:
+there are about 20 of those, and false alarms grow with the number of series watched."""
+ANOMALY_HISTORY_DAYS = 35
+"""Days before the period given to the causal detector as history (it needs four weeks
+before it judges a day), so the first days of the period are judged too."""
+ANOMALY_ML = ("p95_latency_ms", "cost_per_request")
+"""Per-model series checked for anomalies (as loaded by :func:`correlate.load_series`: days
+with few requests and flat-fee costs left out); only rises are reported (a drop in latency
+or cost is no alert). Daily error rates of most models are a handful of events, too few to
+judge."""
 FORECAST_METRICS = ("revenue", "orders", "active_customers")
+LEVEL_METRICS = {"average_order_value": ("segment", "channel")}
+"""KPIs scanned for a lasting step, and the dimensions that may explain it. Only metrics
+without a growth trend: in a growing metric every 28-day window differs from the last."""
+DRIFT_PSI = 0.25
+"""PSI beyond sampling noise from which drift is reported ('significant' by convention)."""
+DRIFT_BINS = 20
+"""Bins of :func:`auterity.modelhub.drift` (its default)."""
 
 
 @dataclass
@@ -273,13 +296,15 @@ def mover_cards(
     *,
     period_days: int = 28,
     alpha: float = 0.05,
-    series: correlate.Series | None = None,
+    min_change: float = 0.05,
     tz: str | None = None,
     url: str | None = None,
 ) -> tuple[list[InsightCard], int]:
     """KPIs that moved significantly between the last two ``period_days`` windows.
 
-    Returns the cards and the number of KPIs tested.
+    A move is reported when the daily values of the two windows differ (Mann-Whitney,
+    Benjamini-Hochberg over the KPIs at ``alpha``) and the total changed by at least
+    ``min_change`` (relative). Returns the cards and the number of KPIs tested.
     """
     from scipy import stats
 
@@ -315,6 +340,8 @@ def mover_cards(
         if not was or math.isnan(was) or math.isnan(now):
             continue
         change = (now - was) / abs(was)
+        if abs(change) < min_change:
+            continue
         unit, good = _metric_meta(name)
         label = _label(name)
         explain, movers, by_used = "", None, None
@@ -354,7 +381,14 @@ def mover_cards(
             "q_value": qv,
             "metrics_tested": len(names),
         }
-        chart = None
+        chart = _chart(
+            "trend",
+            daily[["period", name]],
+            name,
+            unit=unit,
+            title=f"{label}, daily",
+            interactive=False,
+        )
         if movers is not None and by_used is not None:
             evidence["explained_by"] = by_used
             evidence["movers"] = as_records(movers.head(5))
@@ -375,6 +409,114 @@ def mover_cards(
     return cards, len(names)
 
 
+def level_shift_cards(
+    start: date,
+    end: date,
+    *,
+    window: int = 28,
+    alpha: float = 0.05,
+    tz: str | None = None,
+    url: str | None = None,
+) -> tuple[list[InsightCard], int]:
+    """Lasting steps in trend-free KPIs (:data:`LEVEL_METRICS`).
+
+    Every day ``t`` with ``window`` days on each side is a candidate: the daily values
+    of ``[t - window, t)`` and ``[t, t + window)`` are compared with a Mann-Whitney test.
+    The day with the smallest p-value is reported when that p-value, multiplied by the
+    number of candidate days (Bonferroni), is below ``alpha``.
+
+    Returns the cards and the number of metrics scanned.
+    """
+    from scipy import stats
+
+    from auterity import business, metrics
+
+    names = list(LEVEL_METRICS)
+    if (end - start).days < 3 * window:
+        return [], 0
+    daily = metrics.query(names, start=start, end=end, grain="day", tz=tz, url=url)
+    daily["period"] = pd.to_datetime(daily["period"])
+    cards = []
+    for name in names:
+        values = daily[name].astype(float).to_numpy()
+        candidates = range(window, len(values) - window + 1)
+        best_p, best_t = 1.0, None
+        for t in candidates:
+            before, after = values[t - window : t], values[t : t + window]
+            before, after = before[~np.isnan(before)], after[~np.isnan(after)]
+            if len(before) < window // 2 or len(after) < window // 2:
+                continue
+            p = float(stats.mannwhitneyu(before, after, alternative="two-sided").pvalue)
+            if p < best_p:
+                best_p, best_t = p, t
+        adjusted = min(1.0, best_p * len(candidates))
+        if best_t is None or adjusted >= alpha:
+            continue
+        day = daily["period"].iloc[best_t].date()
+        was = float(np.nanmedian(values[best_t - window : best_t]))
+        now = float(np.nanmedian(values[best_t : best_t + window]))
+        change = (now - was) / abs(was) if was else float("nan")
+        unit = _metric_meta(name)[0]
+        label = _label(name)
+        before_w = (day - timedelta(days=window), day)
+        after_w = (day, day + timedelta(days=window))
+        explain, movers = "", None
+        for by in LEVEL_METRICS[name]:
+            frame = business.top_movers(name, by, after_w, before_w, tz=tz, url=url)
+            if frame.empty or "rate_effect" not in frame.columns:
+                continue
+            total = frame["contribution"].sum()
+            if not total:
+                continue
+            rate_share = frame["rate_effect"].sum() / total
+            explain = (
+                f"; by {by}, {rate_share * 100:.0f} % of the change is within-{by} "
+                f"{'prices' if name == 'average_order_value' else 'rates'} (rate effect) "
+                f"and {(1 - rate_share) * 100:.0f} % a shift of the mix"
+            )
+            movers = frame
+            break
+        sentence = (
+            f"{label} {'stepped up' if change > 0 else 'stepped down'} {_pct(change)} on "
+            f"{day.isoformat()} and stayed there: median {_num(now, unit)} in the {window} days "
+            f"from then against {_num(was, unit)} in the {window} days before (Mann-Whitney "
+            f"p = {best_p:.2g}, {adjusted:.2g} after Bonferroni over {len(candidates)} days)"
+            f"{explain}."
+        )
+        evidence: dict[str, Any] = {
+            "metric": name,
+            "date": day,
+            "median_before": was,
+            "median_after": now,
+            "change_pct": change,
+            "p_value": best_p,
+            "p_bonferroni": adjusted,
+            "candidate_days": len(candidates),
+            "window_days": window,
+        }
+        if movers is not None:
+            evidence["movers"] = as_records(movers.head(5))
+        cards.append(
+            InsightCard(
+                kind="level_shift",
+                title=f"{label} {_pct(change)} from {day.isoformat()}",
+                sentence=sentence,
+                importance=KIND_BASE["level_shift"] + 0.4 * min(1.0, abs(change) / 0.5),
+                evidence=evidence,
+                chart=_chart(
+                    "anomaly_chart",
+                    daily[["period", name]],
+                    pd.DataFrame([{"start": day, "end": min(after_w[1], end) - timedelta(days=1)}]),
+                    value_col=name,
+                    time_col="period",
+                    unit=unit,
+                    title=f"{label}, daily",
+                ),
+            )
+        )
+    return cards, len(names)
+
+
 # --------------------------------------------------------------------------- drift, savings
 
 
@@ -383,11 +525,19 @@ def drift_cards(
     end: date,
     *,
     period_days: int = 28,
+    alpha: float = 0.05,
     models: Sequence[str] | None = None,
     tz: str | None = None,
     url: str | None = None,
 ) -> tuple[list[InsightCard], int]:
-    """Significant distribution drift (PSI >= 0.25) per model: first vs last window.
+    """Significant distribution drift per model between the start and the end of the range.
+
+    The reference window is the first third of the range (at least ``period_days``), the
+    current window the last ``period_days``. A drift is significant when its PSI exceeds
+    :data:`DRIFT_PSI` *after* subtracting the PSI that sampling noise alone produces,
+    ``(bins - 1) (1/n_ref + 1/n_cur)``, and the KS p-value is below ``alpha`` divided by
+    the number of comparisons (Bonferroni): a PSI over 20 bins from a few dozen requests
+    is noise.
 
     Returns the cards and the number of (model, metric) comparisons made.
     """
@@ -395,41 +545,50 @@ def drift_cards(
 
     if (end - start).days < 2 * period_days:
         return [], 0
-    reference = (start, start + timedelta(days=period_days))
+    reference = (start, start + timedelta(days=max(period_days, (end - start).days // 3)))
     current = (end - timedelta(days=period_days), end)
+    if reference[1] > current[0]:
+        reference = (start, current[0])
     if models is None:
         board = modelhub.leaderboard(start, end, tz=tz, url=url)
         models = [str(m) for m in board.loc[board["requests"] > 0, "model_id"]]
-    cards, tested = [], 0
-    for model_id in models:
-        frame = modelhub.drift(reference, current, model=model_id, tz=tz, url=url)
-        tested += len(frame)
-        for row in frame[frame["level"] == "significant"].itertuples():
+    frames = {m: modelhub.drift(reference, current, model=m, tz=tz, url=url) for m in models}
+    tested = sum(len(f) for f in frames.values())
+    cards = []
+    for model_id, frame in frames.items():
+        for row in frame.itertuples():
+            if not row.n_reference or not row.n_current or pd.isna(row.psi):
+                continue
+            noise = (DRIFT_BINS - 1) * (1 / row.n_reference + 1 / row.n_current)
+            excess = float(row.psi) - noise
+            if excess < DRIFT_PSI or not row.ks_pvalue < alpha / max(tested, 1):
+                continue
             sentence = (
                 f"{model_id}'s {row.metric.replace('_', ' ')} distribution shifted between "
                 f"{_day(reference[0])} to {_day(reference[1] - timedelta(days=1))} and "
                 f"{_day(current[0])} to {_day(current[1] - timedelta(days=1))} "
-                f"(PSI {row.psi:.2f}, KS {row.ks_statistic:.2f}, "
-                f"{int(row.n_reference):,} vs {int(row.n_current):,} requests)."
+                f"(PSI {row.psi:.2f}, of which about {noise:.2f} is sampling noise; KS "
+                f"{row.ks_statistic:.2f}, p = {row.ks_pvalue:.2g}; {int(row.n_reference):,} vs "
+                f"{int(row.n_current):,} requests)."
             )
-            edges = frame.attrs.get("edges", {}).get(row.metric) if frame.attrs else None
             cards.append(
                 InsightCard(
                     kind="drift",
                     title=f"{model_id} {row.metric.replace('_', ' ')} drift",
                     sentence=sentence,
-                    importance=KIND_BASE["drift"] + 0.4 * min(1.0, row.psi / 2),
+                    importance=KIND_BASE["drift"] + 0.4 * min(1.0, excess / 2),
                     evidence={
                         "model_id": model_id,
                         "metric": row.metric,
                         "psi": row.psi,
+                        "psi_noise": noise,
                         "ks_statistic": row.ks_statistic,
                         "ks_pvalue": row.ks_pvalue,
                         "reference_window": list(reference),
                         "current_window": list(current),
                         "n_reference": row.n_reference,
                         "n_current": row.n_current,
-                        "bin_edges": list(edges) if edges is not None else None,
+                        "comparisons": tested,
                     },
                     chart=_drift_chart(model_id, row.metric, start, end, tz, url),
                 )
@@ -506,9 +665,9 @@ def savings_cards(
 # --------------------------------------------------------------------------- anomaly, forecast
 
 
-def _series_frames(series: correlate.Series, ml_daily: pd.DataFrame | None) -> dict[str, Any]:
-    """``{name: (frame[ds, y], unit, label, directions)}`` of the series checked for
-    anomalies (directions: which of 'up'/'down' are worth a card)."""
+def _series_frames(series: correlate.Series) -> dict[str, Any]:
+    """``{name: (frame[ds, y], unit, label, directions, severities)}`` of the series
+    checked for anomalies (which directions and severities are worth a card)."""
     out: dict[str, Any] = {}
     for name in ANOMALY_BUSINESS:
         if name in series.business.columns:
@@ -518,43 +677,48 @@ def _series_frames(series: correlate.Series, ml_daily: pd.DataFrame | None) -> d
                 _metric_meta(name)[0],
                 _label(name),
                 ("up", "down"),
+                BUSINESS_SEVERITIES,
             )
-    if ml_daily is not None:
-        units = {**ML_UNITS, "cost": "currency"}
-        labels = {**ML_LABELS, "cost": "cost"}
-        for model_id, part in ml_daily.groupby("model_id", sort=True):
-            thin = part["requests"] < 20
-            for metric in ANOMALY_ML:
-                y = part[metric].astype(float).mask(thin)
-                if y.notna().sum() < 28:
-                    continue
-                out[f"{model_id}:{metric}"] = (
-                    pd.DataFrame({"ds": pd.to_datetime(part["day"]).to_numpy(), "y": y.to_numpy()}),
-                    units[metric],
-                    f"{model_id} {labels[metric]}",
-                    ("up",),
-                )
+    for column in series.ml.columns:
+        model_id, _, metric = column.rpartition(":")
+        if metric not in ANOMALY_ML or series.ml[column].notna().sum() < 28:
+            continue
+        values = series.ml[column]
+        out[column] = (
+            pd.DataFrame({"ds": values.index, "y": values.to_numpy(float)}),
+            ML_UNITS[metric],
+            f"{model_id} {ML_LABELS[metric]}",
+            ("up",),
+            ML_SEVERITIES,
+        )
     return out
 
 
 def anomaly_cards(
-    frames: dict[str, Any],
-    *,
-    method: str = "stl_mad",
-    severities: Sequence[str] = ("medium", "high"),
+    frames: dict[str, Any], *, method: str = "stl_mad", report_from: date | None = None
 ) -> tuple[list[InsightCard], int]:
-    """Cards for the alert windows of :func:`auterity.anomaly.detect` on each series."""
+    """Cards for the alert windows of :func:`auterity.anomaly.detect` on each series.
+
+    ``frames`` is ``{name: (frame[ds, y], unit, label, directions, severities)}``; only
+    windows in one of ``directions`` with one of ``severities`` become cards, and only
+    those starting on or after ``report_from`` (earlier rows are history the causal
+    detector learns from).
+    """
     from auterity import anomaly
 
     weight = {"low": 0.0, "medium": 0.2, "high": 0.4}
     cards = []
-    for name, (frame, unit, label, directions) in frames.items():
+    for name, (frame, unit, label, directions, severities) in frames.items():
         data = frame.dropna()
         if len(data) < 28:
             continue
         result = anomaly.detect(data, method=method)
+        if report_from is not None:
+            data = data[data["ds"] >= pd.Timestamp(report_from)]
         for window in result.windows:
             if window.severity not in severities or window.direction not in directions:
+                continue
+            if report_from is not None and pd.Timestamp(window.start) < pd.Timestamp(report_from):
                 continue
             start, end = _day(window.start), _day(window.end)
             span = start if start == end else f"{start} to {end}"
@@ -712,12 +876,16 @@ def run(
         )
     if limit is not None and limit < 1:
         raise ConfigError(f"limit must be at least 1 (got {limit})")
-    from auterity import modelhub
-
     report = InsightReport(start=start, end=end, cards=[])
-    series = correlate.load_series(start, end, tz=tz, url=url)
+    wanted = tuple(dict.fromkeys([*correlate.BUSINESS_METRICS, *ANOMALY_BUSINESS]))
+    series = correlate.load_series(start, end, business_metrics=wanted, tz=tz, url=url)
     if "correlation" in kinds:
-        result = correlate.correlate(start, end, alpha=alpha, series=series)
+        pairs = correlate.Series(
+            ml=series.ml,
+            business=series.business[list(correlate.BUSINESS_METRICS)],
+            requests=series.requests,
+        )
+        result = correlate.correlate(start, end, alpha=alpha, series=pairs)
         report.cards += correlation_cards(result)
         report.tested["correlation_hypotheses"] = result.hypotheses
         report.tested["correlation_single_episode_dropped"] = len(result.single_episode)
@@ -725,16 +893,27 @@ def run(
         cards, n = mover_cards(start, end, period_days=period_days, alpha=alpha, tz=tz, url=url)
         report.cards += cards
         report.tested["mover_metrics"] = n
+    if "level_shift" in kinds:
+        cards, n = level_shift_cards(start, end, alpha=alpha, tz=tz, url=url)
+        report.cards += cards
+        report.tested["level_shift_metrics"] = n
     if "drift" in kinds:
-        cards, n = drift_cards(start, end, period_days=period_days, tz=tz, url=url)
+        cards, n = drift_cards(start, end, period_days=period_days, alpha=alpha, tz=tz, url=url)
         report.cards += cards
         report.tested["drift_comparisons"] = n
     if "savings" in kinds:
         report.cards += savings_cards(start, end, tz=tz, url=url)
     if "anomaly" in kinds:
         try:
-            ml_daily = modelhub.daily_trend(start, end, tz=tz, url=url)
-            cards, n = anomaly_cards(_series_frames(series, ml_daily))
+            history = correlate.load_series(
+                start - timedelta(days=ANOMALY_HISTORY_DAYS),
+                end,
+                business_metrics=wanted,
+                ml_metrics=ANOMALY_ML,
+                tz=tz,
+                url=url,
+            )
+            cards, n = anomaly_cards(_series_frames(history), report_from=start)
             report.cards += cards
             report.tested["anomaly_series"] = n
         except ImportError as exc:
@@ -785,6 +964,7 @@ __all__ = [
     "drift_cards",
     "forecast_cards",
     "generate",
+    "level_shift_cards",
     "mover_cards",
     "run",
     "savings_cards",

@@ -1,0 +1,258 @@
+"""Automated insights on demo worlds with and without planted effects, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from auterity import correlate, demo_data, insights, warehouse
+from auterity.cli import main
+from auterity.errors import ConfigError
+
+END = date(2026, 11, 1)
+# Nine months, enough visitors a day for the planted conversion dips to be measurable; the
+# first 45 days (the world's start-up, when traffic ramps up from zero) are not analysed.
+WORLD = demo_data.DemoConfig(seed=1, events=600_000, months=9, end=END)
+START = WORLD.start + timedelta(days=45)
+
+
+def _build(tmp: Path, effects: bool) -> tuple[str, dict]:
+    """Build the world (with or without effects) into a DuckDB file."""
+    cfg = demo_data.DemoConfig(
+        seed=WORLD.seed, events=WORLD.events, months=WORLD.months, end=END, effects=effects
+    )
+    url = f"duckdb:///{tmp / ('effects.duckdb' if effects else 'plain.duckdb')}"
+    manifest = demo_data.build(cfg, url=url)
+    warehouse.dispose_engines()
+    return url, manifest
+
+
+@pytest.fixture(scope="module")
+def effects_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+    """The nine-month world with planted effects (built once for this module)."""
+    return _build(tmp_path_factory.mktemp("insights_effects"), True)
+
+
+@pytest.fixture(scope="module")
+def plain_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+    """The same world without planted effects."""
+    return _build(tmp_path_factory.mktemp("insights_plain"), False)
+
+
+@pytest.fixture(scope="module")
+def effects_report(effects_world: tuple[str, dict]) -> Iterator[insights.InsightReport]:
+    """Every kind of insight on the effects world (computed once)."""
+    url, _ = effects_world
+    yield insights.run(START, END, url=url)
+    warehouse.dispose_engines()
+
+
+def _windows(manifest: dict, kind: str) -> list[tuple[date, date]]:
+    """The planted windows of an effect type (inclusive end)."""
+    effect = next(e for e in manifest["effects"] if e["type"] == kind)
+    return [
+        (date.fromisoformat(a), date.fromisoformat(b) - timedelta(days=1))
+        for a, b in effect["windows"]
+    ]
+
+
+def _overlaps(ev: dict, window: tuple[date, date]) -> bool:
+    """An anomaly card's window overlaps a planted one (one day of slack)."""
+    start, end = pd.Timestamp(ev["start"]).date(), pd.Timestamp(ev["end"]).date()
+    return start <= window[1] + timedelta(days=1) and window[0] <= end + timedelta(days=1)
+
+
+def test_planted_latency_conversion_link_is_the_correlation_found(
+    effects_report: insights.InsightReport,
+) -> None:
+    cards = [c for c in effects_report.cards if c.kind == "correlation"]
+    planted = [
+        c
+        for c in cards
+        if c.evidence["ml_series"] == "gpt-4o:p95_latency_ms"
+        and c.evidence["business_metric"] == "conversion_rate"
+    ]
+    assert len(planted) == 1, [c.sentence for c in cards]
+    ev = planted[0].evidence
+    assert ev["pearson_r"] < -0.25 and ev["spearman_r"] < 0
+    assert ev["pearson_ci"][0] < ev["pearson_r"] < ev["pearson_ci"][1] < 0
+    assert ev["lag_days"] == 1  # the manifest's lag: the dip follows the slowdown by a day
+    assert ev["q_value"] < 0.05 and ev["hypotheses_tested"] == 1575
+    assert effects_report.tested["correlation_hypotheses"] == 1575
+    assert "gpt-4o's p95 latency rises, conversion rate falls 1 day later" in planted[0].sentence
+    # The chart shows both standardised series.
+    assert planted[0].chart is not None and planted[0].chart["layer"]
+    # Nothing else is reported with that strength of evidence: at most one more pair.
+    assert len(cards) <= 2
+
+
+def test_other_planted_effects_become_cards(
+    effects_world: tuple[str, dict], effects_report: insights.InsightReport
+) -> None:
+    _, manifest = effects_world
+    cards = effects_report.cards
+    anomalies = [c.evidence for c in cards if c.kind == "anomaly"]
+    slow = [a for a in anomalies if a["series"] == "gpt-4o:p95_latency_ms"]
+    found = [
+        w for w in _windows(manifest, "latency_degradation") if any(_overlaps(a, w) for a in slow)
+    ]
+    assert len(found) >= 2
+    assert all(a["direction"] == "up" and a["causal"] for a in slow)
+    spike = _windows(manifest, "cost_spike")[0]
+    assert any(
+        a["series"] == "claude-3-5-sonnet:cost_per_request" and _overlaps(a, spike)
+        for a in anomalies
+    )
+    drift = [c.evidence for c in cards if c.kind == "drift"]
+    assert [(d["model_id"], d["metric"]) for d in drift] == [("gpt-4o-mini", "input_tokens")]
+    assert drift[0]["psi"] > 0.5 and drift[0]["ks_pvalue"] < 1e-6
+    savings = [c.evidence for c in cards if c.kind == "savings"]
+    assert [(s["feature"], s["current_model"], s["candidate_model"]) for s in savings] == [
+        ("summarization", "gpt-4o", "claude-3-5-haiku")
+    ]
+    shift = next(e for e in manifest["effects"] if e["type"] == "level_shift")
+    steps = [c.evidence for c in cards if c.kind == "level_shift"]
+    assert len(steps) == 1 and steps[0]["metric"] == "average_order_value"
+    assert abs((steps[0]["date"] - date.fromisoformat(shift["date"])).days) <= 7
+    assert 0.15 < steps[0]["change_pct"] < 0.45 and steps[0]["p_bonferroni"] < 0.05
+    points = [
+        date.fromisoformat(e["date"]) for e in manifest["effects"] if e["type"] == "point_anomaly"
+    ]
+    order_cards = [a for a in anomalies if a["series"] in ("orders", "revenue")]
+    assert any(_overlaps(a, (p, p)) for a in order_cards for p in points)
+
+
+def test_cards_are_ranked_serialisable_and_limited(
+    effects_world: tuple[str, dict], effects_report: insights.InsightReport
+) -> None:
+    cards = effects_report.cards
+    assert [c.importance for c in cards] == sorted((c.importance for c in cards), reverse=True)
+    assert all(0 <= c.importance <= 1 for c in cards)
+    data = json.loads(json.dumps(effects_report.to_dict()))
+    assert data["start"] == START.isoformat() and data["end"] == END.isoformat()
+    assert len(data["cards"]) == len(cards)
+    for card in data["cards"]:
+        assert card["kind"] in insights.KINDS
+        assert card["sentence"].endswith(".")
+        assert card["chart"] is None or "$schema" in card["chart"]
+    movers = [c for c in cards if c.kind == "mover"]
+    assert all(abs(c.evidence["change_pct"]) >= 0.05 for c in movers)
+    assert all(c.evidence["q_value"] <= 0.05 for c in movers)
+    url, _ = effects_world
+    top = insights.generate(START, END, url=url, kinds=["savings", "drift"], limit=1)
+    assert len(top) == 1 and top[0].kind == "drift"  # drift ranks above savings here
+
+
+def test_no_effects_world_gives_no_false_findings(plain_world: tuple[str, dict]) -> None:
+    url, manifest = plain_world
+    assert manifest["effects"] == []
+    report = insights.run(
+        START, END, url=url, kinds=["correlation", "level_shift", "drift", "savings"]
+    )
+    assert report.cards == [], [c.sentence for c in report.cards]
+    assert report.tested["correlation_hypotheses"] == 1575
+    assert report.tested["drift_comparisons"] == 36
+    assert report.tested["level_shift_metrics"] == 1
+    result = correlate.correlate(START, END, url=url)
+    assert result.findings.empty
+    assert result.tests["q_value"].min() > 0.05
+    warehouse.dispose_engines()
+
+
+def test_series_are_daily_sql_aggregates(effects_world: tuple[str, dict]) -> None:
+    url, _ = effects_world
+    series = correlate.load_series(START, END, url=url)
+    days = (END - START).days
+    assert len(series.ml) == len(series.business) == days
+    assert list(series.business.columns) == list(correlate.BUSINESS_METRICS)
+    # Flat-fee cost per request only mirrors traffic: left out.
+    assert "llama-3.1-70b:cost_per_request" not in series.ml.columns
+    assert "llama-3.1-70b:p95_latency_ms" in series.ml.columns
+    assert "gpt-4o:cost_per_request" in series.ml.columns
+    assert len(series.ml.columns) == 35
+    thin = series.requests["gpt-4o"] < 20
+    assert series.ml.loc[thin, "gpt-4o:p95_latency_ms"].isna().all()
+    with pytest.raises(ConfigError, match="unknown ML metric"):
+        correlate.load_series(START, END, url=url, ml_metrics=["nope"])
+    warehouse.dispose_engines()
+
+
+def test_bad_arguments_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown insight kind"):
+        insights.run(START, END, kinds=["nope"])
+    with pytest.raises(ConfigError, match="after start"):
+        insights.run(END, START)
+    with pytest.raises(ConfigError, match="8 weeks"):
+        insights.run(END - timedelta(days=20), END)
+    with pytest.raises(ConfigError, match="limit"):
+        insights.run(START, END, limit=0)
+
+
+def test_cli_insights_json_and_table(
+    effects_world: tuple[str, dict],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, _ = effects_world
+    monkeypatch.setenv("AUTERITY_DB_URL", url)
+    args = ["insights", "--start", START.isoformat(), "--end", END.isoformat()]
+    assert main([*args, "--kind", "correlation", "--format", "json", "--no-charts"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["tested"]["correlation_hypotheses"] == 1575
+    assert data["cards"] and all("chart" not in c for c in data["cards"])
+    assert data["cards"][0]["evidence"]["ml_series"] == "gpt-4o:p95_latency_ms"
+    assert main([*args, "--kind", "savings", "--limit", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1 significant finding(s)" in out
+    assert "[savings, " in out and "claude-3-5-haiku" in out
+    warehouse.dispose_engines()
+
+
+def test_cli_insights_help_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["insights", "--help"]) == 0
+    assert "--limit" in capsys.readouterr().out
+    assert main(["insights", "--start", "2026-13-01", "--end", "2026-11-01"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "auterity: error:" in err and "2026-13-01" in err
+    assert main(["insights", "--start", "2026-10-01", "--end", "2026-11-01"]) == 2
+    assert "8 weeks" in capsys.readouterr().err
+    assert main(["insights", "--end", "2026-11-01", "--kind", "bogus"]) == 2
+    assert "unknown insight kind" in capsys.readouterr().err
+
+
+def test_forecast_risk_card_for_a_falling_kpi() -> None:
+    days = pd.date_range("2026-01-01", periods=140, freq="D", name="day")
+    falling = pd.Series(10_000.0 - 60.0 * np.arange(140), index=days)
+    series = correlate.Series(
+        ml=pd.DataFrame(index=days),
+        business=pd.DataFrame({"revenue": falling, "active_customers": falling * 0 + 500.0}),
+    )
+    cards, tested = insights.forecast_cards(series, period_days=28)
+    assert tested == 2
+    assert [c.evidence["metric"] for c in cards] == ["revenue"]  # flat customers: no risk
+    ev = cards[0].evidence
+    assert ev["forecast_band"][1] < ev["last_total"] and ev["change_pct"] < -0.1
+    assert "forecast" in cards[0].sentence and cards[0].chart is not None
+
+
+def test_short_ranges_and_broken_charts_give_no_cards() -> None:
+    start, end = date(2026, 1, 1), date(2026, 2, 10)
+    assert insights.mover_cards(start, end) == ([], 0)
+    assert insights.drift_cards(start, end) == ([], 0)
+    assert insights.level_shift_cards(start, end) == ([], 0)
+    assert insights._chart("trend", pd.DataFrame({"x": [1]}), "y", unit="number") is None
+    card = insights.InsightCard("savings", "t", "s.", 0.5, {"when": date(2026, 1, 1)})
+    assert card.to_dict() == {
+        "kind": "savings",
+        "title": "t",
+        "sentence": "s.",
+        "importance": 0.5,
+        "evidence": {"when": "2026-01-01"},
+        "chart": None,
+    }
