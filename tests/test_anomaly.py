@@ -331,3 +331,12 @@ def test_windows_table_orders_by_score() -> None:
     assert table["start"].tolist() == [frame["ds"][120], frame["ds"][90]]
     assert table["score"].is_monotonic_decreasing
     assert anomaly.windows_table({}).empty
+
+
+def test_cli_anomalies_help() -> None:
+    from click.testing import CliRunner
+
+    from auterity.cli import cli
+
+    result = CliRunner().invoke(cli, ["anomalies", "--help"])
+    assert result.exit_code == 0 and "--method" in result.output and "causal" in result.output

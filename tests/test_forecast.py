@@ -219,3 +219,12 @@ def test_cli_forecast_table_metric_and_errors(
     assert "give either a METRIC or --csv FILE" in capsys.readouterr().err
     assert main(["forecast", "orders", "--horizon", "3", "--country", "XX"]) == 2
     assert "unknown holiday country" in capsys.readouterr().err
+
+
+def test_cli_forecast_help() -> None:
+    from click.testing import CliRunner
+
+    from auterity.cli import cli
+
+    result = CliRunner().invoke(cli, ["forecast", "--help"])
+    assert result.exit_code == 0 and "--horizon" in result.output and "--csv" in result.output
