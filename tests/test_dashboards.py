@@ -414,6 +414,15 @@ def _open(browser: object, server: dict[str, str], name: str) -> object:
     return page
 
 
+def _open_bookmark(browser: object, server: dict[str, str], name: str) -> object:
+    """Open a dashboard straight from its URL (a bookmark), token in the query string."""
+    page = _context(browser).new_page()  # type: ignore[attr-defined]
+    page.goto(
+        f"{server['base']}/voila/render/{name}.ipynb?token={TOKEN}", wait_until="domcontentloaded"
+    )
+    return _ready(page)
+
+
 def _close(page: object) -> None:
     page.close(run_before_unload=True)  # type: ignore[attr-defined]
     page.context.close()  # type: ignore[attr-defined]
@@ -557,7 +566,7 @@ def test_business_in_browser(browser: object, server: dict[str, str], live_url: 
 
 
 def test_modelhub_in_browser(browser: object, server: dict[str, str], live_url: str) -> None:
-    page = _open(browser, server, "modelhub")
+    page = _open_bookmark(browser, server, "modelhub")
     start, end = present.resolve_period("last_28_days", url=live_url)
     board = modelhub.leaderboard(start, end, url=live_url).set_index("model_id")
     _expect_tile(page, "requests", charts.format_value(board["requests"].sum(), "count"))
@@ -573,7 +582,9 @@ def test_modelhub_in_browser(browser: object, server: dict[str, str], live_url: 
     page.locator(".au-png-button").click()
     page.wait_for_selector("a.au-export-png", timeout=DEADLINE_MS)
     assert _download(page, "a.au-export-png").startswith(b"\x89PNG")
-    # a viewer who leaves frees their kernel at once (no waiting for the idle culler)
+    # a viewer who leaves frees their kernel at once (no waiting for the idle culler),
+    # even one who came from a bookmark and never saw the landing page
+    page.wait_for_function("() => document.cookie.includes('_xsrf=')", timeout=DEADLINE_MS)
     log_path = Path(server["log"])
     shutdowns = log_path.read_text().count("Kernel shutdown:")
     _close(page)

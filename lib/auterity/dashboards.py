@@ -60,6 +60,19 @@ STYLE = """
 """
 
 
+XSRF_SCRIPT = """<script>
+(function () {
+  /* Voila's page shuts its kernel down when the viewer leaves, with a POST that needs the
+     _xsrf cookie; only server-rendered pages set it, so a dashboard opened straight from
+     a bookmark fetches the landing page once to get it. */
+  if (document.cookie.indexOf("_xsrf=") >= 0) { return; }
+  var base = (document.body && document.body.getAttribute("data-base-url")) || "/voila/";
+  fetch(base + "tree", {credentials: "same-origin"}).catch(function () {});
+})();
+</script>"""
+"""Makes sure the page can free its kernel when closed (see :meth:`Dashboard.show`)."""
+
+
 def _widgets() -> Any:
     """ipywidgets, imported lazily (the library works without a notebook)."""
     import ipywidgets
@@ -941,6 +954,7 @@ class Dashboard:
         except Exception:
             log.error("the offline chart library could not be loaded", exc_info=True)
             display(HTML('<div class="au-error">Charts are unavailable right now.</div>'))
+        display(HTML(XSRF_SCRIPT))
         display(self.widget)
 
 
