@@ -25,6 +25,12 @@ COMMANDS = [
     ["metrics", "query"],
     ["modelhub"],
     *[["modelhub", c] for c in ("leaderboard", "slo", "costs", "savings", "drift")],
+    ["forecast"],
+    ["anomalies"],
+    ["insights"],
+    ["serve"],
+    ["schedule"],
+    *[["schedule", c] for c in ("list", "run", "run-due", "trigger")],
 ]
 
 
