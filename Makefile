@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check --quiet
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo demo-data test test-fast lint format lab bench lock clean
+.PHONY: help install demo demo-data test test-fast lint format lab bench bench-accuracy lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,9 +39,19 @@ format: install  ## apply ruff's formatting and safe fixes
 lab: install  ## open the notebooks in JupyterLab
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-bench: install  ## run the benchmarks (writes benchmarks/results/*.json; builds a 10M-event warehouse)
+BENCH_DATA ?= ../shared/benchmarks
+
+bench: install  ## run the speed benchmarks (writes benchmarks/results/*.json; builds a 10M-event warehouse)
 	$(BIN)/python benchmarks/bench_demo_data.py
 	$(BIN)/python benchmarks/bench_queries.py
+	$(BIN)/python benchmarks/bench_reports.py
+	$(BIN)/python benchmarks/bench_dashboards.py
+
+bench-accuracy: install  ## forecast/anomaly/insight accuracy on public data (BENCH_DATA=dir with prophet/ and nab/)
+	@test -d "$(BENCH_DATA)/prophet" -a -d "$(BENCH_DATA)/nab" || { echo "BENCH_DATA=$(BENCH_DATA) needs prophet/ and nab/ (see README.md, Benchmarks)"; exit 2; }
+	$(BIN)/python benchmarks/bench_forecast.py $(BENCH_DATA)/prophet
+	$(BIN)/python benchmarks/bench_anomaly.py $(BENCH_DATA)/nab
+	$(BIN)/python benchmarks/bench_insights.py $$(mktemp -d)
 
 lock: install  ## rewrite constraints.txt from the current .venv (after changing pyproject)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
