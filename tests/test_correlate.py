@@ -243,3 +243,12 @@ def test_small_helpers() -> None:
         {"a": 1.5, "b": 2, "c": "2026-01-02", "d": True, "e": [1]},
         {"a": None, "b": 3, "c": "2026-01-02T10:00:00", "d": None, "e": {"k": None}},
     ]
+
+
+def test_holiday_days_are_the_countrys_public_holidays() -> None:
+    days = pd.date_range("2026-07-01", "2026-09-10", freq="D")
+    us = correlate.holiday_days(days, "US")
+    assert [d.date().isoformat() for d in us] == ["2026-07-03", "2026-07-04", "2026-09-07"]
+    assert len(correlate.holiday_days(days, None)) == 0
+    with pytest.raises(ConfigError, match="unknown holiday country"):
+        correlate.holiday_days(days, "XX")

@@ -178,6 +178,11 @@ def test_series_are_daily_sql_aggregates(effects_world: tuple[str, dict]) -> Non
     assert len(series.ml.columns) == 35
     thin = series.requests["gpt-4o"] < 20
     assert series.ml.loc[thin, "gpt-4o:p95_latency_ms"].isna().all()
+    # US public holidays are left out (July 3, 2026: Independence Day observed).
+    assert series.business.loc["2026-07-03"].isna().all()
+    assert series.ml.loc["2026-07-03"].isna().all()
+    kept = correlate.load_series(START, END, url=url, holidays=None)
+    assert kept.business.loc["2026-07-03"].notna().all()
     with pytest.raises(ConfigError, match="unknown ML metric"):
         correlate.load_series(START, END, url=url, ml_metrics=["nope"])
     warehouse.dispose_engines()
@@ -207,7 +212,7 @@ def test_cli_insights_json_and_table(
     assert data["tested"]["correlation_hypotheses"] == 1575
     assert data["cards"] and all("chart" not in c for c in data["cards"])
     assert data["cards"][0]["evidence"]["ml_series"] == "gpt-4o:p95_latency_ms"
-    assert main([*args, "--kind", "savings", "--limit", "1"]) == 0
+    assert main([*args, "--kind", "savings", "--limit", "1", "--holidays", ""]) == 0
     out = capsys.readouterr().out
     assert "1 significant finding(s)" in out
     assert "[savings, " in out and "claude-3-5-haiku" in out

@@ -704,6 +704,12 @@ def schedule_trigger(job: str, schedule_file: Path | None, no_pdf: bool) -> None
 )
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="False discovery rate.")
 @click.option("--no-charts", is_flag=True, help="Leave the Vega-Lite chart specs out of JSON.")
+@click.option(
+    "--holidays",
+    default="US",
+    show_default=True,
+    help="Country whose public holidays are expected, not findings ('' for none).",
+)
 @click.option("--tz", help="Business time zone (default AUTERITY_TIMEZONE).")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def insights_cmd(
@@ -713,6 +719,7 @@ def insights_cmd(
     kinds: tuple[str, ...],
     alpha: float,
     no_charts: bool,
+    holidays: str,
     tz: str | None,
     fmt: str,
 ) -> None:
@@ -725,7 +732,13 @@ def insights_cmd(
 
     lo, hi = _range(start, end, default_days=90)
     report = insights.run(
-        lo, hi, tz=tz, kinds=list(kinds) or insights.KINDS, alpha=alpha, limit=limit
+        lo,
+        hi,
+        tz=tz,
+        kinds=list(kinds) or insights.KINDS,
+        alpha=alpha,
+        limit=limit,
+        holidays=holidays or None,
     )
     data = report.to_dict()
     if no_charts:

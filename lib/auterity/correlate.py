@@ -490,6 +490,25 @@ def findings(tests: pd.DataFrame, *, min_abs_r: float = 0.1) -> pd.DataFrame:
 # --------------------------------------------------------------------------- data
 
 
+def holiday_days(index: pd.DatetimeIndex, country: str | None) -> pd.DatetimeIndex:
+    """The days of ``index`` that are public holidays of ``country`` (ISO code; None: none).
+
+    Holidays move business metrics for a known reason; left in, a handful of holiday dips
+    line up with anything else that dips on holidays and look like a relationship.
+    """
+    if not country or len(index) == 0:
+        return pd.DatetimeIndex([])
+    import holidays
+
+    try:
+        calendar = holidays.country_holidays(country, years=sorted(set(index.year)))
+    except NotImplementedError:
+        raise ConfigError(
+            f"unknown holiday country {country!r} (use an ISO code such as US, DE, FR)"
+        ) from None
+    return index[[day.date() in calendar for day in index]]
+
+
 @dataclass
 class Series:
     """The daily aggregates correlated: ML series and business metrics on one index."""
@@ -506,6 +525,7 @@ def load_series(
     business_metrics: Sequence[str] = BUSINESS_METRICS,
     ml_metrics: Sequence[str] = ML_METRICS,
     min_daily_requests: float = 20,
+    holidays: str | None = "US",
     tz: str | None = None,
     url: str | None = None,
 ) -> Series:
@@ -516,7 +536,9 @@ def load_series(
     flat-priced (self-hosted) models, whose fee per request only mirrors traffic. Models
     with a median below ``min_daily_requests`` requests a day are left out (their daily
     percentiles are noise), and so are a model's days with fewer requests than that.
-    Business metrics come from one :func:`auterity.metrics.query`.
+    Business metrics come from one :func:`auterity.metrics.query`. Public holidays of
+    the country ``holidays`` (None: none) are left out of every series
+    (:func:`holiday_days`).
 
     Returns
     -------
@@ -552,6 +574,9 @@ def load_series(
                 continue
             columns[f"{model_id}:{metric}"] = part[metric].astype(float).mask(thin)
     ml = pd.DataFrame(columns, index=business.index)
+    off = holiday_days(pd.DatetimeIndex(business.index), holidays)
+    business.loc[off] = np.nan
+    ml.loc[off] = np.nan
     return Series(ml=ml, business=business, requests=pd.DataFrame(requests, index=business.index))
 
 
@@ -585,6 +610,7 @@ def correlate(
     min_abs_r: float = 0.1,
     business_metrics: Sequence[str] = BUSINESS_METRICS,
     ml_metrics: Sequence[str] = ML_METRICS,
+    holidays: str | None = "US",
     tz: str | None = None,
     url: str | None = None,
     series: Series | None = None,
@@ -603,6 +629,8 @@ def correlate(
         Smallest |Pearson r| reported (tiny significant effects are not insights).
     business_metrics, ml_metrics : sequence of str
         What to correlate.
+    holidays : str, optional
+        Country whose public holidays are left out (ISO code; None: keep every day).
     tz, url : str, optional
         Business time zone and warehouse URL.
     series : Series, optional
@@ -618,7 +646,13 @@ def correlate(
             f"{(end - start).days} days)"
         )
     series = series or load_series(
-        start, end, business_metrics=business_metrics, ml_metrics=ml_metrics, tz=tz, url=url
+        start,
+        end,
+        business_metrics=business_metrics,
+        ml_metrics=ml_metrics,
+        holidays=holidays,
+        tz=tz,
+        url=url,
     )
     tests = lagged_correlations(series.ml, series.business, max_lag=max_lag, alpha=alpha)
     found = findings(tests, min_abs_r=min_abs_r)
@@ -698,6 +732,7 @@ __all__ = [
     "effective_n",
     "episode_robust",
     "findings",
+    "holiday_days",
     "lagged_correlations",
     "load_series",
     "residuals",

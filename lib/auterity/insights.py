@@ -695,18 +695,27 @@ def _series_frames(series: correlate.Series) -> dict[str, Any]:
 
 
 def anomaly_cards(
-    frames: dict[str, Any], *, method: str = "stl_mad", report_from: date | None = None
+    frames: dict[str, Any],
+    *,
+    method: str = "stl_mad",
+    report_from: date | None = None,
+    expected_days: Sequence[Any] = (),
 ) -> tuple[list[InsightCard], int]:
     """Cards for the alert windows of :func:`auterity.anomaly.detect` on each series.
 
     ``frames`` is ``{name: (frame[ds, y], unit, label, directions, severities)}``; only
     windows in one of ``directions`` with one of ``severities`` become cards, and only
     those starting on or after ``report_from`` (earlier rows are history the causal
-    detector learns from).
+    detector learns from), and not windows lying wholly within a day of one of
+    ``expected_days`` (public holidays: a holiday dip is expected, not an anomaly).
     """
     from auterity import anomaly
 
     weight = {"low": 0.0, "medium": 0.2, "high": 0.4}
+    expected = pd.DatetimeIndex(expected_days)
+    near_holiday = expected.union(expected + pd.Timedelta(days=1)).union(
+        expected - pd.Timedelta(days=1)
+    )
     cards = []
     for name, (frame, unit, label, directions, severities) in frames.items():
         data = frame.dropna()
@@ -719,6 +728,11 @@ def anomaly_cards(
             if window.severity not in severities or window.direction not in directions:
                 continue
             if report_from is not None and pd.Timestamp(window.start) < pd.Timestamp(report_from):
+                continue
+            span_days = pd.date_range(
+                pd.Timestamp(window.start).normalize(), pd.Timestamp(window.end).normalize()
+            )
+            if len(near_holiday) and span_days.isin(near_holiday).all():
                 continue
             start, end = _day(window.start), _day(window.end)
             span = start if start == end else f"{start} to {end}"
@@ -840,6 +854,7 @@ def run(
     alpha: float = 0.05,
     period_days: int = 28,
     limit: int | None = None,
+    holidays: str | None = "US",
 ) -> InsightReport:
     """Find the significant insights of a date range, with what was tested.
 
@@ -857,6 +872,9 @@ def run(
         Window length of movers, drift and forecasts.
     limit : int, optional
         Keep only the most important cards.
+    holidays : str, optional
+        Country whose public holidays are expected, not findings: left out of the
+        correlated and the anomaly-checked series (ISO code; None: keep every day).
 
     Returns
     -------
@@ -878,7 +896,9 @@ def run(
         raise ConfigError(f"limit must be at least 1 (got {limit})")
     report = InsightReport(start=start, end=end, cards=[])
     wanted = tuple(dict.fromkeys([*correlate.BUSINESS_METRICS, *ANOMALY_BUSINESS]))
-    series = correlate.load_series(start, end, business_metrics=wanted, tz=tz, url=url)
+    series = correlate.load_series(
+        start, end, business_metrics=wanted, holidays=holidays, tz=tz, url=url
+    )
     if "correlation" in kinds:
         pairs = correlate.Series(
             ml=series.ml,
@@ -910,10 +930,12 @@ def run(
                 end,
                 business_metrics=wanted,
                 ml_metrics=ANOMALY_ML,
+                holidays=None,
                 tz=tz,
                 url=url,
             )
-            cards, n = anomaly_cards(_series_frames(history), report_from=start)
+            off = correlate.holiday_days(pd.DatetimeIndex(history.business.index), holidays)
+            cards, n = anomaly_cards(_series_frames(history), report_from=start, expected_days=off)
             report.cards += cards
             report.tested["anomaly_series"] = n
         except ImportError as exc:
@@ -941,6 +963,7 @@ def generate(
     alpha: float = 0.05,
     period_days: int = 28,
     limit: int | None = None,
+    holidays: str | None = "US",
 ) -> list[InsightCard]:
     """The insight cards of a date range, most important first (see :func:`run`)."""
     return run(
@@ -952,6 +975,7 @@ def generate(
         alpha=alpha,
         period_days=period_days,
         limit=limit,
+        holidays=holidays,
     ).cards
 
 
