@@ -225,7 +225,15 @@ def main() -> None:
         for name, pool in (("preheated", args.pool_size), ("cold", 0)):
             results["modes"][name] = _run_mode(url, pool, root, rounds, ladder)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        timed_out = any(
+            t == float("inf")
+            for row in results["modes"].values()
+            for t in row["single_all_s"] + [x for c in row["concurrency"] for x in c["all_s"]]
+        )
+        if timed_out:  # keep the server logs for a look
+            print(f"a page timed out; server logs kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
     results["load_average_end"] = os.getloadavg()
     modes = results["modes"]
     results["preheated_over_cold"] = (

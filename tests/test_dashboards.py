@@ -612,7 +612,6 @@ def test_realtime_in_browser(browser: object, server: dict[str, str], live_url: 
         arg=before + 245,
         timeout=10_000,  # the bound: new events show within 10 s
     )
-    shown = _tile(page, "requests").inner_text()
     # the database goes away: the last data stays, a stale-data warning shows
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_WRITE_LOCK, live_url],
@@ -622,8 +621,12 @@ def test_realtime_in_browser(browser: object, server: dict[str, str], live_url: 
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
         expect(page.locator(".au-stale")).to_be_visible(timeout=DEADLINE_MS)
-        expect(page.locator(".au-error")).to_contain_text("unavailable")
-        expect(_tile(page, "requests")).to_have_text(shown)
+        expect(page.locator(".au-error")).to_contain_text("unavailable", timeout=DEADLINE_MS)
+        shown = _tile(page, "requests").inner_text()
+        generation = int(page.locator(".au-state").get_attribute("data-generation"))
+        page.wait_for_function(REFRESHED, arg=generation, timeout=DEADLINE_MS)  # fails again
+        expect(page.locator(".au-stale")).to_be_visible()
+        expect(_tile(page, "requests")).to_have_text(shown)  # still the last data
         page.screenshot(path=str(SHOTS / "realtime-stale.png"), full_page=True)
     finally:
         assert holder.stdin is not None
@@ -631,8 +634,8 @@ def test_realtime_in_browser(browser: object, server: dict[str, str], live_url: 
         holder.wait(timeout=30)
     # ... and comes back by itself
     expect(page.locator(".au-stale")).to_have_count(0, timeout=DEADLINE_MS)
-    expect(page.locator(".au-error")).to_have_count(0)
-    expect(page.locator(".au-updated")).to_have_count(1)
+    expect(page.locator(".au-error")).to_have_count(0, timeout=DEADLINE_MS)
+    expect(page.locator(".au-updated")).to_have_count(1, timeout=DEADLINE_MS)
     assert "Traceback" not in page.content()
     _close(page)
 
