@@ -423,9 +423,18 @@ def _open_bookmark(browser: object, server: dict[str, str], name: str) -> object
     return _ready(page)
 
 
-def _close(page: object) -> None:
+def _close(page: object, log_path: Path | None = None) -> None:
+    """Leave the page as a viewer does (its unload handler asks Voila to stop the kernel).
+
+    With ``log_path``, wait until the server logged that kernel shutdown before the
+    browser context goes (closing the context at once can cancel the unload request).
+    """
+    context = page.context  # type: ignore[attr-defined]
+    shutdowns = log_path.read_text().count("Kernel shutdown:") if log_path else 0
     page.close(run_before_unload=True)  # type: ignore[attr-defined]
-    page.context.close()  # type: ignore[attr-defined]
+    if log_path is not None:
+        _wait_log(log_path, "Kernel shutdown:", shutdowns + 1, seconds=30)
+    context.close()
 
 
 def _tile(page: object, metric: str) -> object:
@@ -585,10 +594,7 @@ def test_modelhub_in_browser(browser: object, server: dict[str, str], live_url: 
     # a viewer who leaves frees their kernel at once (no waiting for the idle culler),
     # even one who came from a bookmark and never saw the landing page
     page.wait_for_function("() => document.cookie.includes('_xsrf=')", timeout=DEADLINE_MS)
-    log_path = Path(server["log"])
-    shutdowns = log_path.read_text().count("Kernel shutdown:")
-    _close(page)
-    _wait_log(log_path, "Kernel shutdown:", shutdowns + 1, seconds=30)
+    _close(page, Path(server["log"]))
 
 
 def test_realtime_in_browser(browser: object, server: dict[str, str], live_url: str) -> None:
