@@ -20,10 +20,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv and install the project with its dev extras
 
-demo: install  ## build the demo warehouse, run every report, list them
+demo: install  ## build the demo warehouse, run every report, then serve the dashboards
 	$(BIN)/auterity demo-data
 	$(BIN)/auterity run --all
 	@echo "Reports: file://$(CURDIR)/reports/index.html"
+	@echo "Serving the dashboards (Ctrl-C stops):"
+	$(BIN)/auterity serve
 
 test: install  ## run the whole test suite with coverage of lib/auterity
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
