@@ -318,7 +318,9 @@ def test_cli_run_and_runs(project: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert [r["status"] for r in rows] == ["failed", "ok"]
     assert rows[1]["parameters"] == {"greeting": "psst", "repeat": 3}
     assert main(["runs"]) == 0
-    assert "broken" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "broken" in table
+    assert {"job", "delivery_status"} <= set(table.splitlines()[0].split())
 
 
 def test_cli_run_all_exit_status_and_progress(

@@ -530,12 +530,14 @@ def runs_cmd(notebook: str | None, limit: int, fmt: str) -> None:
         "notebook",
         "parameter_set",
         "trigger",
+        "job_id",
         "status",
+        "delivery_status",
         "started_at",
         "duration_s",
         "error_message",
     ]
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns).rename(columns={"job_id": "job"})
     frame["run_id"] = frame["run_id"].str[:12]
     _emit(frame, fmt)
 
@@ -624,6 +626,9 @@ def schedule_run(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # the scheduler's own INFO lines matter; per-cell and migration chatter does not
+    for noisy in ("papermill", "alembic", "traitlets", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = sched.SchedulerSettings.from_env()
     if max_parallel is not None:
         settings = dataclasses.replace(settings, max_parallel=max(1, max_parallel))
