@@ -694,6 +694,24 @@ def _series_frames(series: correlate.Series) -> dict[str, Any]:
     return out
 
 
+def _windows_in(result: Any, directions: Sequence[str]) -> list[Any]:
+    """The alert windows of an :class:`auterity.anomaly.AnomalyResult` formed by its flagged
+    points in ``directions`` only.
+
+    When only rises matter, the fall back to normal after a lasting episode (by then the
+    causal expectation has caught up with the episode, so the fall is flagged too) must not
+    join the rise's window: it would give the window the direction of the larger of the two
+    peaks, and a slowdown whose end scores higher than its onset would read as a 'drop'.
+    """
+    from auterity import anomaly
+
+    points = result.points
+    if set(directions) >= {"up", "down"}:
+        return list(result.windows)
+    wanted = points["is_anomaly"] & points["direction"].isin(list(directions))
+    return anomaly.alert_windows(points.assign(is_anomaly=wanted), result.options["merge_gap"])
+
+
 def anomaly_cards(
     frames: dict[str, Any],
     *,
@@ -704,10 +722,11 @@ def anomaly_cards(
     """Cards for the alert windows of :func:`auterity.anomaly.detect` on each series.
 
     ``frames`` is ``{name: (frame[ds, y], unit, label, directions, severities)}``; only
-    windows in one of ``directions`` with one of ``severities`` become cards, and only
-    those starting on or after ``report_from`` (earlier rows are history the causal
-    detector learns from), and not windows lying wholly within a day of one of
-    ``expected_days`` (public holidays: a holiday dip is expected, not an anomaly).
+    windows of flagged points in one of ``directions`` (see :func:`_windows_in`) with one
+    of ``severities`` become cards, and only those starting on or after ``report_from``
+    (earlier rows are history the causal detector learns from), and not windows lying
+    wholly within a day of one of ``expected_days`` (public holidays: a holiday dip is
+    expected, not an anomaly).
     """
     from auterity import anomaly
 
@@ -724,8 +743,8 @@ def anomaly_cards(
         result = anomaly.detect(data, method=method)
         if report_from is not None:
             data = data[data["ds"] >= pd.Timestamp(report_from)]
-        for window in result.windows:
-            if window.severity not in severities or window.direction not in directions:
+        for window in _windows_in(result, directions):
+            if window.severity not in severities:
                 continue
             if report_from is not None and pd.Timestamp(window.start) < pd.Timestamp(report_from):
                 continue
