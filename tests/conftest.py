@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from email.message import EmailMessage
 from pathlib import Path
 
 import pandas as pd
@@ -146,3 +150,29 @@ def read_table(url: str, table: str) -> pd.DataFrame:
     with warehouse.connect(url) as conn:
         result = conn.execute(sa.text(f"SELECT * FROM {table}"))
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+# --------------------------------------------------------------------------- SMTP
+
+
+class Inbox:
+    """aiosmtpd handler keeping every message it receives (recipients, parsed message)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((list(envelope.rcpt_tos), parsed))
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        """The messages delivered to ``address``."""
+        return [m for rcpts, m in self.messages if address in rcpts]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import io
 import logging
-import socket
 import ssl
 import subprocess
 import threading
@@ -22,30 +19,13 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from auterity import business, charts, mailer, metrics, present
 from auterity.errors import ConfigError
-
-
-class _Inbox:
-    """aiosmtpd handler keeping every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append((list(envelope.rcpt_tos), parsed))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import Inbox, free_port
 
 
 @pytest.fixture
 def smtp(monkeypatch: pytest.MonkeyPatch):
-    inbox = _Inbox()
-    port = _free_port()
+    inbox = Inbox()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     monkeypatch.setenv("AUTERITY_SMTP_HOST", "127.0.0.1")
@@ -88,7 +68,7 @@ def _html_part(message: EmailMessage) -> EmailMessage:
     return message.get_body(preferencelist=("html",))
 
 
-def test_email_structure_inline_images_and_attachments(smtp: _Inbox, report_email) -> None:
+def test_email_structure_inline_images_and_attachments(smtp: Inbox, report_email) -> None:
     built, kpis = report_email
     mailer.send(built.message, bcc=["audit@example.com"])
     ((rcpts, received),) = smtp.messages
@@ -124,7 +104,7 @@ def test_email_structure_inline_images_and_attachments(smtp: _Inbox, report_emai
     assert built.dropped == []
 
 
-def test_size_budget_drops_largest_attachments_with_a_note(tmp_path: Path, smtp: _Inbox) -> None:
+def test_size_budget_drops_largest_attachments_with_a_note(tmp_path: Path, smtp: Inbox) -> None:
     big = tmp_path / "big.pdf"
     big.write_bytes(b"%PDF" + b"x" * 200_000)
     small = tmp_path / "small.csv"
@@ -150,7 +130,7 @@ def test_smtp_down_retries_then_fails_with_reason(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("AUTERITY_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("AUTERITY_SMTP_PORT", str(_free_port()))  # nothing listens there
+    monkeypatch.setenv("AUTERITY_SMTP_PORT", str(free_port()))  # nothing listens there
     monkeypatch.setenv("AUTERITY_SMTP_PASSWORD", "s3cr3t-smtp-pw")
     monkeypatch.setenv("AUTERITY_SMTP_USER", "bot")
     built = mailer.build_report_email(subject="s", to=["a@example.com"], title="t", intro="i")
@@ -166,8 +146,8 @@ def test_smtp_down_retries_then_fails_with_reason(
 
 
 def test_smtp_down_then_up_is_delivered_by_a_retry(monkeypatch: pytest.MonkeyPatch) -> None:
-    inbox = _Inbox()
-    port = _free_port()
+    inbox = Inbox()
+    port = free_port()
     monkeypatch.setenv("AUTERITY_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("AUTERITY_SMTP_PORT", str(port))
     built = mailer.build_report_email(subject="late", to=["a@example.com"], title="t", intro="i")
@@ -194,8 +174,8 @@ def test_login_with_user_and_password(monkeypatch: pytest.MonkeyPatch) -> None:
         )
         return AuthResult(success=ok)
 
-    inbox = _Inbox()
-    port = _free_port()
+    inbox = Inbox()
+    port = free_port()
     controller = Controller(
         inbox,
         hostname="127.0.0.1",
@@ -271,11 +251,11 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
-def _tls_server(cert: Path, key: Path, *, implicit: bool) -> tuple[Controller, _Inbox, int]:
+def _tls_server(cert: Path, key: Path, *, implicit: bool) -> tuple[Controller, Inbox, int]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    inbox = _Inbox()
-    port = _free_port()
+    inbox = Inbox()
+    port = free_port()
     if implicit:
         controller = Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=context)
     else:

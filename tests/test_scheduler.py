@@ -7,22 +7,18 @@ and little more; the cron decisions are driven by a fake clock.
 from __future__ import annotations
 
 import dataclasses
-import email
-import email.policy
 import io
 import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -36,6 +32,7 @@ from auterity import business, charts, schema, warehouse
 from auterity import scheduler as sched
 from auterity.schedule import Schedule, load_schedule
 from auterity.schedule_metrics import SchedulerMetrics
+from conftest import Inbox, free_port
 
 BERLIN = ZoneInfo("Europe/Berlin")
 FAST = sched.SchedulerSettings(grace_s=3600, max_parallel=2, smtp_attempts=2, smtp_backoff_s=0.1)
@@ -168,28 +165,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append((list(envelope.rcpt_tos), parsed))
-        return "250 OK"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for rcpts, m in self.messages if address in rcpts]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def smtp_env(monkeypatch: pytest.MonkeyPatch) -> int:
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("AUTERITY_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("AUTERITY_SMTP_PORT", str(port))
     monkeypatch.setenv("AUTERITY_SMTP_SECURITY", "none")
@@ -199,7 +177,7 @@ def smtp_env(monkeypatch: pytest.MonkeyPatch) -> int:
 
 @pytest.fixture
 def inbox(smtp_env: int):
-    box = _Inbox()
+    box = Inbox()
     controller = Controller(box, hostname="127.0.0.1", port=smtp_env)
     controller.start()
     yield box
@@ -319,7 +297,7 @@ def test_claims_are_exclusive_on_postgres(project: Path, pg_url: str) -> None:
 
 
 def test_restart_catch_up_runs_a_missed_slot_once(
-    project: Path, inbox: _Inbox, caplog: pytest.LogCaptureFixture
+    project: Path, inbox: Inbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     loaded = _only(load_schedule(), "greet")
     t0 = datetime(2026, 11, 2, 9, 0, tzinfo=BERLIN)
@@ -349,7 +327,7 @@ def test_restart_catch_up_runs_a_missed_slot_once(
     assert warning.startswith("greet: run(s) from 2026-11-05T07:00:00+00:00 on missed")
 
 
-def test_run_and_run_due_never_both_run_a_slot(project: Path, inbox: _Inbox) -> None:
+def test_run_and_run_due_never_both_run_a_slot(project: Path, inbox: Inbox) -> None:
     loaded = _only(load_schedule(), "slow")
     t0 = datetime(2026, 11, 2, 7, 0, tzinfo=BERLIN)
     daemon = sched.Scheduler(loaded, settings=FAST)
@@ -370,7 +348,7 @@ def test_run_and_run_due_never_both_run_a_slot(project: Path, inbox: _Inbox) -> 
     assert len(inbox.messages) == 1
 
 
-def test_one_failing_job_does_not_block_others_and_conditions(project: Path, inbox: _Inbox) -> None:
+def test_one_failing_job_does_not_block_others_and_conditions(project: Path, inbox: Inbox) -> None:
     """Broken notebook, condition outcomes and an unrunnable job, all in one due tick."""
     names = ("broken", "alert", "quiet", "silent", "greet")
     loaded = load_schedule()
@@ -464,7 +442,7 @@ def test_smtp_down_then_up(
 
     # The next day the server comes up while the scheduler is retrying: delivered.
     monkeypatch.delenv("AUTERITY_SMTP_USER")
-    box = _Inbox()
+    box = Inbox()
     controller = Controller(box, hostname="127.0.0.1", port=smtp_env)
     patient = sched.Scheduler(
         loaded, settings=sched.SchedulerSettings(smtp_attempts=6, smtp_backoff_s=0.3)
@@ -481,7 +459,7 @@ def test_smtp_down_then_up(
 
 
 def test_report_email_kpis_charts_and_attachments(
-    project: Path, inbox: _Inbox, analytics_duckdb: str, tmp_path: Path, monkeypatch
+    project: Path, inbox: Inbox, analytics_duckdb: str, tmp_path: Path, monkeypatch
 ) -> None:
     """The scheduled email of a KPI report: numbers are the library's, attachments valid."""
     copy = tmp_path / "kpi.duckdb"
@@ -524,7 +502,7 @@ def test_report_email_kpis_charts_and_attachments(
     assert "Kpi report" in report
 
 
-def test_cli_list_trigger_and_run_due(project: Path, inbox: _Inbox, capsys) -> None:
+def test_cli_list_trigger_and_run_due(project: Path, inbox: Inbox, capsys) -> None:
     from auterity.cli import main
 
     assert main(["schedule", "list", "--format", "json", "--count", "2"]) == 0
@@ -558,7 +536,7 @@ def _env(project: Path, smtp_port: int) -> dict[str, str]:
 
 
 def test_daemon_process_metrics_run_due_and_sigterm(
-    project: Path, inbox: _Inbox, smtp_env: int
+    project: Path, inbox: Inbox, smtp_env: int
 ) -> None:
     """A real `auterity schedule run`: a due slot runs, the metrics endpoint answers, SIGTERM
     lets the running report finish, and run-due afterwards finds the slot taken."""
@@ -574,7 +552,7 @@ def test_daemon_process_metrics_run_due_and_sigterm(
     warehouse.dispose_engines()
     env = _env(project, smtp_env)
     exe = [str(Path(sys.executable).parent / "auterity")]
-    port = _free_port()
+    port = free_port()
     daemon = subprocess.Popen(
         [*exe, "schedule", "run", "--metrics-port", str(port), "--no-pdf", "--poll", "1"],
         env=env,
@@ -607,9 +585,7 @@ def test_daemon_process_metrics_run_due_and_sigterm(
     assert len(_runs()) == 1
 
 
-def test_concurrency_is_bounded_and_a_waiting_slot_is_not_lost(
-    project: Path, inbox: _Inbox
-) -> None:
+def test_concurrency_is_bounded_and_a_waiting_slot_is_not_lost(project: Path, inbox: Inbox) -> None:
     loaded = _only(load_schedule(), "greet", "alert")
     one = dataclasses.replace(FAST, max_parallel=1)
     daemon = sched.Scheduler(loaded, settings=one)

@@ -943,29 +943,23 @@ def run(
     if "savings" in kinds:
         report.cards += savings_cards(start, end, tz=tz, url=url)
     if "anomaly" in kinds:
-        try:
-            history = correlate.load_series(
-                start - timedelta(days=ANOMALY_HISTORY_DAYS),
-                end,
-                business_metrics=wanted,
-                ml_metrics=ANOMALY_ML,
-                holidays=None,
-                tz=tz,
-                url=url,
-            )
-            off = correlate.holiday_days(pd.DatetimeIndex(history.business.index), holidays)
-            cards, n = anomaly_cards(_series_frames(history), report_from=start, expected_days=off)
-            report.cards += cards
-            report.tested["anomaly_series"] = n
-        except ImportError as exc:
-            report.skipped["anomaly"] = f"auterity.anomaly is not available ({exc})"
+        history = correlate.load_series(
+            start - timedelta(days=ANOMALY_HISTORY_DAYS),
+            end,
+            business_metrics=wanted,
+            ml_metrics=ANOMALY_ML,
+            holidays=None,
+            tz=tz,
+            url=url,
+        )
+        off = correlate.holiday_days(pd.DatetimeIndex(history.business.index), holidays)
+        cards, n = anomaly_cards(_series_frames(history), report_from=start, expected_days=off)
+        report.cards += cards
+        report.tested["anomaly_series"] = n
     if "forecast_risk" in kinds:
-        try:
-            cards, n = forecast_cards(series, period_days=period_days)
-            report.cards += cards
-            report.tested["forecast_metrics"] = n
-        except ImportError as exc:
-            report.skipped["forecast_risk"] = f"auterity.forecast is not available ({exc})"
+        cards, n = forecast_cards(series, period_days=period_days)
+        report.cards += cards
+        report.tested["forecast_metrics"] = n
     report.cards.sort(key=lambda c: (-c.importance, KINDS.index(c.kind), c.title))
     if limit is not None:
         report.cards = report.cards[:limit]

@@ -176,21 +176,38 @@ def recover_interrupted(url: str | None = None) -> int:
     dead = [r for r in stale if r.worker_pid is None or not _process_alive(r.worker_pid)]
     if not dead:
         return 0
-    now = _utcnow()
     with warehouse.connect(url, write=True) as conn:
-        for row in dead:
-            conn.execute(
-                sa.update(runs)
-                .where(runs.c.run_id == row.run_id)
-                .values(
-                    status="failed",
-                    finished_at=now,
-                    duration_s=(now - row.started_at).total_seconds(),
-                    error_message=f"interrupted: the process running it (pid {row.worker_pid}) "
-                    "ended without recording a result",
-                )
-            )
+        _close_interrupted(
+            conn,
+            dead,
+            lambda row: (
+                f"the process running it (pid {row.worker_pid}) ended without recording a result"
+            ),
+        )
     return len(dead)
+
+
+def _close_interrupted(
+    conn: sa.Connection, rows: Sequence[Any], reason: str | Callable[[Any], str]
+) -> None:
+    """Record ``rows`` (with ``run_id``, ``started_at``) as failed: 'interrupted: <reason>'.
+
+    ``reason`` is a string, or a callable giving the reason of one row.
+    """
+    runs = schema.report_runs
+    now = _utcnow()
+    for row in rows:
+        why = reason(row) if callable(reason) else reason
+        conn.execute(
+            sa.update(runs)
+            .where(runs.c.run_id == row.run_id)
+            .values(
+                status="failed",
+                finished_at=now,
+                duration_s=(now - row.started_at).total_seconds(),
+                error_message=f"interrupted: {why}",
+            )
+        )
 
 
 def list_runs(
@@ -241,7 +258,6 @@ def mark_interrupted(reason: str, *, url: str | None = None) -> int:
     For a scheduler stopping before its reports finished.
     """
     runs = schema.report_runs
-    now = _utcnow()
     mine = sa.and_(
         runs.c.status == "running",
         runs.c.worker_host == socket.gethostname(),
@@ -249,17 +265,7 @@ def mark_interrupted(reason: str, *, url: str | None = None) -> int:
     )
     with warehouse.connect(url, write=True) as conn:
         rows = conn.execute(sa.select(runs.c.run_id, runs.c.started_at).where(mine)).all()
-        for row in rows:
-            conn.execute(
-                sa.update(runs)
-                .where(runs.c.run_id == row.run_id)
-                .values(
-                    status="failed",
-                    finished_at=now,
-                    duration_s=(now - row.started_at).total_seconds(),
-                    error_message=f"interrupted: {reason}",
-                )
-            )
+        _close_interrupted(conn, rows, reason)
     return len(rows)
 
 
