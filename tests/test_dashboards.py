@@ -72,6 +72,35 @@ def test_business_dashboard_in_process(live_url: str) -> None:
     assert dash.stale_since is not None
 
 
+def test_first_paint_is_the_tiles_as_plain_html(
+    live_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard also displays its tiles as plain HTML (for the page before widgets load)."""
+    shown: list[tuple[object, dict[str, object]]] = []
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: shown.extend((x, k) for x in a))
+    dash = dashboards.business(url=live_url)
+    assert dash is not None
+    bundles = [x for x, k in shown if isinstance(x, dict) and dashboards.FIRST_PAINT_MIME in x]
+    assert len(bundles) == 1 and bundles[0]["text/plain"] == ""
+    assert next(k for x, k in shown if x is bundles[0]) == {"raw": True}
+    paint = bundles[0][dashboards.FIRST_PAINT_MIME]
+    assert dash.view.tiles_html in paint
+    assert f'<h2 style="margin:4px 0;">{dash.title}</h2>' in paint
+    assert "au-state" not in paint and "Loading filters" in paint
+    assert "Last updated" in paint
+    # a cold kernel's viewer is waiting: tiles and tables now, charts with the widgets
+    assert "<svg" not in paint and paint.count("Loading the chart") == len(dash.outputs)
+    # a pre-heated kernel draws the charts too, as static SVG (no script)
+    full = dash.first_paint_html(with_charts=True)
+    assert full.count("<svg") == len(dash.outputs) and "<script" not in full
+    monkeypatch.setattr(charts, "to_svg", lambda *a, **k: 1 / 0)
+    assert "<svg" not in dash.first_paint_html(with_charts=True)  # a broken chart is left out
+    # first in the page: before the 0.9 MB chart library, so the browser reaches it at once
+    order = [x for x, _ in shown]
+    vega = next(i for i, x in enumerate(order) if "vega-bundle" in str(getattr(x, "data", "")))
+    assert order.index(bundles[0]) < vega < order.index(dash.widget) == len(order) - 1
+
+
 def test_modelhub_dashboard_in_process(live_url: str) -> None:
     dash = dashboards.modelhub(url=live_url)
     assert dash is not None and dash.error is None
@@ -394,9 +423,11 @@ def _context(browser: object, width: int = 1280) -> object:
 
 
 def _ready(page: object) -> object:
-    """Wait until the dashboard has drawn its first refresh."""
+    """Wait until the widgets have replaced the first paint and drawn their first refresh."""
     page.wait_for_selector(".au-kpi-value", timeout=90_000)  # type: ignore[attr-defined]
     page.wait_for_function(REFRESHED, arg=0, timeout=DEADLINE_MS)  # type: ignore[attr-defined]
+    page.wait_for_selector(".au-first-paint", state="detached", timeout=DEADLINE_MS)  # type: ignore[attr-defined]
+    assert page.locator(".au-dash").count() == 1  # type: ignore[attr-defined]
     return page
 
 
@@ -525,6 +556,76 @@ def test_unauthenticated_requests_are_refused(server: dict[str, str]) -> None:
     wrong = requests.get(f"{base}/?token=wrong", allow_redirects=False, timeout=10)
     assert wrong.status_code in (302, 401, 403)
     assert requests.get(f"{base}/?token={TOKEN}", timeout=10).status_code == 200
+
+
+def test_served_page_carries_the_tiles_before_any_script_runs(
+    server: dict[str, str], live_url: str
+) -> None:
+    """The HTML Voila sends already shows the KPI values (no JavaScript needed to read them)."""
+    from html.parser import HTMLParser
+
+    session = requests.Session()
+    assert session.get(f"{server['base']}/?token={TOKEN}", timeout=30).status_code == 200
+    page = session.get(f"{server['base']}/voila/render/business.ipynb", timeout=120)
+    assert page.status_code == 200
+
+    class Tiles(HTMLParser):
+        """KPI values inside the first paint, outside any <script>."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.depth = 0  # > 0 inside the first paint
+            self.script = False
+            self.metric: str | None = None
+            self.values: dict[str, str] = {}
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = dict(attrs)
+            self.script = self.script or tag == "script"
+            if self.depth:
+                self.depth += tag == "div"
+            elif tag == "div" and "au-first-paint" in (a.get("class") or ""):
+                self.depth = 1
+            if self.depth and not self.script and "au-kpi-value" in (a.get("class") or ""):
+                self.metric = a.get("data-metric")
+
+        def handle_endtag(self, tag: str) -> None:
+            self.script = self.script and tag != "script"
+            if self.depth and tag == "div":
+                self.depth -= 1
+
+        def handle_data(self, data: str) -> None:
+            if self.metric:
+                self.values[self.metric] = data.strip()
+                self.metric = None
+
+    parser = Tiles()
+    parser.feed(page.text)
+    start, end = present.resolve_period("last_28_days", url=live_url)
+    kpis = business.kpi_summary(start, end, url=live_url).set_index("metric")
+    for metric in ("revenue", "orders", "conversion_rate"):
+        want = charts.format_value(kpis.loc[metric, "current"], kpis.loc[metric, "unit"])
+        assert parser.values.get(metric) == want, metric
+    # it comes before the chart library and the widget state in the page
+    text = page.text
+    begin = text.index('data-first-paint="1"')
+    paint = text[begin : text.index("<script>\n  (function () {\n    var paint", begin)]
+    assert begin < text.index("vega-bundle")
+    # the page came from the pool, whose kernel drew the four charts as static SVG
+    assert "Using pre-heated kernel" in Path(server["log"]).read_text()
+    assert paint.count("<svg") == 4 and "<script" not in paint
+    # leave as a browser does: free the pre-heated kernel this page took
+    kernel = json.loads(
+        page.text.split('<script id="jupyter-config-data" type="application/json">')[1].split(
+            "</script>"
+        )[0]
+    )["kernelId"]
+    bye = session.post(
+        f"{server['base']}/voila/api/shutdown/{kernel}",
+        headers={"X-XSRFToken": session.cookies.get("_xsrf", "")},
+        timeout=30,
+    )
+    assert bye.status_code == 204
 
 
 def test_landing_page_links_the_dashboards(browser: object, server: dict[str, str]) -> None:

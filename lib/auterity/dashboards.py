@@ -73,6 +73,16 @@ XSRF_SCRIPT = """<script>
 """Makes sure the page can free its kernel when closed (see :meth:`Dashboard.show`)."""
 
 
+FIRST_PAINT_MIME = "application/vnd.auterity.first-paint+html"
+"""MIME type of a dashboard's first paint: its header, status and KPI tiles as plain HTML.
+
+The dashboards' Voila template (``notebooks/dashboards/_share/voila/templates/auterity``)
+writes it straight into the page so the numbers show before Voila's JavaScript and the
+widgets have loaded, and removes it once the widgets are drawn; JupyterLab and nbconvert
+do not know the type and show the empty ``text/plain`` beside it.
+"""
+
+
 def _widgets() -> Any:
     """ipywidgets, imported lazily (the library works without a notebook)."""
     import ipywidgets
@@ -758,6 +768,7 @@ class Dashboard:
         self.png_button.on_click(lambda _b: self.prepare_pngs())
         self.sections: dict[str, Any] = {}
         self.outputs: dict[str, Any] = {}
+        self.layout: list[tuple[str, str, bool]] = []  # (key, title, chart?) in page order
         self.pngs: dict[str, bytes] = {}
         self.filter_box = w.HBox(layout=w.Layout(flex_flow="row wrap", width="100%"))
         self.filter_box.add_class("au-filters")
@@ -800,6 +811,7 @@ class Dashboard:
         part.add_class(f"au-section-{key}")
         part.add_class("au-chart" if chart else "au-table")
         (self.outputs if chart else self.sections)[key] = part
+        self.layout.append((key, title, chart))
         self.body.children = (*self.body.children, head, part)
 
     # -- behaviour
@@ -816,6 +828,10 @@ class Dashboard:
         )
         if self.busy:
             return f'{state}<span class="au-busy">Updating…</span>'
+        return state + self._status_text()
+
+    def _status_text(self) -> str:
+        """Last update, data freshness, stale-data and error parts of the status line."""
         parts = []
         if self.last_updated is not None:
             parts.append(
@@ -835,7 +851,54 @@ class Dashboard:
             )
         if self.error:
             parts.append(f'<span class="au-error">{html.escape(self.error)}</span>')
-        return state + (" · ".join(parts) or "Loading…")
+        return " · ".join(parts) or "Loading…"
+
+    def first_paint_html(self, *, with_charts: bool | None = None) -> str:
+        """The dashboard as it first looks, as one plain HTML fragment (no widgets, no script).
+
+        Header, status line, KPI tiles, tables and, in a pre-heated kernel, the charts as
+        static SVG (rendered here by ``vl_convert``). The dashboard page shows it before
+        Voila's JavaScript and the widgets have loaded (see :data:`FIRST_PAINT_MIME`), then
+        the widgets replace it. The status line says the controls are still loading and
+        carries no refresh state, so nothing waiting for a refresh mistakes it for the live
+        dashboard. A chart that cannot be drawn is left out (logged): the page must come.
+
+        Parameters
+        ----------
+        with_charts : bool, optional
+            Draw the charts too. Default: only in a pre-heated kernel, which does this
+            work before any viewer arrives; a cold kernel's viewer is waiting (0.3-0.9 s
+            for the charts of one dashboard here), so its first paint has tiles and tables.
+        """
+        from auterity import charts
+
+        if with_charts is None:
+            with_charts = os.environ.get("VOILA_PREHEAT") == "True"
+        view = self.view
+        parts = [
+            f'{STYLE}<h2 style="margin:4px 0;">{html.escape(self.title)}</h2>',
+            f'<div class="au-status">{self._status_text()}</div>',
+            '<p class="au-loading-note">Loading filters…</p>',
+            f'<div class="au-tiles">{view.tiles_html if view is not None else ""}</div>',
+        ]
+        for key, title, chart in self.layout if view is not None else ():
+            body = ""
+            if not chart:
+                body = view.sections.get(key, "")
+            elif view.charts.get(key) is None:
+                body = "<p>No data for this view.</p>"
+            elif not with_charts:
+                body = '<p class="au-loading-note">Loading the chart…</p>'
+            else:
+                try:
+                    body = charts.to_svg(view.charts[key], theme=self.theme)
+                except Exception:
+                    log.warning("first paint of chart %s failed", key, exc_info=True)
+            parts.append(
+                f'<h3 style="margin:14px 0 4px;">{html.escape(title)}</h3>'
+                f'<div class="au-fp-section au-table" data-section="{key}">{body}</div>'
+            )
+        return "".join(parts)
 
     def refresh(self, *, show_busy: bool = True) -> bool:
         """Fetch the data for the current filters and redraw; never raises.
@@ -949,6 +1012,7 @@ class Dashboard:
 
         from auterity import charts
 
+        display({FIRST_PAINT_MIME: self.first_paint_html(), "text/plain": ""}, raw=True)
         try:
             display(HTML(charts.offline_html_head()))
         except Exception:
