@@ -99,6 +99,52 @@ def test_kpi_summary_filtered_by_region(analytics_duckdb: str) -> None:
     assert filtered.loc["new_customers", "current"] > 0
 
 
+def test_kpi_summary_filtered_by_sales_channel(
+    analytics_duckdb: str, tables: dict[str, pd.DataFrame]
+) -> None:
+    """Order KPIs follow a channel; KPIs with no channel (product use, visits) show none."""
+    channel = sorted(tables["orders"]["channel"].dropna().unique())[0]
+    kpis = business.kpi_summary(
+        START, END, tz=TZ, where={"channel": channel}, url=analytics_duckdb
+    ).set_index("metric")
+    done = tables["orders"][
+        (tables["orders"]["status"] == "completed") & (tables["orders"]["channel"] == channel)
+    ]
+    now = _between(done, "ts", START, END)
+    assert kpis.loc["revenue", "current"] == pytest.approx(now["amount"].sum())
+    assert kpis.loc["orders", "current"] == len(now)
+    assert kpis.loc["average_order_value", "current"] == pytest.approx(now["amount"].mean())
+    for metric in ("dau", "wau", "mau", "new_customers", "conversion_rate", "arpu", "churn_rate"):
+        assert np.isnan(kpis.loc[metric, "current"]), metric
+        assert np.isnan(kpis.loc[metric, "previous_delta_pct"]), metric
+
+
+def test_kpi_daily_matches_pandas(analytics_url: str, tables: dict[str, pd.DataFrame]) -> None:
+    daily = business.kpi_daily(START, END, tz=TZ, url=analytics_url)
+    assert list(daily.columns) == list(business.SPARKLINE_METRICS)
+    assert len(daily) == (END - START).days  # every day, also days without orders
+    done = tables["orders"][tables["orders"]["status"] == "completed"]
+    now = _between(done, "ts", START, END)
+    revenue = now.groupby(_local(now["ts"]).dt.normalize())["amount"].sum()
+    assert daily["revenue"].reindex(revenue.index).to_numpy() == pytest.approx(revenue.to_numpy())
+    assert daily["revenue"].sum() == pytest.approx(now["amount"].sum())
+    events = _between(tables["inference_events"], "ts", START, END)
+    dau = events.groupby(_local(events["ts"]).dt.normalize())["customer_id"].nunique()
+    assert daily["dau"].reindex(dau.index).to_numpy() == pytest.approx(dau.to_numpy())
+    # the KPI summary's DAU is the mean of these days
+    kpis = business.kpi_summary(START, END, tz=TZ, url=analytics_url).set_index("metric")
+    assert kpis.loc["dau", "current"] == pytest.approx(daily["dau"].mean())
+    # filtered by channel: only the order KPIs have a daily series
+    channel = sorted(tables["orders"]["channel"].dropna().unique())[0]
+    by_channel = business.kpi_daily(
+        START, END, tz=TZ, where={"channel": channel}, url=analytics_url
+    )
+    assert list(by_channel.columns) == ["revenue", "orders", "average_order_value"]
+    assert by_channel["orders"].sum() == (now["channel"] == channel).sum()
+    nothing = business.kpi_daily(START, END, where={"event_type": "visit"}, url=analytics_url)
+    assert nothing.empty and list(nothing.columns) == []
+
+
 def test_cohort_retention_matches_hand_written_pandas(
     analytics_url: str, tables: dict[str, pd.DataFrame]
 ) -> None:

@@ -59,6 +59,19 @@ def test_business_dashboard_in_process(live_url: str) -> None:
     got = dash.view.kpis.set_index("metric").loc["revenue", "current"]
     assert got == pytest.approx(filtered.set_index("metric").loc["revenue", "current"])
     assert dash.filters()["region"] == region
+    # sales channel: order KPIs follow it, KPIs without a channel show no number
+    dash.region.value = dashboards.ALL
+    channel = dash.channel.options[1]
+    dash.channel.value = channel
+    by_channel = business.kpi_summary(start, end, where={"channel": channel}, url=live_url)
+    got = dash.view.kpis.set_index("metric")
+    assert got.loc["revenue", "current"] == pytest.approx(
+        by_channel.set_index("metric").loc["revenue", "current"]
+    )
+    assert pd.isna(got.loc["dau", "current"]) and dash.filters()["channel"] == channel
+    assert dash.tiles.value.count('class="au-spark"') == 3  # revenue, orders, AOV
+    dash.channel.value = dashboards.ALL
+    assert dash.tiles.value.count('class="au-spark"') == len(business.SPARKLINE_METRICS)
     dash.grain.value = "week"
     assert len(dash.view.frames["revenue_trend"]) <= 6
     assert "au-export-csv" in dash.exports.value and "base64," in dash.exports.value
@@ -89,12 +102,13 @@ def test_first_paint_is_the_tiles_as_plain_html(
     assert "au-state" not in paint and "Loading filters" in paint
     assert "Last updated" in paint
     # a cold kernel's viewer is waiting: tiles and tables now, charts with the widgets
-    assert "<svg" not in paint and paint.count("Loading the chart") == len(dash.outputs)
+    assert 'class="marks"' not in paint and paint.count("Loading the chart") == len(dash.outputs)
+    assert paint.count('class="au-spark"') == len(business.SPARKLINE_METRICS)
     # a pre-heated kernel draws the charts too, as static SVG (no script)
     full = dash.first_paint_html(with_charts=True)
-    assert full.count("<svg") == len(dash.outputs) and "<script" not in full
+    assert full.count('class="marks"') == len(dash.outputs) and "<script" not in full
     monkeypatch.setattr(charts, "to_svg", lambda *a, **k: 1 / 0)
-    assert "<svg" not in dash.first_paint_html(with_charts=True)  # a broken chart is left out
+    assert 'class="marks"' not in dash.first_paint_html(with_charts=True)  # left out if broken
     # first in the page: before the 0.9 MB chart library, so the browser reaches it at once
     order = [x for x, _ in shown]
     vega = next(i for i, x in enumerate(order) if "vega-bundle" in str(getattr(x, "data", "")))
@@ -613,7 +627,7 @@ def test_served_page_carries_the_tiles_before_any_script_runs(
     assert begin < text.index("vega-bundle")
     # the page came from the pool, whose kernel drew the four charts as static SVG
     assert "Using pre-heated kernel" in Path(server["log"]).read_text()
-    assert paint.count("<svg") == 4 and "<script" not in paint
+    assert paint.count('class="marks"') == 4 and "<script" not in paint
     # leave as a browser does: free the pre-heated kernel this page took
     kernel = json.loads(
         page.text.split('<script id="jupyter-config-data" type="application/json">')[1].split(
@@ -660,7 +674,15 @@ def test_business_in_browser(browser: object, server: dict[str, str], live_url: 
         want = charts.format_value(kpis.loc[metric, "current"], kpis.loc[metric, "unit"])
         _expect_tile(page, metric, want)
     page.wait_for_selector(".au-section-revenue_trend svg", timeout=DEADLINE_MS)
+    assert page.locator(".au-tiles svg.au-spark").count() == len(business.SPARKLINE_METRICS)
     _screens(page, "business")
+    channel = page.locator(".au-f-channel select option").nth(1).inner_text()
+    _change(page, lambda: page.locator(".au-f-channel select").select_option(channel))
+    by_channel = business.kpi_summary(start, end, where={"channel": channel}, url=live_url)
+    row = by_channel.set_index("metric").loc["orders"]
+    _expect_tile(page, "orders", charts.format_value(row["current"], row["unit"]))
+    _expect_tile(page, "dau", charts.format_value(float("nan"), "count"))
+    _change(page, lambda: page.locator(".au-f-channel select").select_option(dashboards.ALL))
     region = page.locator(".au-f-region select option").nth(1).inner_text()
     _change(page, lambda: page.locator(".au-f-region select").select_option(region))
     filtered = business.kpi_summary(start, end, where={"region": region}, url=live_url)

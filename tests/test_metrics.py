@@ -230,6 +230,24 @@ def test_breakdown_fills_every_period_for_every_value(duck: str) -> None:
 # --------------------------------------------------------------------------- bad questions
 
 
+def test_dimension_values(url: str) -> None:
+    customers, orders = _raw(url, "customers"), _raw(url, "orders")
+    assert metrics.dimension_values("region", url=url) == sorted(
+        customers["region"].dropna().unique()
+    )
+    assert metrics.dimension_values("channel", url=url) == sorted(
+        orders["channel"].dropna().unique()
+    )
+    assert (
+        metrics.dimension_values("country", limit=2, url=url)
+        == sorted(customers["country"].dropna().unique())[:2]
+    )
+    with pytest.raises(ConfigError, match="unknown dimension 'colour'"):
+        metrics.dimension_values("colour", url=url)
+    with pytest.raises(ConfigError, match="limit must be at least 1"):
+        metrics.dimension_values("region", limit=0, url=url)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -72,6 +72,32 @@ def test_kpi_tiles_show_library_values(analytics_duckdb: str) -> None:
     assert "vs last year" in present.kpi_tiles_html(kpis, compare="last_year")
 
 
+def test_sparkline_svg_draws_the_series() -> None:
+    svg = present.sparkline_svg([1.0, 3.0, 2.0], width=104, height=24)
+    assert svg.startswith('<svg class="au-spark" width="104" height="24"')
+    # x from 2 to 102 in equal steps; y: the highest value at the top (2), the lowest at 22
+    assert 'points="2.0,22.0 52.0,2.0 102.0,12.0"' in svg
+    gap = present.sparkline_svg([1.0, 2.0, float("nan"), 2.0, 1.0, float("nan"), 5.0])
+    assert gap.count("<polyline") == 2  # the lone last point draws no line
+    flat = present.sparkline_svg([4.0, 4.0])
+    assert "<polyline" in flat  # a flat series is a line, not a division by zero
+    assert present.sparkline_svg([1.0]) == ""
+    assert present.sparkline_svg([1.0, float("nan")]) == ""
+
+
+def test_kpi_tiles_with_sparklines(analytics_duckdb: str) -> None:
+    start, end = date(2026, 10, 1), date(2026, 11, 1)
+    kpis = business.kpi_summary(start, end, url=analytics_duckdb)
+    daily = business.kpi_daily(start, end, url=analytics_duckdb)
+    tiles = present.kpi_tiles_html(kpis, sparklines=daily)
+    assert tiles.count('class="au-spark"') == len(business.SPARKLINE_METRICS)
+    assert present.kpi_tiles_html(kpis).count("<svg") == 0  # email keeps plain tiles
+    channel = business.kpi_daily(start, end, where={"channel": "web"}, url=analytics_duckdb)
+    by_channel = business.kpi_summary(start, end, where={"channel": "web"}, url=analytics_duckdb)
+    tiles = present.kpi_tiles_html(by_channel, sparklines=channel)
+    assert tiles.count('class="au-spark"') == 3  # revenue, orders, average order value
+
+
 def test_table_html_formats_and_escapes() -> None:
     frame = pd.DataFrame({"name": ["<b>x</b>"], "cost": [1234.5], "rate": [0.25]})
     out = present.table_html(

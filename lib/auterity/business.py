@@ -131,7 +131,9 @@ def kpi_summary(
     start, end : date
         Local dates, ``end`` exclusive.
     where : mapping, optional
-        Dimension filters valid for every KPI (region, country, segment, plan).
+        Dimension filters (region, country, segment, plan, channel, ...). A KPI that
+        cannot be filtered that way (e.g. conversion by region: visits are anonymous;
+        active customers by sales channel) is returned without values, not unfiltered.
     tz, url : optional
         Business time zone and warehouse URL.
 
@@ -155,17 +157,21 @@ def kpi_summary(
             rows.append({"metric": name, **table.loc[name].to_dict()})
         else:
             metric = catalog.metric(name)
-            rows.append(
-                {
-                    "metric": name,
-                    "label": metric.label,
-                    "unit": metric.unit,
-                    "good": metric.good,
-                    **dict.fromkeys(_DELTA_COLUMNS, float("nan")),
-                }
-            )
-    rows.insert(3, _dau_row(start, end, where, tz, catalog, url))
+            rows.append(_empty_row(name, metric.label, metric.unit, metric.good))
+    active_ok = set(where or {}) <= set(catalog.allowed_dimensions("active_customers"))
+    rows.insert(
+        3,
+        _dau_row(start, end, where, tz, catalog, url)
+        if active_ok
+        else _empty_row("dau", "DAU (daily average)", "count", "up"),
+    )
     for label, days in (("wau", 7), ("mau", 30)):
+        if not active_ok:  # e.g. a sales channel: using the product has none
+            rows.insert(
+                4 if label == "wau" else 5,
+                _empty_row(label, f"{label.upper()} (last {days} days)", "count", "up"),
+            )
+            continue
         last = metrics.compare(
             ["active_customers"],
             start=max(start, end - timedelta(days=days)),
@@ -213,6 +219,79 @@ def kpi_summary(
     out["good_news"] = [
         _good_news(d, g) for d, g in zip(out["previous_delta"], out["good"], strict=True)
     ]
+    return out
+
+
+def _empty_row(metric: str, label: str, unit: str, good: str) -> dict:
+    """A KPI row without values (the KPI cannot be filtered the way asked)."""
+    return {
+        "metric": metric,
+        "label": label,
+        "unit": unit,
+        "good": good,
+        **dict.fromkeys(_DELTA_COLUMNS, float("nan")),
+    }
+
+
+SPARKLINE_METRICS = {
+    "revenue": "revenue",
+    "orders": "orders",
+    "average_order_value": "average_order_value",
+    "dau": "active_customers",
+    "new_customers": "new_customers",
+    "conversion_rate": "conversion_rate",
+    "arpu": "arpu",
+}
+"""KPI of :func:`kpi_summary` -> the metric whose daily values draw its sparkline (WAU, MAU
+and churn are period figures with no meaningful daily series)."""
+
+
+def kpi_daily(
+    start: date,
+    end: date,
+    *,
+    where: Mapping[str, str | Sequence[str]] | None = None,
+    tz: str | None = None,
+    url: str | None = None,
+) -> pd.DataFrame:
+    """Daily values of the KPIs that have a daily series, for sparklines; one statement.
+
+    Parameters
+    ----------
+    start, end : date
+        Local dates, ``end`` exclusive.
+    where : mapping, optional
+        Dimension filters; KPIs that cannot be filtered that way are left out (as
+        :func:`kpi_summary` shows them empty).
+    tz, url : optional
+        Business time zone and warehouse URL.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``period`` (every local day), one column per KPI name of
+        :data:`SPARKLINE_METRICS` that applies (``dau`` is daily active customers).
+    """
+    catalog = metrics.load_catalog()
+    wanted = {
+        kpi: metric
+        for kpi, metric in SPARKLINE_METRICS.items()
+        if set(where or {}) <= set(catalog.allowed_dimensions(metric))
+    }
+    if not wanted:
+        return pd.DataFrame(index=pd.DatetimeIndex([], name="period"))
+    daily = metrics.query(
+        sorted(set(wanted.values())),
+        start=start,
+        end=end,
+        grain="day",
+        where=where,
+        tz=_tz(tz),
+        catalog=catalog,
+        url=url,
+    )
+    out = pd.DataFrame({kpi: daily[metric].astype(float) for kpi, metric in wanted.items()})
+    out.index = pd.DatetimeIndex(pd.to_datetime(daily["period"]), name="period")
     return out
 
 

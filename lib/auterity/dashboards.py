@@ -239,9 +239,10 @@ class View:
     freshness: datetime | None = None
 
 
-def _where(region: str, segment: str) -> dict[str, str]:
+def _where(region: str, segment: str, channel: str = "") -> dict[str, str]:
     """Dropdown values -> a metrics ``where`` mapping."""
-    return {k: v for k, v in {"region": region, "segment": segment}.items() if v and v != ALL}
+    chosen = {"region": region, "segment": segment, "channel": channel}
+    return {k: v for k, v in chosen.items() if v and v != ALL}
 
 
 def business_view(
@@ -251,6 +252,7 @@ def business_view(
     grain: str = "day",
     region: str = "",
     segment: str = "",
+    channel: str = "",
     tz: str | None = None,
     url: str | None = None,
 ) -> View:
@@ -262,22 +264,26 @@ def business_view(
         Local dates, ``end`` exclusive.
     grain : {"day", "week", "month"}
         Trend grain.
-    region, segment : str
-        Filters; empty or ``(all)`` means no filter.
+    region, segment, channel : str
+        Filters; empty or ``(all)`` means no filter. KPIs that cannot be filtered that way
+        show no value (e.g. active customers by sales channel); the funnel and the
+        cohorts are never filtered (visits are anonymous) and say so.
     tz, url : optional
         Business time zone and warehouse.
 
     Returns
     -------
     View
-        KPIs (``business.kpi_summary``), trend, funnel, cohorts, top movers.
+        KPIs (``business.kpi_summary``) with sparklines (``business.kpi_daily``), trend,
+        funnel, cohorts, top movers.
     """
     from auterity import business, charts, metrics, present
 
     if end <= start:
         raise ConfigError(f"the end date ({end}) must be after the start date ({start})")
-    where = _where(region, segment)
+    where = _where(region, segment, channel)
     kpis = business.kpi_summary(start, end, where=where, tz=tz, url=url)
+    daily = business.kpi_daily(start, end, where=where, tz=tz, url=url)
     trend = metrics.query(
         ["revenue", "orders"], start=start, end=end, grain=grain, where=where, tz=tz, url=url
     )
@@ -285,9 +291,7 @@ def business_view(
     retention = business.cohort_retention(
         end - timedelta(days=365), end, max_age=11, tz=tz, url=url
     )
-    by = "region" if "segment" in where else "segment"
-    if "segment" in where and "region" in where:
-        by = "country"
+    by = next(d for d in ("segment", "region", "channel", "country") if d not in where)
     movers = business.top_movers("revenue", by, (start, end), where=where, tz=tz, url=url)
     kpi_table = kpis[["metric", "label", "unit", "current", "previous", "previous_delta_pct"]]
     return View(
@@ -301,13 +305,15 @@ def business_view(
         },
         charts={
             "revenue_trend": charts.trend(trend, "revenue", unit="currency", title="Revenue"),
-            "funnel": charts.funnel_chart(funnel, title="Funnel (all regions and segments)"),
+            "funnel": charts.funnel_chart(
+                funnel, title="Funnel (all regions, segments and channels)"
+            ),
             "cohort_retention": charts.cohort_heatmap(retention, title="Cohort retention"),
             "top_movers": charts.movers_chart(
                 movers, by, unit="currency", title=f"What moved revenue, by {by}"
             ),
         },
-        tiles_html=present.kpi_tiles_html(kpis),
+        tiles_html=present.kpi_tiles_html(kpis, sparklines=daily),
     )
 
 
@@ -1038,7 +1044,8 @@ def _options(values: list[str]) -> list[str]:
 
 
 class BusinessDashboard(Dashboard):
-    """Date range, grain, region and segment filters; KPIs, trend, funnel, cohorts, movers."""
+    """Date range, grain, region, segment and channel filters; KPI tiles with sparklines,
+    trend, funnel, cohorts, movers."""
 
     name = "business"
     title = "Business overview"
@@ -1056,7 +1063,7 @@ class BusinessDashboard(Dashboard):
         super().__init__(theme=theme, url=url)
         w = _widgets()
         self.tz = tz
-        regions, segments = self._dimension_values(start, end)
+        regions, segments, channels = self._dimension_values()
         self.start = self._add_control(w.DatePicker(description="From", value=start), "au-f-start")
         self.end = self._add_control(w.DatePicker(description="To (excl.)", value=end), "au-f-end")
         self.grain = self._add_control(
@@ -1070,6 +1077,10 @@ class BusinessDashboard(Dashboard):
             w.Dropdown(description="Segment", options=_options(segments), value=ALL),
             "au-f-segment",
         )
+        self.channel = self._add_control(
+            w.Dropdown(description="Channel", options=_options(channels), value=ALL),
+            "au-f-channel",
+        )
         for key, title in (
             ("revenue_trend", "Revenue trend"),
             ("funnel", "Funnel"),
@@ -1079,26 +1090,18 @@ class BusinessDashboard(Dashboard):
             self._section(key, title, chart=True)
         self.refresh()
 
-    def _dimension_values(self, start: date, end: date) -> tuple[list[str], list[str]]:
+    def _dimension_values(self) -> tuple[list[str], list[str], list[str]]:
+        """Regions, segments and sales channels for the drop-downs (empty on failure)."""
         from auterity import metrics
 
         try:
-            out = []
-            for dim in ("region", "segment"):
-                frame = metrics.query(
-                    ["revenue"],
-                    start=start,
-                    end=end,
-                    grain=None,
-                    by=[dim],
-                    tz=self.tz,
-                    url=self.url,
-                )
-                out.append(list(frame[dim].dropna()))
-            return out[0], out[1]
+            found = [
+                metrics.dimension_values(d, url=self.url) for d in ("region", "segment", "channel")
+            ]
         except Exception:
-            log.warning("could not list regions and segments", exc_info=True)
-            return [], []
+            log.warning("could not list regions, segments and channels", exc_info=True)
+            return [], [], []
+        return found[0], found[1], found[2]
 
     def filters(self) -> dict[str, Any]:
         """Current filter values."""
@@ -1108,6 +1111,7 @@ class BusinessDashboard(Dashboard):
             "grain": self.grain.value,
             "region": "" if self.region.value == ALL else self.region.value,
             "segment": "" if self.segment.value == ALL else self.segment.value,
+            "channel": "" if self.channel.value == ALL else self.channel.value,
         }
 
     def compute(self) -> View:
@@ -1121,6 +1125,7 @@ class BusinessDashboard(Dashboard):
             grain=f["grain"],
             region=f["region"],
             segment=f["segment"],
+            channel=f["channel"],
             tz=self.tz,
             url=self.url,
         )

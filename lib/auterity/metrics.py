@@ -716,6 +716,51 @@ def query(
     return _fill(frame, metrics, by, start, end, grain, catalog)
 
 
+def dimension_values(
+    dimension: str,
+    *,
+    limit: int = 500,
+    catalog: Catalog | None = None,
+    url: str | None = None,
+) -> list[str]:
+    """The distinct values of a dimension, sorted (for filter drop-downs).
+
+    One ``SELECT DISTINCT`` on the dimension's own table (e.g. regions from ``customers``,
+    channels from ``orders``); NULLs are left out.
+
+    Parameters
+    ----------
+    dimension : str
+        A dimension name from the catalog.
+    limit : int
+        At most this many values (a drop-down longer than that is not usable anyway).
+    catalog, url : optional
+        Metric definitions and warehouse URL.
+
+    Returns
+    -------
+    list of str
+        The values, sorted.
+    """
+    catalog = catalog or load_catalog()
+    dim = catalog.dimensions.get(dimension)
+    if dim is None:
+        raise ConfigError(
+            f"unknown dimension {dimension!r} (known: {', '.join(catalog.dimensions)})"
+        )
+    if limit < 1:
+        raise ConfigError(f"limit must be at least 1, not {limit}")
+    column = schema.metadata.tables[dim.table].c[dim.column]
+    statement = (
+        sa.select(column.label("value"))
+        .where(column.is_not(None))
+        .distinct()
+        .order_by(column)
+        .limit(limit)
+    )
+    return [str(v) for v in cache.fetch(statement, url=url)["value"]]
+
+
 def query_windows(
     metrics: Sequence[str],
     windows: Mapping[str, tuple[date, date]],

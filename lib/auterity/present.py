@@ -9,7 +9,8 @@ dashboard and a mail client.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -119,7 +120,56 @@ def describe_period(start: date, end: date) -> str:
     return f"{start:%-d %b %Y} – {last:%-d %b %Y} ({days} day{'s' if days != 1 else ''})"
 
 
-def kpi_tiles_html(kpis: pd.DataFrame, *, compare: str = "previous", columns: int = 4) -> str:
+def sparkline_svg(values: Sequence[float], *, width: int = 120, height: int = 28) -> str:
+    """A small inline SVG line of a series (gaps where values are missing).
+
+    Parameters
+    ----------
+    values : sequence of float
+        The series, oldest first; NaN breaks the line.
+    width, height : int
+        Size in CSS pixels.
+
+    Returns
+    -------
+    str
+        An ``<svg class="au-spark">`` element, or "" with fewer than two values (a
+        single point is no trend). Not for email: many mail clients drop inline SVG.
+    """
+    points = [float(v) for v in values]
+    finite = [v for v in points if math.isfinite(v)]
+    if len(points) < 2 or len(finite) < 2:
+        return ""
+    lo, hi = min(finite), max(finite)
+    span = hi - lo or 1.0
+    pad = 2.0
+    step = (width - 2 * pad) / (len(points) - 1)
+    runs: list[list[str]] = [[]]
+    for i, v in enumerate(points):
+        if not math.isfinite(v):
+            runs.append([])
+            continue
+        x = pad + i * step
+        y = pad + (height - 2 * pad) * (1 - (v - lo) / span)
+        runs[-1].append(f"{x:.1f},{y:.1f}")
+    lines = "".join(
+        f'<polyline fill="none" stroke="#1d4ed8" stroke-width="1.5" points="{" ".join(r)}"/>'
+        for r in runs
+        if len(r) >= 2
+    )
+    return (
+        f'<svg class="au-spark" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="daily trend">{lines}</svg>'
+    )
+
+
+def kpi_tiles_html(
+    kpis: pd.DataFrame,
+    *,
+    compare: str = "previous",
+    columns: int = 4,
+    sparklines: pd.DataFrame | None = None,
+) -> str:
     """KPI tiles (value, delta, arrow coloured by whether the change is good news).
 
     Parameters
@@ -131,11 +181,16 @@ def kpi_tiles_html(kpis: pd.DataFrame, *, compare: str = "previous", columns: in
         Which delta to show.
     columns : int
         Tiles per row (they wrap on narrow screens).
+    sparklines : DataFrame, optional
+        Daily values, one column per KPI ``metric`` (e.g.
+        :func:`auterity.business.kpi_daily`); tiles with a column get a sparkline.
+        Leave out for email (inline SVG is not mail-client-safe).
 
     Returns
     -------
     str
-        An HTML fragment with inline styles only (safe for reports, dashboards and email).
+        An HTML fragment with inline styles only (safe for reports, dashboards and email
+        when there are no sparklines).
     """
     from auterity import charts
 
@@ -151,7 +206,8 @@ def kpi_tiles_html(kpis: pd.DataFrame, *, compare: str = "previous", columns: in
             f'<div class="au-kpi-value" data-metric="{html.escape(str(row["metric"]))}" '
             f'style="font-size:24px;font-weight:600;margin:4px 0;">{html.escape(value)}</div>'
             f'<div style="font-size:12px;color:{_TONE_COLOURS[tone]};">'
-            f'{html.escape(delta_text)} <span style="color:#5b6470;">{label}</span></div></td>'
+            f'{html.escape(delta_text)} <span style="color:#5b6470;">{label}</span></div>'
+            f"{_spark(sparklines, str(row['metric']), row['current'])}</td>"
         )
     rows = [cells[i : i + columns] for i in range(0, len(cells), columns)]
     body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
@@ -159,6 +215,14 @@ def kpi_tiles_html(kpis: pd.DataFrame, *, compare: str = "previous", columns: in
         '<table class="au-kpis" role="presentation" style="border-collapse:separate;'
         f'border-spacing:8px;font-family:system-ui,Segoe UI,Arial,sans-serif;">{body}</table>'
     )
+
+
+def _spark(frame: pd.DataFrame | None, metric: str, current: Any) -> str:
+    """The sparkline of one tile, if there is a daily series and a value to go with it."""
+    if frame is None or metric not in frame.columns or pd.isna(current):
+        return ""
+    line = sparkline_svg(frame[metric].tolist())
+    return f'<div style="margin-top:4px;line-height:0;">{line}</div>' if line else ""
 
 
 def format_table(frame: pd.DataFrame, units: Mapping[str, str]) -> pd.DataFrame:
