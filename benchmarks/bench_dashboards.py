@@ -44,6 +44,7 @@ OUT = Path(__file__).resolve().parent / "results" / "dashboards.json"
 TOKEN = "bench-token"
 DASHBOARD = "business"
 POOLED = "Using pre-heated kernel"
+GOAL_S = 2.0  # issue 5: a viewer gets a rendered dashboard within 2 s
 
 
 def _port() -> int:
@@ -196,9 +197,10 @@ def _run_mode(url: str, pool_size: int, root: Path, rounds: int, ladder: list[in
                     "interactive_median_s": statistics.median(t for _, t in both),
                 }
             )
-            if statistics.median(times) > 2 * baseline:
-                break
+            if statistics.median(times) > max(2 * baseline, GOAL_S):
+                break  # past both the doubling point and the goal: enough
         held = [c["viewers"] for c in curve if c["median_s"] <= 2 * baseline]
+        in_goal = [c["viewers"] for c in curve if c["max_s"] <= GOAL_S]
         return {
             "pool_size": pool_size,
             "single_median_s": baseline,
@@ -209,6 +211,7 @@ def _run_mode(url: str, pool_size: int, root: Path, rounds: int, ladder: list[in
             "settle_s": settle,
             "concurrency": curve,
             "viewers_before_doubling": max(held) if held else 0,
+            "viewers_all_within_goal": max(in_goal) if in_goal else 0,
         }
     finally:
         serve.stop(proc)
@@ -267,7 +270,7 @@ def main() -> None:
             f"{row['interactive_median_s']:>14.2f}"
             f"{pooled:>6}/{len(row['served_from_pool'])}"
         )
-    print("goal: first KPI <= 2 s with pre-heated kernels")
+    print(f"goal: first KPI <= {GOAL_S:g} s with pre-heated kernels")
     print(f"\npre-heated / cold: {results['preheated_over_cold']:.2f}")
     print(f"\n{'mode':<11}{'viewers':>8}{'median s':>10}{'max s':>8}{'interactive s':>14}")
     for name, row in modes.items():
@@ -276,7 +279,10 @@ def main() -> None:
                 f"{name:<11}{c['viewers']:>8}{c['median_s']:>10.2f}{c['max_s']:>8.2f}"
                 f"{c['interactive_median_s']:>14.2f}"
             )
-        print(f"{name}: viewers before the time doubles: {row['viewers_before_doubling']}")
+        print(
+            f"{name}: viewers before the time doubles: {row['viewers_before_doubling']}; "
+            f"simultaneous viewers all within {GOAL_S:g} s: {row['viewers_all_within_goal']}"
+        )
     print(f"load average: {results['load_average_start']} -> {results['load_average_end']}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2))
