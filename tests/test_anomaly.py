@@ -340,3 +340,64 @@ def test_cli_anomalies_help() -> None:
 
     result = CliRunner().invoke(cli, ["anomalies", "--help"])
     assert result.exit_code == 0 and "--method" in result.output and "causal" in result.output
+
+
+# --- log scale ----------------------------------------------------------------------------
+
+
+def _multiplicative(days: int = 140, seed: int = 0) -> pd.DataFrame:
+    """Daily series whose noise and weekly pattern are relative (x lognormal(0, 0.1))."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(days)
+    weekly = np.array([1.0, 1.1, 1.2, 1.3, 1.1, 0.8, 0.7])[t % 7]
+    y = 1000 * weekly * (1 + 0.002 * t) * rng.lognormal(0, 0.1, days)
+    return pd.DataFrame({"ds": pd.date_range("2025-01-06", periods=days, freq="D"), "y": y})
+
+
+def test_log_scale_judges_a_fall_to_a_third_like_a_tripling() -> None:
+    frame = _multiplicative()
+    frame.loc[90, "y"] *= 3
+    frame.loc[120, "y"] /= 3
+    linear = anomaly.detect(frame).points
+    # On the linear scale the fall is under half the rise's score and under the threshold.
+    assert linear.loc[120, "score"] < anomaly.DEFAULT_THRESHOLD < linear.loc[90, "score"]
+    result = anomaly.detect(frame, log=True)
+    assert [(w.start, w.direction) for w in result.windows] == [
+        (frame["ds"][90], "up"),
+        (frame["ds"][120], "down"),
+    ]
+    up, down = result.windows
+    assert up.score == pytest.approx(down.score, rel=0.2)
+    # Expected values are given back in the series' units (about a third of the spike,
+    # about three times the fall), and so are the values.
+    assert up.peak_value == pytest.approx(frame["y"][90])
+    assert up.expected_value == pytest.approx(frame["y"][90] / 3, rel=0.25)
+    assert down.expected_value == pytest.approx(frame["y"][120] * 3, rel=0.25)
+    assert result.options["log"] is True and "log" not in anomaly.detect(frame).options
+
+
+@pytest.mark.parametrize(
+    ("method", "causal"), [("stl_mad", True), ("rolling_z", True), ("rolling_z", False)]
+)
+def test_log_scale_floor_is_a_relative_change(method: str, causal: bool) -> None:
+    y = np.full(60, 100.0)
+    y[50] = 100.5  # 0.5 % above a perfectly flat history: not an alert
+    y[55] = 110.0  # 10 %: an alert
+    frame = pd.DataFrame({"ds": pd.date_range("2025-01-01", periods=60, freq="D"), "y": y})
+    result = anomaly.detect(frame, method=method, causal=causal, log=True)
+    assert frame["ds"][55] in [w.start for w in result.windows]
+    assert frame["ds"][50] not in [w.start for w in result.windows]
+    # The same 10 % on a level of 1e6: the log floor does not depend on the level.
+    big = anomaly.detect(frame.assign(y=y * 1e4), method=method, causal=causal, log=True)
+    assert [w.start for w in big.windows] == [w.start for w in result.windows]
+
+
+def test_log_scale_non_causal_and_non_positive_values() -> None:
+    frame = _multiplicative(days=84, seed=7)
+    frame.loc[70, "y"] *= 3
+    for method in ("prophet", "stl_mad"):
+        result = anomaly.detect(frame, method=method, causal=False, log=True)
+        assert result.causal is False and frame["ds"][70] in [w.start for w in result.windows]
+        assert result.points["expected"].between(300, 3000).all()
+    with pytest.raises(AuterityError, match="every value to be positive"):
+        anomaly.detect(frame.assign(y=frame["y"].where(frame.index != 5, 0.0)), log=True)

@@ -16,6 +16,11 @@ standard deviations the point is from what was expected):
   fit in units of its residual scale (from the 80 % interval). It is **not causal**: the
   result says ``causal=False`` whatever was asked.
 
+With ``log=True`` every detector works on the logarithm of a positive series: for series
+whose noise is multiplicative (sums of skewed amounts such as revenue, where a few large
+orders make the linear scale's right tail long and a fall to a third as rare as a tripling),
+scores are then relative deviations.
+
 A point is flagged when its score reaches ``threshold``; flagged points at most
 ``merge_gap`` rows apart form one :class:`AlertWindow`, which starts at the first flagged
 timestamp (when a live alert would have fired). Detectors work on rows: a series with gaps
@@ -129,7 +134,8 @@ def season_length(ds: pd.Series) -> int:
 
 
 def _robust_scale(residuals: np.ndarray, level: float, relative_floor: float) -> tuple:
-    """(median, scale) of residuals; the scale never drops below a share of the level."""
+    """(median, scale) of residuals; the scale never drops below a share of the level
+    (on a log scale, pass level 1: the floor is then a relative change)."""
     med = float(np.median(residuals))
     mad = float(np.median(np.abs(residuals - med))) * MAD_TO_SIGMA
     floor = max(relative_floor * abs(level), 1e-9)
@@ -154,9 +160,15 @@ def _stl(y: np.ndarray, period: int) -> Any:
 
 
 def _stl_causal(
-    y: np.ndarray, period: int, history: int, refit: int, relative_floor: float
+    y: np.ndarray,
+    period: int,
+    history: int,
+    refit: int,
+    relative_floor: float,
+    floor_level: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Expected values and signed scores, each from the points before it."""
+    """Expected values and signed scores, each from the points before it (``floor_level``:
+    the level the scale's floor is relative to; default the series' recent median)."""
     n = len(y)
     expected = np.full(n, np.nan)
     seasonal = period >= 2
@@ -178,11 +190,16 @@ def _stl_causal(
                 expected[t] = level + np.median(fit.seasonal[lags])
         else:
             expected[list(block)] = np.median(past[-max(period, _MIN_POINTS) :])
-    return expected, _causal_scores(y, expected, history, refit, relative_floor)
+    return expected, _causal_scores(y, expected, history, refit, relative_floor, floor_level)
 
 
 def _causal_scores(
-    y: np.ndarray, expected: np.ndarray, history: int, refit: int, relative_floor: float
+    y: np.ndarray,
+    expected: np.ndarray,
+    history: int,
+    refit: int,
+    relative_floor: float,
+    floor_level: float | None = None,
 ) -> np.ndarray:
     """Signed robust z-scores of residuals against the residuals before each block."""
     n = len(y)
@@ -193,14 +210,20 @@ def _causal_scores(
         past = past[~np.isnan(past)]
         if len(past) < _MIN_POINTS:
             continue
-        level = float(np.median(y[max(0, t0 - history) : t0]))
+        level = (
+            floor_level
+            if floor_level is not None
+            else float(np.median(y[max(0, t0 - history) : t0]))
+        )
         med, scale = _robust_scale(past, level, relative_floor)
         block = slice(t0, min(t0 + refit, n))
         scores[block] = (resid[block] - med) / scale
     return scores
 
 
-def _stl_whole(y: np.ndarray, period: int, relative_floor: float) -> tuple[np.ndarray, np.ndarray]:
+def _stl_whole(
+    y: np.ndarray, period: int, relative_floor: float, floor_level: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Non-causal: one robust STL on the whole series."""
     if period >= 2 and len(y) >= 2 * period + 1:
         fit = _stl(y, period)
@@ -209,12 +232,17 @@ def _stl_whole(y: np.ndarray, period: int, relative_floor: float) -> tuple[np.nd
         expected = pd.Series(y).rolling(_MIN_POINTS, center=True, min_periods=1).median()
         expected = expected.to_numpy()
     resid = y - expected
-    med, scale = _robust_scale(resid, float(np.median(y)), relative_floor)
+    level = float(np.median(y)) if floor_level is None else floor_level
+    med, scale = _robust_scale(resid, level, relative_floor)
     return expected, (resid - med) / scale
 
 
 def _rolling(
-    y: np.ndarray, history: int, causal: bool, relative_floor: float
+    y: np.ndarray,
+    history: int,
+    causal: bool,
+    relative_floor: float,
+    floor_level: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rolling median and rolling median absolute deviation (past-only when causal)."""
     series = pd.Series(y)
@@ -227,13 +255,16 @@ def _rolling(
         mad = deviation.rolling(window, min_periods=_MIN_POINTS).median()
     else:
         mad = deviation.rolling(window, min_periods=_MIN_POINTS, center=True).median()
-    floor = np.maximum(relative_floor * median.abs().to_numpy(), 1e-9)
+    level = median.abs().to_numpy() if floor_level is None else floor_level
+    floor = np.maximum(relative_floor * level, 1e-9)
     scale = np.maximum(MAD_TO_SIGMA * mad.to_numpy(), floor)
     expected = median.to_numpy()
     return expected, (y - expected) / scale
 
 
-def _prophet(frame: pd.DataFrame, relative_floor: float) -> tuple[np.ndarray, np.ndarray]:
+def _prophet(
+    frame: pd.DataFrame, relative_floor: float, floor_level: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Prophet's in-sample fit and the residual in units of its interval (non-causal)."""
     from auterity import forecast
     from auterity.timeseries import grain_of, infer_frequency
@@ -242,7 +273,8 @@ def _prophet(frame: pd.DataFrame, relative_floor: float) -> tuple[np.ndarray, np
     expected = fit["yhat"].to_numpy()
     # Prophet's in-sample 80 % interval spans +-1.2816 sigma of its noise.
     sigma = (fit["yhat_upper"].to_numpy() - fit["yhat_lower"].to_numpy()) / (2 * 1.2816)
-    floor = np.maximum(relative_floor * np.abs(expected), 1e-9)
+    level = np.abs(expected) if floor_level is None else floor_level
+    floor = np.maximum(relative_floor * level, 1e-9)
     y = frame["y"].to_numpy()
     return expected, (y - expected) / np.maximum(sigma, floor)
 
@@ -298,6 +330,7 @@ def detect(
     history: int | None = None,
     refit: int | None = None,
     relative_floor: float = 0.01,
+    log: bool = False,
 ) -> AnomalyResult:
     """Find anomalies in a series and merge them into alert windows.
 
@@ -326,6 +359,11 @@ def detect(
     relative_floor : float
         The scale never drops below this share of the series' level, so a flat stretch
         does not turn the smallest wiggle into an alert.
+    log : bool
+        Judge the logarithm of the series (every value must be positive): for series
+        whose noise is multiplicative. Scores are relative deviations, ``expected``
+        is given back in the series' units, and ``relative_floor`` is a floor on the
+        relative change.
 
     Returns
     -------
@@ -351,15 +389,23 @@ def detect(
     refit = int(refit or max(1, period // 4))
     merge_gap = int(max(1, period // 4) if merge_gap is None else merge_gap)
     y = data["y"].to_numpy()
+    floor_level: float | None = None
+    work = y
+    if log:
+        if (y <= 0).any():
+            raise AuterityError("a log scale needs every value to be positive")
+        work, floor_level = np.log(y), 1.0
     if method == "prophet":
         causal = False
-        expected, signed = _prophet(data, relative_floor)
+        expected, signed = _prophet(data.assign(y=work), relative_floor, floor_level)
     elif method == "rolling_z":
-        expected, signed = _rolling(y, history, causal, relative_floor)
+        expected, signed = _rolling(work, history, causal, relative_floor, floor_level)
     elif causal:
-        expected, signed = _stl_causal(y, period, history, refit, relative_floor)
+        expected, signed = _stl_causal(work, period, history, refit, relative_floor, floor_level)
     else:
-        expected, signed = _stl_whole(y, period, relative_floor)
+        expected, signed = _stl_whole(work, period, relative_floor, floor_level)
+    if log:
+        expected = np.exp(expected)
     score = np.abs(signed)
     is_anomaly = np.nan_to_num(score, nan=0.0) >= threshold
     points = pd.DataFrame(
@@ -376,7 +422,9 @@ def detect(
             "is_anomaly": is_anomaly,
         }
     )
-    options = {"period": period, "history": history, "merge_gap": merge_gap}
+    options: dict[str, Any] = {"period": period, "history": history, "merge_gap": merge_gap}
+    if log:
+        options["log"] = True
     if method == "stl_mad" and causal:
         options["refit"] = refit
     return AnomalyResult(
