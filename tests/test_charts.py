@@ -875,3 +875,19 @@ def test_vega_bundle_is_cached_on_disk(tmp_path, monkeypatch) -> None:
     charts.offline_html_head.cache_clear()
     assert charts.offline_html_head() == first
     charts.offline_html_head.cache_clear()
+
+
+def test_from_spec_rebuilds_unit_and_layered_charts(real: dict) -> None:
+    layered = charts.cohort_heatmap(real["retention"], title="Cohorts")
+    unit = charts.trend(real["daily"], "revenue", unit="currency", title="Revenue")
+    for chart in (layered, unit):
+        spec = charts.to_dict(chart, theme="light")
+        again = charts.from_spec(spec)
+        assert type(again) is type(chart)
+        assert charts.to_dict(again, theme="light") == spec
+        assert 'class="marks"' in charts.to_svg(again)
+    bar = alt.Chart(pd.DataFrame({"a": [1, 2]})).mark_bar().encode(x="a:Q")
+    concat = charts.from_spec(charts.to_dict(alt.vconcat(bar, bar)))
+    assert isinstance(concat, alt.VConcatChart)
+    with pytest.raises(ConfigError, match="not a Vega-Lite chart"):
+        charts.from_spec({"mark": "no-such-mark", "data": {"values": []}})

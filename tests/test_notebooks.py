@@ -14,7 +14,13 @@ NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
 def test_there_are_notebooks() -> None:
     names = {p.stem for p in NOTEBOOKS}
-    assert {"01-business-overview", "02-modelhub", "03-executive-summary", "04-anomalies"} <= names
+    assert {
+        "01-business-overview",
+        "02-modelhub",
+        "03-executive-summary",
+        "04-anomalies",
+        "05-insights",
+    } <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

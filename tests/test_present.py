@@ -98,6 +98,25 @@ def test_kpi_tiles_with_sparklines(analytics_duckdb: str) -> None:
     assert tiles.count('class="au-spark"') == 3  # revenue, orders, average order value
 
 
+def test_insight_table_keeps_the_ranking() -> None:
+    from types import SimpleNamespace
+
+    cards = [
+        SimpleNamespace(kind="correlation", title="A <b>", sentence="s", importance=0.914),
+        SimpleNamespace(kind="savings", title="B", sentence="s", importance=0.5),
+        SimpleNamespace(kind="new_kind", title="C", sentence="s", importance=0.1),
+    ]
+    table = present.insight_table(cards)
+    assert table.to_dict("records") == [
+        {"rank": 1, "kind": "Goes together", "finding": "A <b>", "importance": 0.91},
+        {"rank": 2, "kind": "Savings", "finding": "B", "importance": 0.5},
+        {"rank": 3, "kind": "new_kind", "finding": "C", "importance": 0.1},
+    ]
+    assert "A &lt;b&gt;" in present.table_html(table, {"importance": "number"})
+    empty = present.insight_table([])
+    assert empty.empty and list(empty.columns) == ["rank", "kind", "finding", "importance"]
+
+
 def test_table_html_formats_and_escapes() -> None:
     frame = pd.DataFrame({"name": ["<b>x</b>"], "cost": [1234.5], "rate": [0.25]})
     out = present.table_html(

@@ -1547,6 +1547,41 @@ def to_dict(chart: Any, *, theme: str | None = None) -> dict[str, Any]:
     return spec
 
 
+def from_spec(spec: Mapping[str, Any]) -> Any:
+    """An Altair chart from a Vega-Lite spec (e.g. an insight card's ``chart``).
+
+    Parameters
+    ----------
+    spec : mapping
+        A top-level Vega-Lite spec: unit, layer, concat, facet or repeat.
+
+    Returns
+    -------
+    altair chart
+        The chart, validated; displaying it uses the notebook's renderer (offline, themed).
+
+    Raises
+    ------
+    ConfigError
+        The spec is not a Vega-Lite chart Altair accepts.
+    """
+    alt = _alt()
+    kinds = (
+        ("layer", alt.LayerChart),
+        ("vconcat", alt.VConcatChart),
+        ("hconcat", alt.HConcatChart),
+        ("concat", alt.ConcatChart),
+        ("facet", alt.FacetChart),
+        ("repeat", alt.RepeatChart),
+    )
+    cls = next((c for key, c in kinds if key in spec), alt.Chart)
+    try:
+        return cls.from_dict(dict(spec))
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"not a Vega-Lite chart Altair accepts: {first}") from exc
+
+
 def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     """Update ``base`` in place with ``update``, recursing into nested dicts."""
     for key, value in update.items():

@@ -236,6 +236,46 @@ def format_table(frame: pd.DataFrame, units: Mapping[str, str]) -> pd.DataFrame:
     return out
 
 
+KIND_LABELS = {
+    "correlation": "Goes together",
+    "anomaly": "Unusual",
+    "level_shift": "New level",
+    "forecast_risk": "Forecast risk",
+    "drift": "Drift",
+    "savings": "Savings",
+    "mover": "Moved",
+}
+"""How each kind of insight card is named in reports."""
+
+
+def insight_table(cards: Sequence[Any]) -> pd.DataFrame:
+    """One row per insight card, in the given (ranked) order, for :func:`table_html`.
+
+    Parameters
+    ----------
+    cards : sequence of auterity.insights.InsightCard
+        The cards (anything with ``kind``, ``title``, ``sentence``, ``importance``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``rank, kind, finding, importance`` (kind in words, the finding is the
+        card's title).
+    """
+    return pd.DataFrame(
+        [
+            {
+                "rank": rank,
+                "kind": KIND_LABELS.get(card.kind, card.kind),
+                "finding": card.title,
+                "importance": round(float(card.importance), 2),
+            }
+            for rank, card in enumerate(cards, start=1)
+        ],
+        columns=["rank", "kind", "finding", "importance"],
+    )
+
+
 def table_html(
     frame: pd.DataFrame,
     units: Mapping[str, str] | None = None,
