@@ -88,6 +88,22 @@ def test_kpi_summary_matches_pandas(analytics_url: str, tables: dict[str, pd.Dat
     assert kpis.loc["churn_rate", "good"] == "down"
 
 
+def test_kpi_summary_of_a_period_longer_than_half_a_year(
+    analytics_url: str, tables: dict[str, pd.DataFrame]
+) -> None:
+    """Its previous period overlaps last year's: DAU reads their union, once."""
+    start = date(2026, 3, 1)  # 214 days to END; the data begins in June 2026
+    kpis = business.kpi_summary(start, END, tz=TZ, url=analytics_url).set_index("metric")
+    events = _between(tables["inference_events"], "ts", start, END)
+    daily = events.groupby(_local(events["ts"]).dt.normalize())["customer_id"].nunique()
+    assert kpis.loc["dau", "current"] == pytest.approx(daily.sum() / (END - start).days)
+    assert kpis.loc["dau", "previous"] == 0 and kpis.loc["dau", "last_year"] == 0
+    done = tables["orders"][tables["orders"]["status"] == "completed"]
+    assert kpis.loc["revenue", "current"] == pytest.approx(
+        _between(done, "ts", start, END)["amount"].sum()
+    )
+
+
 def test_kpi_summary_filtered_by_region(analytics_duckdb: str) -> None:
     all_regions = business.kpi_summary(START, END, tz=TZ, url=analytics_duckdb)
     emea = business.kpi_summary(START, END, tz=TZ, where={"region": "EMEA"}, url=analytics_duckdb)

@@ -305,11 +305,26 @@ def _dau_row(
 ) -> dict:
     """DAU as the mean of daily active customers, now, in the period before, a year ago.
 
-    One statement: daily active customers over the three (non-overlapping) windows.
+    One statement: daily active customers over the three windows (read as their union
+    where they overlap).
     """
     spans = metrics.comparison_windows(start, end)
+    # Daily values do not depend on the window they are read for, so overlapping windows
+    # (periods longer than half a year overlap last year's) are read as their union.
+    merged: list[list[date]] = []
+    for a, b in sorted(spans.values()):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
     daily = metrics.query_windows(
-        ["active_customers"], spans, grain="day", where=where, tz=tz, catalog=catalog, url=url
+        ["active_customers"],
+        {f"span{i}": (a, b) for i, (a, b) in enumerate(merged)},
+        grain="day",
+        where=where,
+        tz=tz,
+        catalog=catalog,
+        url=url,
     )
     days = pd.to_datetime(daily["period"]).dt.date
     zero_filled = catalog.metric("active_customers").additive
