@@ -120,8 +120,12 @@ def test_other_planted_effects_become_cards(
     shift = next(e for e in manifest["effects"] if e["type"] == "level_shift")
     steps = [c.evidence for c in cards if c.kind == "level_shift"]
     assert len(steps) == 1 and steps[0]["metric"] == "average_order_value"
-    assert abs((steps[0]["date"] - date.fromisoformat(shift["date"])).days) <= 7
-    assert 0.15 < steps[0]["change_pct"] < 0.45 and steps[0]["p_bonferroni"] < 0.05
+    # Scanned at constant segment mix, the +25 % price step is dated to within two days.
+    assert steps[0]["constant_mix_of"] == "segment"
+    assert abs((steps[0]["date"] - date.fromisoformat(shift["date"])).days) <= 2
+    assert 0.15 < steps[0]["change_pct"] < 0.35
+    assert steps[0]["p_bonferroni"] < steps[0]["alpha"] == 0.05 * insights.LEVEL_ALPHA_SHARE
+    assert all(a["slow_share"] > 0.3 and a["requests"] > 500 for a in slow)
     points = [
         date.fromisoformat(e["date"]) for e in manifest["effects"] if e["type"] == "point_anomaly"
     ]
@@ -154,7 +158,7 @@ def test_no_effects_world_gives_no_false_findings(plain_world: tuple[str, dict])
     url, manifest = plain_world
     assert manifest["effects"] == []
     report = insights.run(
-        START, END, url=url, kinds=["correlation", "level_shift", "drift", "savings"]
+        START, END, url=url, kinds=["correlation", "anomaly", "level_shift", "drift", "savings"]
     )
     assert report.cards == [], [c.sentence for c in report.cards]
     assert report.tested["correlation_hypotheses"] == 1575
@@ -297,3 +301,173 @@ def test_a_fall_back_to_normal_does_not_turn_a_slowdown_into_a_drop() -> None:
     rises = insights._windows_in(result, ("up",))
     assert [(w.start, w.end, w.direction, w.score) for w in rises] == [(days[2], days[5], up, 12.5)]
     assert insights._windows_in(result, ("up", "down")) == merged
+
+
+def test_revenue_is_judged_on_a_log_scale() -> None:
+    days = pd.date_range("2026-01-01", periods=120, freq="D", name="day")
+    weekly = np.array([1.0, 1.1, 1.1, 1.0, 0.9, 0.7, 0.6])[np.arange(120) % 7]
+    rng = np.random.default_rng(4)
+    # Revenue with relative day-to-day noise (sums of skewed order amounts), one day of
+    # x2.2 (a few more large orders than usual) and one day that falls to 30 %.
+    revenue = 20_000 * weekly * rng.lognormal(0, 0.15, 120)
+    revenue[100] = 20_000 * weekly[100] * 2.2
+    revenue[110] = 20_000 * weekly[110] * 0.3
+    series = correlate.Series(
+        ml=pd.DataFrame(index=days),
+        business=pd.DataFrame({"revenue": revenue, "orders": revenue / 100}, index=days),
+    )
+    frames = insights._series_frames(series)
+    assert frames["revenue"][5] is True and frames["orders"][5] is False
+    cards, tested = insights.anomaly_cards(
+        {"revenue": frames["revenue"]}, report_from=days[60].date()
+    )
+    assert tested == 1
+    assert [(c.evidence["start"], c.evidence["direction"]) for c in cards] == [(days[110], "down")]
+    assert cards[0].evidence["log_scale"] is True and "on a log scale" in cards[0].sentence
+    assert cards[0].evidence["expected_value"] == pytest.approx(20_000 * weekly[110], rel=0.2)
+    # On the linear scale the same series gives the x2.2 day and misses the fall.
+    linear, _ = insights.anomaly_cards(
+        {"revenue": (*frames["revenue"][:5], False)}, report_from=days[60].date()
+    )
+    assert [(c.evidence["start"], c.evidence["direction"]) for c in linear] == [(days[100], "up")]
+    # A series with a zero day cannot be judged on a log scale: it falls back to linear.
+    zero = {
+        "revenue": (
+            frames["revenue"][0].assign(y=lambda f: f["y"].where(f.index != 3, 0.0)),
+            *frames["revenue"][1:],
+        )
+    }
+    fallback, _ = insights.anomaly_cards(zero, report_from=days[60].date())
+    assert fallback and not fallback[0].evidence["log_scale"]
+
+
+def test_slow_share_test_known_values() -> None:
+    from scipy import stats
+
+    # 4 of 40 requests slower than the expected p95: P(Binomial(40, 0.05) >= 4) = 0.138.
+    assert insights.slow_share_test(4, 40, quantile=0.95) == pytest.approx(
+        stats.binom.sf(3, 40, 0.05)
+    )
+    assert insights.slow_share_test(4, 40, quantile=0.95) == pytest.approx(0.1381, abs=1e-3)
+    assert insights.slow_share_test(4, 40, quantile=0.95, tests=100) == 1.0
+    assert insights.slow_share_test(0, 40, quantile=0.95) == 1.0
+    assert insights.slow_share_test(0, 0, quantile=0.95) == 1.0
+    # Half of 100 requests slow: far beyond chance even after 5,000 tests.
+    assert insights.slow_share_test(50, 100, quantile=0.95, tests=5_000) < 1e-20
+
+
+def _latency_frames(spike_days: int) -> tuple[dict, pd.DatetimeIndex]:
+    """A p95 latency series of model ``m`` (about 3 s) with ``spike_days`` days at 7 s."""
+    days = pd.date_range("2026-03-01", periods=90, freq="D")
+    y = 3000 + 100 * np.sin(np.arange(90))
+    y[70 : 70 + spike_days] = 7000
+    frame = pd.DataFrame({"ds": days, "y": y})
+    return {
+        "m:p95_latency_ms": (frame, "ms", "m p95 latency", ("up",), ("medium", "high"), False)
+    }, days
+
+
+def test_a_latency_rise_needs_enough_slow_requests() -> None:
+    frames, days = _latency_frames(1)
+    calls: list[tuple[str, str, list]] = []
+
+    def few(model_id: str, metric: str, thresholds: list) -> tuple[int, int]:
+        calls.append((model_id, metric, thresholds))
+        return 4, 40  # the p95 of 40 requests is their second slowest: 4 slow is chance
+
+    cards, _ = insights.anomaly_cards(frames, report_from=days[40].date(), slow_requests=few)
+    assert cards == []
+    assert calls and calls[0][:2] == ("m", "p95_latency_ms")
+    ((day, threshold),) = calls[0][2]
+    assert day == days[70].date() and 2800 < threshold < 3300  # the expected p95, not 7 s
+
+    def many(model_id: str, metric: str, thresholds: list) -> tuple[int, int]:
+        return 60 * len(thresholds), 100 * len(thresholds)
+
+    cards, _ = insights.anomaly_cards(frames, report_from=days[40].date(), slow_requests=many)
+    assert len(cards) == 1
+    ev = cards[0].evidence
+    assert ev["start"] == days[70] and ev["requests"] == 100 and ev["slower_than_expected"] == 60
+    assert ev["slow_share"] == pytest.approx(0.6) and ev["slow_share_p_bonferroni"] < 1e-30
+    assert "60 of 100 requests (60 %, 5 % on a normal day) were slower" in cards[0].sentence
+    # Without a request counter the detector's word is taken (and nothing is claimed).
+    alone, _ = insights.anomaly_cards(frames, report_from=days[40].date())
+    assert len(alone) == 1 and "requests" not in alone[0].evidence
+
+
+def test_mix_adjusted_ratio_ignores_mix_and_follows_prices() -> None:
+    days = pd.date_range("2026-01-01", periods=120, freq="D")
+    # Segment a sells at 10, b at 100. From day 60 on b's share of orders goes from 10 %
+    # to 50 %: the average order value jumps from 19 to 55, at constant prices.
+    share_b = np.where(np.arange(120) < 60, 0.1, 0.5)
+    orders = pd.DataFrame(
+        {
+            "period": np.repeat(days, 2),
+            "segment": np.tile(["a", "b"], 120),
+            "orders": np.column_stack([100 * (1 - share_b), 100 * share_b]).ravel(),
+        }
+    )
+    orders["revenue"] = orders["orders"] * orders["segment"].map({"a": 10.0, "b": 100.0})
+    raw = orders.groupby("period")["revenue"].sum() / orders.groupby("period")["orders"].sum()
+    assert raw.iloc[0] == pytest.approx(19) and raw.iloc[-1] == pytest.approx(55)
+    mix = insights.mix_adjusted(orders, "revenue", "orders", "segment")
+    assert mix.index.equals(pd.DatetimeIndex(days, name="period"))
+    overall = orders["revenue"].sum() / orders["orders"].sum()
+    assert np.allclose(mix.to_numpy(), overall)  # no step at constant prices
+    # Prices +25 % in both segments from day 90: the constant-mix series steps +25 %.
+    priced = orders.assign(
+        revenue=orders["revenue"] * np.where(orders["period"] >= days[90], 1.25, 1.0)
+    )
+    stepped = insights.mix_adjusted(priced, "revenue", "orders", "segment")
+    assert stepped.iloc[95] / stepped.iloc[85] == pytest.approx(1.25)
+    # A day without orders is NaN, not a zero-value day.
+    empty = orders.assign(orders=np.where(orders["period"] == days[5], 0.0, orders["orders"]))
+    assert np.isnan(insights.mix_adjusted(empty, "revenue", "orders", "segment").iloc[5])
+
+
+def test_step_scan_dates_a_step_and_ignores_noise() -> None:
+    rng = np.random.default_rng(2)
+    noise = rng.normal(0, 1, 150)
+    p, t, candidates = insights.step_scan(noise + np.where(np.arange(150) >= 90, 3.0, 0.0), 28)
+    assert t == 90 and candidates == 150 - 2 * 28 + 1 and p * candidates < 1e-6
+    p, t, candidates = insights.step_scan(noise, 28)
+    assert p * candidates > 0.05
+    gaps = np.full(150, np.nan)
+    assert insights.step_scan(gaps, 28)[1] is None
+
+
+def test_slow_requests_are_counted_through_the_metric_layer(
+    effects_world: tuple[str, dict],
+) -> None:
+    import duckdb
+
+    url, manifest = effects_world
+    slowdown = _windows(manifest, "latency_degradation")[0][0]
+    normal = slowdown - timedelta(days=10)
+    asked = [(slowdown, 7000.0), (normal, 7000.0)]
+    slow, total = insights._slow_requests("gpt-4o", asked, url=url)
+    warehouse.dispose_engines()
+    with duckdb.connect(url.removeprefix("duckdb:///"), read_only=True) as con:
+        expected = [
+            con.execute(
+                "select count(*), count(*) filter (where latency_ms > 7000) from inference_events"
+                " where model_id = 'gpt-4o' and status = 'ok' and ts >= ? and ts < ?",
+                [day, day + timedelta(days=1)],
+            ).fetchone()
+            for day, _ in asked
+        ]
+    assert total == sum(n for n, _ in expected) > 0
+    assert slow == sum(k for _, k in expected)
+    # On the slowdown's first day most requests are slower than a normal day's p95.
+    on_day = expected[0]
+    assert on_day[1] / on_day[0] > 0.3 and expected[1][1] / expected[1][0] < 0.1
+
+
+def test_level_shift_scan_without_a_mix_dimension_uses_the_metric_itself(
+    plain_world: tuple[str, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = plain_world
+    # No dimension to hold constant: the daily metric itself is scanned (no step here).
+    monkeypatch.setattr(insights, "LEVEL_METRICS", {"average_order_value": ()})
+    assert insights.level_shift_cards(START, END, alpha=0.01, url=url) == ([], 1)
+    warehouse.dispose_engines()

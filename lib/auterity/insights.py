@@ -11,12 +11,16 @@ findings into :class:`InsightCard` objects (precision over volume), ranked by im
   the segment that explains most of it (:func:`auterity.business.top_movers`: for ratios
   the rate and mix effects);
 * ``anomaly``: alert windows of :func:`auterity.anomaly.detect` (causal, given five weeks
-  of history before the period) on the business KPIs, and medium or high ones on the
-  per-model series;
+  of history before the period) on the business KPIs (revenue on a log scale: its noise is
+  multiplicative), and medium or high ones on the per-model series; a rise of a model's
+  p95 latency only when significantly more than 5 % of the window's requests were slower
+  than the expected p95 (a daily p95 of a few dozen requests is mostly sampling noise);
 * ``level_shift``: a KPI without a growth trend (average order value) that stepped to a new
-  level and stayed there: the 28 days after some day differ from the 28 before
-  (Mann-Whitney on the daily values, Bonferroni over every candidate day), explained by
-  segment with rate and mix effects;
+  level and stayed there *at constant segment mix* (within-segment prices, not a few
+  weeks with more orders from the segment with the largest orders): the 28 days after
+  some day differ from the 28 before (Mann-Whitney on the daily values, Bonferroni over
+  every candidate day at a fifth of ``alpha``), explained by segment with rate and mix
+  effects;
 * ``forecast_risk``: a KPI whose forecast for the next ``period_days`` lies, band and
   all, below (or above, for metrics where up is bad) the last ``period_days``;
 * ``drift``: a model's token, latency or quality distribution moved significantly (PSI
@@ -36,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -71,6 +75,12 @@ MOVER_METRICS = {
 }
 """KPIs checked for significant moves, and the dimensions that may explain them."""
 ANOMALY_BUSINESS = ("revenue", "orders", "conversion_rate", "active_customers")
+ANOMALY_LOG_SCALE = ("revenue",)
+"""Business KPIs judged on a log scale (:func:`auterity.anomaly.detect` with ``log=True``):
+a day's revenue is a sum of skewed order amounts, so its noise is multiplicative and its
+linear right tail long (a day with a few more large orders than usual is no anomaly),
+and a fall to a third of the usual is as strong a signal as a tripling. Order counts
+(Poisson-like, symmetric noise) stay on the linear scale."""
 BUSINESS_SEVERITIES = ("low", "medium", "high")
 """Every alert of the detector's own threshold on the four business KPIs ..."""
 ML_SEVERITIES = ("medium", "high")
@@ -84,10 +94,23 @@ ANOMALY_ML = ("p95_latency_ms", "cost_per_request")
 with few requests and flat-fee costs left out); only rises are reported (a drop in latency
 or cost is no alert). Daily error rates of most models are a handful of events, too few to
 judge."""
+PERCENTILE_SERIES = {"p95_latency_ms": 0.95}
+"""Per-model percentile series and their quantile. A daily p95 of a few dozen requests is
+its second- or third-slowest request, so a rise is only reported when the share of the
+window's requests slower than the expected p95 is significantly above 5 % (one-sided
+binomial test, Bonferroni over every (series, day) watched; see :func:`slow_share_test`):
+that is the claim 'this model was slower', and it needs enough requests to be told
+from the sampling noise of a percentile."""
 FORECAST_METRICS = ("revenue", "orders", "active_customers")
 LEVEL_METRICS = {"average_order_value": ("segment", "channel")}
-"""KPIs scanned for a lasting step, and the dimensions that may explain it. Only metrics
-without a growth trend: in a growing metric every 28-day window differs from the last."""
+"""Ratio KPIs scanned for a lasting step, and the dimensions that may explain it (the first
+is the one the scan holds the mix of constant). Only metrics without a growth trend: in a
+growing metric every 28-day window differs from the last."""
+LEVEL_ALPHA_SHARE = 0.2
+"""Share of the report's ``alpha`` at which level shifts are reported (Bonferroni over the
+candidate days). A report should carry no false card at all in ``1 - alpha`` of effect-free
+periods, and five kinds of card can raise one (correlation, anomaly, level shift, drift,
+savings): a scan that is family-wise on its own gets a fifth of the budget."""
 DRIFT_PSI = 0.25
 """PSI beyond sampling noise from which drift is reported ('significant' by convention)."""
 DRIFT_BINS = 20
@@ -409,6 +432,53 @@ def mover_cards(
     return cards, len(names)
 
 
+def mix_adjusted(
+    parts: pd.DataFrame, numerator: str, denominator: str, by: str, time_col: str = "period"
+) -> pd.Series:
+    """A ratio KPI per period at constant ``by`` mix (e.g. average order value at each
+    segment's usual prices).
+
+    ``parts`` has one row per period and value of ``by`` with the ratio's ``numerator``
+    and ``denominator``. Each group's numerator is divided by the group's own ratio over
+    the whole frame, so a period's value is ``overall ratio x sum(numerator_g / ratio_g) /
+    sum(denominator_g)``: it equals the overall ratio whenever every group is at its usual
+    level, whatever the mix of groups that period, and moves only when ratios *within*
+    groups move (a price increase for everyone lifts it by the increase; more orders from
+    the segment with the largest orders does not). Periods without any denominator are NaN.
+    """
+    totals = parts.groupby(by)[[numerator, denominator]].sum()
+    usual = totals[numerator] / totals[denominator].where(totals[denominator] > 0)
+    overall = totals[numerator].sum() / totals[denominator].sum()
+    level = parts[by].map(usual)
+    at_usual = (parts[numerator] / level).where(level > 0, 0.0)
+    grouped = (
+        pd.DataFrame({time_col: parts[time_col], "x": at_usual, "n": parts[denominator]})
+        .groupby(time_col, sort=True)[["x", "n"]]
+        .sum()
+    )
+    return overall * grouped["x"] / grouped["n"].where(grouped["n"] > 0)
+
+
+def step_scan(values: np.ndarray, window: int) -> tuple[float, int | None, int]:
+    """``(p, t, candidates)``: the day ``t`` whose ``window`` values before and after differ
+    most (smallest two-sided Mann-Whitney p), over every day with ``window`` days on each
+    side (at least half of them not NaN); ``t`` is None when no day qualifies."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    candidates = range(window, len(values) - window + 1)
+    best_p, best_t = 1.0, None
+    for t in candidates:
+        before, after = values[t - window : t], values[t : t + window]
+        before, after = before[~np.isnan(before)], after[~np.isnan(after)]
+        if len(before) < window // 2 or len(after) < window // 2:
+            continue
+        p = float(stats.mannwhitneyu(before, after, alternative="two-sided").pvalue)
+        if p < best_p:
+            best_p, best_t = p, t
+    return best_p, best_t, len(candidates)
+
+
 def level_shift_cards(
     start: date,
     end: date,
@@ -418,46 +488,62 @@ def level_shift_cards(
     tz: str | None = None,
     url: str | None = None,
 ) -> tuple[list[InsightCard], int]:
-    """Lasting steps in trend-free KPIs (:data:`LEVEL_METRICS`).
+    """Lasting steps in trend-free ratio KPIs (:data:`LEVEL_METRICS`), at constant mix.
 
-    Every day ``t`` with ``window`` days on each side is a candidate: the daily values
-    of ``[t - window, t)`` and ``[t, t + window)`` are compared with a Mann-Whitney test.
-    The day with the smallest p-value is reported when that p-value, multiplied by the
-    number of candidate days (Bonferroni), is below ``alpha``.
+    The KPI is scanned at constant mix of the first dimension listed for it
+    (:func:`mix_adjusted`: for average order value, each segment's orders at that
+    segment's usual value), so a step is a change *within* segments (prices), not days
+    with more or fewer orders from the segment with the largest orders: a few weeks of
+    mix drift are common and are what the ``mover`` cards describe. Every day ``t`` with
+    ``window`` days on each side is a candidate (:func:`step_scan`); the day with the
+    smallest p-value is reported when that p-value, multiplied by the number of candidate
+    days (Bonferroni), is below ``alpha``. The card gives the KPI itself (mix included)
+    next to the constant-mix step, and the rate and mix effects across each dimension.
 
     Returns the cards and the number of metrics scanned.
     """
-    from scipy import stats
-
     from auterity import business, metrics
 
     names = list(LEVEL_METRICS)
     if (end - start).days < 3 * window:
         return [], 0
+    catalog = metrics.load_catalog()
     daily = metrics.query(names, start=start, end=end, grain="day", tz=tz, url=url)
     daily["period"] = pd.to_datetime(daily["period"])
     cards = []
     for name in names:
-        values = daily[name].astype(float).to_numpy()
-        candidates = range(window, len(values) - window + 1)
-        best_p, best_t = 1.0, None
-        for t in candidates:
-            before, after = values[t - window : t], values[t : t + window]
-            before, after = before[~np.isnan(before)], after[~np.isnan(after)]
-            if len(before) < window // 2 or len(after) < window // 2:
-                continue
-            p = float(stats.mannwhitneyu(before, after, alternative="two-sided").pvalue)
-            if p < best_p:
-                best_p, best_t = p, t
-        adjusted = min(1.0, best_p * len(candidates))
-        if best_t is None or adjusted >= alpha:
+        definition = catalog.metric(name)
+        by_mix = LEVEL_METRICS[name][0] if LEVEL_METRICS[name] else None
+        raw = daily[name].astype(float).to_numpy()
+        if definition.aggregate == "ratio" and by_mix is not None:
+            numerator, denominator = definition.operands
+            parts = metrics.query(
+                [numerator, denominator],
+                start=start,
+                end=end,
+                grain="day",
+                by=[by_mix],
+                tz=tz,
+                url=url,
+            )
+            parts["period"] = pd.to_datetime(parts["period"])
+            adjusted = mix_adjusted(parts, numerator, denominator, by_mix)
+            values = adjusted.reindex(daily["period"]).to_numpy(float)
+        else:
+            by_mix, values = None, raw
+        best_p, best_t, candidates = step_scan(values, window)
+        adjusted_p = min(1.0, best_p * candidates)
+        if best_t is None or adjusted_p >= alpha:
             continue
         day = daily["period"].iloc[best_t].date()
         was = float(np.nanmedian(values[best_t - window : best_t]))
         now = float(np.nanmedian(values[best_t : best_t + window]))
         change = (now - was) / abs(was) if was else float("nan")
+        raw_was = float(np.nanmedian(raw[best_t - window : best_t]))
+        raw_now = float(np.nanmedian(raw[best_t : best_t + window]))
         unit = _metric_meta(name)[0]
         label = _label(name)
+        subject = f"{label} at constant {by_mix} mix" if by_mix else label
         before_w = (day - timedelta(days=window), day)
         after_w = (day, day + timedelta(days=window))
         explain, movers = "", None
@@ -476,12 +562,18 @@ def level_shift_cards(
             )
             movers = frame
             break
+        itself = (
+            f"; {label.lower()} itself, mix included, {_num(raw_was, unit)} -> "
+            f"{_num(raw_now, unit)}"
+            if by_mix
+            else ""
+        )
         sentence = (
-            f"{label} {'stepped up' if change > 0 else 'stepped down'} {_pct(change)} on "
+            f"{subject} {'stepped up' if change > 0 else 'stepped down'} {_pct(change)} on "
             f"{day.isoformat()} and stayed there: median {_num(now, unit)} in the {window} days "
             f"from then against {_num(was, unit)} in the {window} days before (Mann-Whitney "
-            f"p = {best_p:.2g}, {adjusted:.2g} after Bonferroni over {len(candidates)} days)"
-            f"{explain}."
+            f"p = {best_p:.2g}, {adjusted_p:.2g} after Bonferroni over {candidates} days)"
+            f"{itself}{explain}."
         )
         evidence: dict[str, Any] = {
             "metric": name,
@@ -489,28 +581,33 @@ def level_shift_cards(
             "median_before": was,
             "median_after": now,
             "change_pct": change,
+            "constant_mix_of": by_mix,
+            "metric_median_before": raw_was,
+            "metric_median_after": raw_now,
             "p_value": best_p,
-            "p_bonferroni": adjusted,
-            "candidate_days": len(candidates),
+            "p_bonferroni": adjusted_p,
+            "alpha": alpha,
+            "candidate_days": candidates,
             "window_days": window,
         }
         if movers is not None:
             evidence["movers"] = as_records(movers.head(5))
+        series = pd.DataFrame({"period": daily["period"], name: values})
         cards.append(
             InsightCard(
                 kind="level_shift",
-                title=f"{label} {_pct(change)} from {day.isoformat()}",
+                title=f"{subject} {_pct(change)} from {day.isoformat()}",
                 sentence=sentence,
                 importance=KIND_BASE["level_shift"] + 0.4 * min(1.0, abs(change) / 0.5),
                 evidence=evidence,
                 chart=_chart(
                     "anomaly_chart",
-                    daily[["period", name]],
+                    series,
                     pd.DataFrame([{"start": day, "end": min(after_w[1], end) - timedelta(days=1)}]),
                     value_col=name,
                     time_col="period",
                     unit=unit,
-                    title=f"{label}, daily",
+                    title=f"{subject}, daily",
                 ),
             )
         )
@@ -666,8 +763,9 @@ def savings_cards(
 
 
 def _series_frames(series: correlate.Series) -> dict[str, Any]:
-    """``{name: (frame[ds, y], unit, label, directions, severities)}`` of the series
-    checked for anomalies (which directions and severities are worth a card)."""
+    """``{name: (frame[ds, y], unit, label, directions, severities, log)}`` of the series
+    checked for anomalies (which directions and severities are worth a card, and whether
+    the series is judged on a log scale: :data:`ANOMALY_LOG_SCALE`)."""
     out: dict[str, Any] = {}
     for name in ANOMALY_BUSINESS:
         if name in series.business.columns:
@@ -678,6 +776,7 @@ def _series_frames(series: correlate.Series) -> dict[str, Any]:
                 _label(name),
                 ("up", "down"),
                 BUSINESS_SEVERITIES,
+                name in ANOMALY_LOG_SCALE,
             )
     for column in series.ml.columns:
         model_id, _, metric = column.rpartition(":")
@@ -690,6 +789,7 @@ def _series_frames(series: correlate.Series) -> dict[str, Any]:
             f"{model_id} {ML_LABELS[metric]}",
             ("up",),
             ML_SEVERITIES,
+            False,
         )
     return out
 
@@ -712,21 +812,98 @@ def _windows_in(result: Any, directions: Sequence[str]) -> list[Any]:
     return anomaly.alert_windows(points.assign(is_anomaly=wanted), result.options["merge_gap"])
 
 
+def slow_share_test(slow: int, total: int, *, quantile: float, tests: int = 1) -> float:
+    """Bonferroni-adjusted p-value that more than ``1 - quantile`` of requests were slower
+    than the expected ``quantile`` latency.
+
+    On a normal day a share ``1 - quantile`` of requests is slower than the day's expected
+    percentile, so ``slow`` out of ``total`` is Binomial(``total``, ``1 - quantile``); the
+    one-sided p-value of at least ``slow`` is multiplied by ``tests`` (the number of
+    (series, day) pairs watched) and capped at 1. Without requests it is 1.
+    """
+    from scipy import stats
+
+    if total <= 0:
+        return 1.0
+    p = float(stats.binom.sf(slow - 1, total, 1.0 - quantile))
+    return min(1.0, p * max(tests, 1))
+
+
+def _slow_requests(
+    model_id: str,
+    thresholds: Sequence[tuple[date, float]],
+    *,
+    metric: str = "p95_latency_ms",
+    tz: str | None = None,
+    url: str | None = None,
+) -> tuple[int, int]:
+    """``(slow, total)``: the requests counted in ``metric`` (a catalog percentile of
+    latency) of a model on each local day of ``thresholds`` and, of those, the ones slower
+    than that day's threshold (one statement per day, through the metric layer)."""
+    from dataclasses import replace
+
+    from auterity import metrics
+
+    catalog = metrics.load_catalog()
+    base = catalog.metric(metric)
+    counted = replace(
+        base, name="_requests_counted", aggregate="count", column=None, percentile=None
+    )
+    slow = total = 0
+    for day, threshold in thresholds:
+        slower = replace(
+            counted,
+            name="_requests_slower",
+            filters=(*base.filters, metrics.Filter(str(base.column), ">", float(threshold))),
+        )
+        extended = metrics.Catalog(
+            metrics={**catalog.metrics, counted.name: counted, slower.name: slower},
+            dimensions=catalog.dimensions,
+            joins=catalog.joins,
+        )
+        frame = metrics.query(
+            [counted.name, slower.name],
+            start=day,
+            end=day + timedelta(days=1),
+            grain=None,
+            where={"model": model_id},
+            tz=tz,
+            catalog=extended,
+            url=url,
+        )
+        total += int(frame[counted.name].fillna(0).sum())
+        slow += int(frame[slower.name].fillna(0).sum())
+    return slow, total
+
+
+SlowCounter = Callable[[str, str, Sequence[tuple[date, float]]], tuple[int, int]]
+"""``(model_id, metric, [(day, threshold)]) -> (slow, total)`` requests (see
+:func:`_slow_requests`)."""
+
+
 def anomaly_cards(
     frames: dict[str, Any],
     *,
     method: str = "stl_mad",
     report_from: date | None = None,
     expected_days: Sequence[Any] = (),
+    slow_requests: SlowCounter | None = None,
+    alpha: float = 0.05,
 ) -> tuple[list[InsightCard], int]:
     """Cards for the alert windows of :func:`auterity.anomaly.detect` on each series.
 
-    ``frames`` is ``{name: (frame[ds, y], unit, label, directions, severities)}``; only
-    windows of flagged points in one of ``directions`` (see :func:`_windows_in`) with one
-    of ``severities`` become cards, and only those starting on or after ``report_from``
-    (earlier rows are history the causal detector learns from), and not windows lying
-    wholly within a day of one of ``expected_days`` (public holidays: a holiday dip is
-    expected, not an anomaly).
+    ``frames`` is ``{name: (frame[ds, y], unit, label, directions, severities, log)}``;
+    only windows of flagged points in one of ``directions`` (see :func:`_windows_in`) with
+    one of ``severities`` become cards, and only those starting on or after
+    ``report_from`` (earlier rows are history the causal detector learns from), and not
+    windows lying wholly within a day of one of ``expected_days`` (public holidays: a
+    holiday dip is expected, not an anomaly). ``log`` judges the series on a log scale.
+
+    A rise of a per-model percentile series (:data:`PERCENTILE_SERIES`, named
+    ``"<model_id>:<metric>"``) also needs its requests: ``slow_requests`` counts them, and
+    the window becomes a card only when :func:`slow_share_test` (Bonferroni over every
+    day of every percentile series judged) is below ``alpha``. Without ``slow_requests``
+    percentile windows are reported on the detector's word alone.
     """
     from auterity import anomaly
 
@@ -735,14 +912,24 @@ def anomaly_cards(
     near_holiday = expected.union(expected + pd.Timedelta(days=1)).union(
         expected - pd.Timedelta(days=1)
     )
+    percentile_days = 0
+    for name, (frame, *_rest) in frames.items():
+        if name.rpartition(":")[2] in PERCENTILE_SERIES:
+            judged = frame.dropna()
+            if report_from is not None:
+                judged = judged[judged["ds"] >= pd.Timestamp(report_from)]
+            percentile_days += len(judged)
     cards = []
-    for name, (frame, unit, label, directions, severities) in frames.items():
+    for name, (frame, unit, label, directions, severities, log) in frames.items():
         data = frame.dropna()
         if len(data) < 28:
             continue
-        result = anomaly.detect(data, method=method)
+        scale_log = bool(log) and bool((data["y"] > 0).all())
+        result = anomaly.detect(data, method=method, log=scale_log)
+        points = result.points.set_index("ds")
         if report_from is not None:
             data = data[data["ds"] >= pd.Timestamp(report_from)]
+        model_id, _, metric = name.rpartition(":")
         for window in _windows_in(result, directions):
             if window.severity not in severities:
                 continue
@@ -753,6 +940,25 @@ def anomaly_cards(
             )
             if len(near_holiday) and span_days.isin(near_holiday).all():
                 continue
+            confirmation: dict[str, Any] = {}
+            if metric in PERCENTILE_SERIES and slow_requests is not None and model_id:
+                days = points.loc[window.start : window.end]
+                slow, total = slow_requests(
+                    model_id,
+                    metric,
+                    [(pd.Timestamp(d).date(), float(e)) for d, e in days["expected"].items()],
+                )
+                p_slow = slow_share_test(
+                    slow, total, quantile=PERCENTILE_SERIES[metric], tests=percentile_days
+                )
+                if not p_slow < alpha:
+                    continue
+                confirmation = {
+                    "requests": total,
+                    "slower_than_expected": slow,
+                    "slow_share": slow / total if total else float("nan"),
+                    "slow_share_p_bonferroni": p_slow,
+                }
             start, end = _day(window.start), _day(window.end)
             span = start if start == end else f"{start} to {end}"
             change = (
@@ -766,6 +972,16 @@ def anomaly_cards(
                 f"{_num(window.expected_value, unit)} expected"
                 + (f" ({_pct(change)})" if change == change else "")
                 + f"; severity {window.severity}, score {window.score:.1f}"
+                + (" on a log scale" if scale_log else "")
+                + (
+                    f"; {confirmation['slower_than_expected']:,} of "
+                    f"{confirmation['requests']:,} requests "
+                    f"({confirmation['slow_share'] * 100:.0f} %, "
+                    f"{(1 - PERCENTILE_SERIES[metric]) * 100:.0f} % on a normal day) were "
+                    "slower than expected"
+                    if confirmation
+                    else ""
+                )
                 + ("" if result.causal else " (not causal: judged with later data)")
                 + "."
             )
@@ -791,6 +1007,8 @@ def anomaly_cards(
                         "severity": window.severity,
                         "method": method,
                         "causal": result.causal,
+                        "log_scale": scale_log,
+                        **confirmation,
                     },
                     chart=_chart(
                         "anomaly_chart",
@@ -886,7 +1104,9 @@ def run(
     kinds : sequence of str
         Which kinds of card to look for (default all of :data:`KINDS`).
     alpha : float
-        False discovery rate of the correlation and mover tests.
+        False discovery rate of the correlation and mover tests; family-wise error rate of
+        the latency confirmations (Bonferroni over every day of every p95 series) and,
+        times :data:`LEVEL_ALPHA_SHARE`, of the level-shift scan.
     period_days : int
         Window length of movers, drift and forecasts.
     limit : int, optional
@@ -933,7 +1153,7 @@ def run(
         report.cards += cards
         report.tested["mover_metrics"] = n
     if "level_shift" in kinds:
-        cards, n = level_shift_cards(start, end, alpha=alpha, tz=tz, url=url)
+        cards, n = level_shift_cards(start, end, alpha=alpha * LEVEL_ALPHA_SHARE, tz=tz, url=url)
         report.cards += cards
         report.tested["level_shift_metrics"] = n
     if "drift" in kinds:
@@ -953,7 +1173,15 @@ def run(
             url=url,
         )
         off = correlate.holiday_days(pd.DatetimeIndex(history.business.index), holidays)
-        cards, n = anomaly_cards(_series_frames(history), report_from=start, expected_days=off)
+        cards, n = anomaly_cards(
+            _series_frames(history),
+            report_from=start,
+            expected_days=off,
+            slow_requests=lambda model_id, metric, thresholds: _slow_requests(
+                model_id, thresholds, metric=metric, tz=tz, url=url
+            ),
+            alpha=alpha,
+        )
         report.cards += cards
         report.tested["anomaly_series"] = n
     if "forecast_risk" in kinds:
