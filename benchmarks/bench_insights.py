@@ -2,8 +2,12 @@
 
 Usage::
 
-    python benchmarks/bench_insights.py WORKDIR [--seeds 20] [--events 600000] [--months 9]
-        [--burn-in 45] [--processes 1] [--out benchmarks/results/insights.json]
+    python benchmarks/bench_insights.py WORKDIR [--seeds 20] [--first-seed 1]
+        [--seed-list 6,7,12] [--events 600000] [--months 9] [--burn-in 45]
+        [--processes 1] [--out benchmarks/results/insights.json]
+
+``--seed-list`` runs the seeds named instead of ``--seeds`` from ``--first-seed`` (to
+iterate on the failing seeds; the goals are judged on the full 20).
 
 For each seed, two demo worlds are built in ``WORKDIR`` (DuckDB files, deleted afterwards):
 one with the planted effects and the same world without them (``effects=False``).
@@ -43,10 +47,11 @@ False findings
   ``savings`` card is false (nothing was planted). ``mover`` and ``forecast_risk`` cards
   describe the worlds' real growth and seasonality, so they are reported but not counted
   as false.
-  The headline number is the strict one: the **share of effect-free runs with at least
-  one false correlation finding** (a family-wise rate, stricter than the FDR the engine
-  controls); also reported: false correlation findings per hypothesis tested, and the
-  share of runs with any false card of any counted kind.
+  The headline number is the strictest: the **share of effect-free runs with at least
+  one false card of any counted kind** (the goal, false findings <= 5 %, read as at most
+  one run in twenty); next to it the share of effect-free runs with at least one false
+  correlation finding (a family-wise rate, stricter than the FDR the engine controls) and
+  the false correlation findings per hypothesis tested.
 * Effect worlds: correlation cards other than the planted pair are false too.
 
 Goals (issue 7): recall >= 0.9, false findings <= 5 %.
@@ -279,6 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("workdir", type=Path, help="Directory for the temporary warehouses.")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument(
+        "--seed-list",
+        type=lambda text: [int(v) for v in text.split(",") if v.strip()],
+        default=None,
+        help="Comma-separated seeds to run instead of --seeds from --first-seed.",
+    )
     parser.add_argument("--events", type=int, default=600_000)
     parser.add_argument("--months", type=int, default=9)
     parser.add_argument("--burn-in", type=int, default=45, help="Days skipped at the start.")
@@ -288,10 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    jobs = [
-        (seed, str(args.workdir), args.events, args.months, args.burn_in)
-        for seed in range(args.first_seed, args.first_seed + args.seeds)
-    ]
+    seeds = args.seed_list or range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(seed, str(args.workdir), args.events, args.months, args.burn_in) for seed in seeds]
     started = time.perf_counter()
     runs: list[dict[str, Any]] = []
     if args.processes > 1:
@@ -317,17 +326,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['correlation_exact_lag_share']:>10.3f}"
     )
     print(
+        f"{'effect-free runs with any false card':<48} "
+        f"{summary['plain_runs_with_any_false_card']:>10.3f}  <= 0.05"
+    )
+    for kind, count in summary["plain_false_cards_by_kind"].items():
+        print(f"{'  false ' + kind + ' cards (all runs)':<48} {count:>10d}")
+    print(
         f"{'effect-free runs with a false correlation':<48} "
         f"{summary['plain_runs_with_false_correlation']:>10.3f}  <= 0.05"
     )
     rate = summary["plain_false_correlations_per_hypothesis"]
     print(f"{'false correlations per hypothesis tested':<48} {rate:>10.2e}")
-    print(
-        f"{'effect-free runs with any false card':<48} "
-        f"{summary['plain_runs_with_any_false_card']:>10.3f}"
-    )
-    for kind, count in summary["plain_false_cards_by_kind"].items():
-        print(f"{'  false ' + kind + ' cards (all runs)':<48} {count:>10d}")
     print(
         f"{'effect runs with a false correlation':<48} "
         f"{summary['effects_runs_with_false_correlation']:>10.3f}"
