@@ -623,7 +623,8 @@ def test_served_page_carries_the_tiles_before_any_script_runs(
     # it comes before the chart library and the widget state in the page
     text = page.text
     begin = text.index('data-first-paint="1"')
-    paint = text[begin : text.index("<script>\n  (function () {\n    var paint", begin)]
+    ours = text.index("document.currentScript.previousElementSibling", begin)
+    paint = text[begin : text.rindex("<script>", begin, ours)]  # up to the template's script
     assert begin < text.index("vega-bundle")
     # the page came from the pool, whose kernel drew the four charts as static SVG
     assert "Using pre-heated kernel" in Path(server["log"]).read_text()
@@ -640,6 +641,40 @@ def test_served_page_carries_the_tiles_before_any_script_runs(
         timeout=30,
     )
     assert bye.status_code == 204
+
+
+def test_first_paint_shows_without_voilas_javascript(
+    browser: object, server: dict[str, str], live_url: str
+) -> None:
+    """With Voila's scripts blocked (a slow network), the viewer still reads the numbers."""
+    from playwright.sync_api import expect
+
+    context = _context(browser)
+    page = context.new_page()  # type: ignore[attr-defined]
+    page.goto(f"{server['base']}/?token={TOKEN}", wait_until="domcontentloaded")
+    page.route("**/voila/static/**", lambda route: route.abort())
+    page.goto(f"{server['base']}/voila/render/business.ipynb", wait_until="load")
+    expect(page.locator(".au-first-paint")).to_be_visible()
+    expect(page.locator("#loading")).to_be_hidden()
+    expect(page.get_by_role("heading", name="Business dashboard")).to_be_visible()  # markdown
+    start, end = present.resolve_period("last_28_days", url=live_url)
+    kpis = business.kpi_summary(start, end, url=live_url).set_index("metric")
+    want = charts.format_value(kpis.loc["revenue", "current"], kpis.loc["revenue", "unit"])
+    expect(_tile(page, "revenue")).to_have_text(want)
+    assert page.locator(".au-state").count() == 0  # no widgets without the scripts
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "business-first-paint.png"), full_page=True)
+    # free the kernel the page took (its unload handler is part of the blocked scripts)
+    config = json.loads(page.locator("#jupyter-config-data").inner_text())
+    cookies = {c["name"]: c["value"] for c in context.cookies()}  # type: ignore[attr-defined]
+    bye = requests.post(
+        f"{server['base']}/voila/api/shutdown/{config['kernelId']}",
+        cookies=cookies,
+        headers={"X-XSRFToken": cookies.get("_xsrf", "")},
+        timeout=30,
+    )
+    assert bye.status_code == 204
+    context.close()  # type: ignore[attr-defined]
 
 
 def test_landing_page_links_the_dashboards(browser: object, server: dict[str, str]) -> None:

@@ -1165,7 +1165,7 @@ class ModelHubDashboard(Dashboard):
         )
         self._section("leaderboard", "Leaderboard", chart=False)
         for key, title in (
-            ("leaderboard", "p95 latency by model"),
+            ("leaderboard", "By model: the column sorted by"),
             ("latency_percentiles", "Latency percentiles"),
             ("error_rate", "Error rate over time"),
             ("cost", "Cost over time"),
