@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -471,3 +472,31 @@ def test_level_shift_scan_without_a_mix_dimension_uses_the_metric_itself(
     monkeypatch.setattr(insights, "LEVEL_METRICS", {"average_order_value": ()})
     assert insights.level_shift_cards(START, END, alpha=0.01, url=url) == ([], 1)
     warehouse.dispose_engines()
+
+
+def test_order_counts_are_judged_against_poisson_noise_too() -> None:
+    assert insights.poisson_score(70, 100) == pytest.approx(-3.0)
+    assert insights.poisson_score(130, 100) == pytest.approx(3.0)
+    assert math.isnan(insights.poisson_score(3, 0))
+    days = pd.date_range("2026-01-01", periods=120, freq="D")
+    rng = np.random.default_rng(5)
+    # About 100 orders a day, with day-to-day noise (+-2) far under a Poisson count's (10):
+    # the detector's robust scale is tiny, so 70 orders scores high, but 30 fewer orders
+    # than 100 is 3 Poisson standard deviations, within counting noise; 30 orders is 7.
+    orders = np.round(100 + rng.normal(0, 2, 120))
+    orders[90], orders[105] = 70, 30
+    frame = pd.DataFrame({"ds": days, "y": orders})
+    watched = {
+        "orders": (frame, "count", "Orders", ("up", "down"), ("low", "medium", "high"), False)
+    }
+    cards, _ = insights.anomaly_cards(watched, report_from=days[60].date())
+    assert [(c.evidence["start"], c.evidence["direction"]) for c in cards] == [(days[105], "down")]
+    assert cards[0].evidence["poisson_score"] == pytest.approx(
+        (30 - cards[0].evidence["expected_value"]) / math.sqrt(cards[0].evidence["expected_value"])
+    )
+    assert cards[0].evidence["poisson_score"] < -5
+    # The same series under another name is judged by the detector alone: both days.
+    other = {"visits": watched["orders"]}
+    both, _ = insights.anomaly_cards(other, report_from=days[60].date())
+    assert [c.evidence["start"] for c in both] == [days[90], days[105]]
+    assert "poisson_score" not in both[0].evidence

@@ -12,9 +12,10 @@ findings into :class:`InsightCard` objects (precision over volume), ranked by im
   the rate and mix effects);
 * ``anomaly``: alert windows of :func:`auterity.anomaly.detect` (causal, given five weeks
   of history before the period) on the business KPIs (revenue on a log scale: its noise is
-  multiplicative), and medium or high ones on the per-model series; a rise of a model's
-  p95 latency only when significantly more than 5 % of the window's requests were slower
-  than the expected p95 (a daily p95 of a few dozen requests is mostly sampling noise);
+  multiplicative; orders only beyond Poisson counting noise), and medium or high ones on
+  the per-model series; a rise of a model's p95 latency only when significantly more than
+  5 % of the window's requests were slower than the expected p95 (a daily p95 of a few
+  dozen requests is mostly sampling noise);
 * ``level_shift``: a KPI without a growth trend (average order value) that stepped to a new
   level and stayed there *at constant segment mix* (within-segment prices, not a few
   weeks with more orders from the segment with the largest orders): the 28 days after
@@ -81,6 +82,12 @@ a day's revenue is a sum of skewed order amounts, so its noise is multiplicative
 linear right tail long (a day with a few more large orders than usual is no anomaly),
 and a fall to a third of the usual is as strong a signal as a tripling. Order counts
 (Poisson-like, symmetric noise) stay on the linear scale."""
+POISSON_COUNTS = ("orders",)
+"""Business KPIs that count independent events: their day-to-day noise is at least a
+Poisson count's, ``sqrt(expected)``. An alert on one becomes a card only when its peak is
+also ``threshold`` Poisson standard deviations from the expected count: early in a
+range, four weeks of residuals can give the robust scale of a 30-order day as 3 orders
+when counting noise alone is 5.5 (see :func:`poisson_score`)."""
 BUSINESS_SEVERITIES = ("low", "medium", "high")
 """Every alert of the detector's own threshold on the four business KPIs ..."""
 ML_SEVERITIES = ("medium", "high")
@@ -812,6 +819,14 @@ def _windows_in(result: Any, directions: Sequence[str]) -> list[Any]:
     return anomaly.alert_windows(points.assign(is_anomaly=wanted), result.options["merge_gap"])
 
 
+def poisson_score(value: float, expected: float) -> float:
+    """How many Poisson standard deviations (``sqrt(expected)``) a count is from the
+    expected count (signed; NaN when nothing is expected)."""
+    if not expected > 0:
+        return float("nan")
+    return (value - expected) / math.sqrt(expected)
+
+
 def slow_share_test(slow: int, total: int, *, quantile: float, tests: int = 1) -> float:
     """Bonferroni-adjusted p-value that more than ``1 - quantile`` of requests were slower
     than the expected ``quantile`` latency.
@@ -898,6 +913,8 @@ def anomaly_cards(
     ``report_from`` (earlier rows are history the causal detector learns from), and not
     windows lying wholly within a day of one of ``expected_days`` (public holidays: a
     holiday dip is expected, not an anomaly). ``log`` judges the series on a log scale.
+    Windows of :data:`POISSON_COUNTS` need their peak beyond Poisson noise too
+    (:func:`poisson_score` at least the detector's threshold).
 
     A rise of a per-model percentile series (:data:`PERCENTILE_SERIES`, named
     ``"<model_id>:<metric>"``) also needs its requests: ``slow_requests`` counts them, and
@@ -941,6 +958,11 @@ def anomaly_cards(
             if len(near_holiday) and span_days.isin(near_holiday).all():
                 continue
             confirmation: dict[str, Any] = {}
+            if name in POISSON_COUNTS:
+                beyond = poisson_score(window.peak_value, window.expected_value)
+                if not abs(beyond) >= result.threshold:
+                    continue
+                confirmation = {"poisson_score": beyond}
             if metric in PERCENTILE_SERIES and slow_requests is not None and model_id:
                 days = points.loc[window.start : window.end]
                 slow, total = slow_requests(
@@ -979,7 +1001,7 @@ def anomaly_cards(
                     f"({confirmation['slow_share'] * 100:.0f} %, "
                     f"{(1 - PERCENTILE_SERIES[metric]) * 100:.0f} % on a normal day) were "
                     "slower than expected"
-                    if confirmation
+                    if "requests" in confirmation
                     else ""
                 )
                 + ("" if result.causal else " (not causal: judged with later data)")
@@ -1230,7 +1252,11 @@ __all__ = [
     "forecast_cards",
     "generate",
     "level_shift_cards",
+    "mix_adjusted",
     "mover_cards",
+    "poisson_score",
     "run",
     "savings_cards",
+    "slow_share_test",
+    "step_scan",
 ]
