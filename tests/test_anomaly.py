@@ -304,7 +304,7 @@ def test_cli_anomalies_metric(
 
 
 def test_scan_metrics_with_warmup_and_windows_table(analytics_duckdb: str) -> None:
-    from datetime import date
+    from datetime import date, timedelta
 
     start, end = date(2026, 9, 1), date(2026, 11, 1)
     results = anomaly.scan(
@@ -320,6 +320,21 @@ def test_scan_metrics_with_warmup_and_windows_table(analytics_duckdb: str) -> No
     assert len(table) == sum(len(r.windows) for r in results.values())
     with pytest.raises(AuterityError, match="unknown grain 'hour'"):
         anomaly.scan(["requests"], start=start, end=end, grain="hour", url=analytics_duckdb)
+    # on a log scale where asked; a series with a day <= 0 falls back to the linear scale
+    from auterity.timeseries import metric_series
+
+    logged = anomaly.scan(
+        ["requests", "revenue"],
+        start=start,
+        end=end,
+        log_metrics=["requests", "revenue"],
+        url=analytics_duckdb,
+    )
+    assert logged["requests"].options.get("log") is True
+    assert "log" not in results["requests"].options
+    assert logged["requests"].points["y"].tolist() == results["requests"].points["y"].tolist()
+    read = metric_series("revenue", start=start - timedelta(days=56), end=end, url=analytics_duckdb)
+    assert logged["revenue"].options.get("log", False) is bool((read["y"] > 0).all())
 
 
 def test_windows_table_orders_by_score() -> None:
@@ -401,3 +416,39 @@ def test_log_scale_non_causal_and_non_positive_values() -> None:
         assert result.points["expected"].between(300, 3000).all()
     with pytest.raises(AuterityError, match="every value to be positive"):
         anomaly.detect(frame.assign(y=frame["y"].where(frame.index != 5, 0.0)), log=True)
+
+
+def test_cli_anomalies_on_a_log_scale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    frame = _multiplicative()
+    frame.loc[120, "y"] /= 3  # under the threshold on the linear scale (see above)
+    path = tmp_path / "revenue.csv"
+    frame.to_csv(path, index=False)
+    assert main(["anomalies", "--csv", str(path), "--format", "json"]) == 0
+    linear = json.loads(capsys.readouterr().out)
+    assert f"{frame['ds'][120]:%Y-%m-%d}" not in [w["start"] for w in linear["anomalies"]]
+    assert main(["anomalies", "--csv", str(path), "--log", "--format", "json"]) == 0
+    logged = json.loads(capsys.readouterr().out)
+    assert logged["options"]["log"] is True
+    fall = [w for w in logged["anomalies"] if w["start"] == f"{frame['ds'][120]:%Y-%m-%d}"]
+    assert fall and fall[0]["direction"] == "down"
+    frame.loc[3, "y"] = 0.0
+    frame.to_csv(path, index=False)
+    assert main(["anomalies", "--csv", str(path), "--log"]) == 2
+    assert "every value to be positive" in capsys.readouterr().err
+
+
+def test_scan_falls_back_to_linear_for_a_series_with_zeros(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from datetime import date
+
+    from auterity import timeseries
+
+    frame = _multiplicative(days=120)
+    frame.loc[30, "y"] = 0.0  # a day without revenue: no logarithm
+    monkeypatch.setattr(timeseries, "metric_series", lambda *a, **k: frame)
+    start = frame["ds"][90].date()
+    with caplog.at_level("WARNING", logger="auterity.anomaly"):
+        got = anomaly.scan(["revenue"], start=start, end=date(2025, 5, 6), log_metrics=["revenue"])
+    assert "log" not in got["revenue"].options
+    assert "revenue has values <= 0: judged on the linear scale" in caplog.text

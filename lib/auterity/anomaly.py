@@ -32,6 +32,7 @@ probationary period, scaled sigmoid, cost profile), for ``benchmarks/bench_anoma
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -42,6 +43,8 @@ import numpy as np
 import pandas as pd
 
 from auterity.errors import AuterityError
+
+log = logging.getLogger("auterity.anomaly")
 
 METHODS = ("stl_mad", "rolling_z", "prophet")
 DEFAULT_THRESHOLD = 5.0
@@ -447,6 +450,7 @@ def scan(
     method: str = "stl_mad",
     threshold: float = DEFAULT_THRESHOLD,
     filters: Mapping[str, str | Sequence[str]] | None = None,
+    log_metrics: Sequence[str] = (),
     tz: str | None = None,
     url: str | None = None,
 ) -> dict[str, AnomalyResult]:
@@ -468,6 +472,10 @@ def scan(
         Periods of history read before ``start``.
     method, threshold
         As in :func:`detect`.
+    log_metrics : sequence of str
+        Metrics judged on a log scale (``detect(log=True)``), e.g. revenue, whose noise
+        is multiplicative; a series with a value <= 0 in the range falls back to the
+        linear scale (logged), as the log of it does not exist.
     filters, tz, url
         As in :func:`auterity.timeseries.metric_series`.
 
@@ -487,7 +495,11 @@ def scan(
         series = metric_series(
             name, start=first, end=end, grain=grain, filters=filters, tz=tz, url=url
         )
-        found = detect(series, method=method, threshold=threshold)
+        log_scale = name in log_metrics
+        if log_scale and not bool((series["y"] > 0).all()):
+            log.warning("%s has values <= 0: judged on the linear scale", name)
+            log_scale = False
+        found = detect(series, method=method, threshold=threshold, log=log_scale)
         keep = found.points["ds"] >= pd.Timestamp(start)
         results[name] = replace(
             found,

@@ -889,6 +889,12 @@ def forecast_cmd(
     help="Detector; prophet is not causal.",
 )
 @click.option("--non-causal", is_flag=True, help="Let a point be judged with data after it too.")
+@click.option(
+    "--log",
+    "log_scale",
+    is_flag=True,
+    help="Judge the series on a log scale (multiplicative noise, e.g. revenue); values > 0.",
+)
 @click.option("--threshold", type=float, default=5.0, show_default=True, help="Score to flag.")
 @click.option("--merge-gap", type=click.IntRange(min=0), help="Rows between merged points.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
@@ -900,6 +906,7 @@ def anomalies_cmd(
     grain: str | None,
     method: str,
     non_causal: bool,
+    log_scale: bool,
     threshold: float,
     merge_gap: int | None,
     fmt: str,
@@ -915,7 +922,12 @@ def anomalies_cmd(
 
     frame, grain, report = _series_input(metric, csv_path, start, end, grain, 90)
     result = anomaly.detect(
-        frame, method=method, causal=not non_causal, threshold=threshold, merge_gap=merge_gap
+        frame,
+        method=method,
+        causal=not non_causal,
+        threshold=threshold,
+        merge_gap=merge_gap,
+        log=log_scale,
     )
     data = {"metric": metric, **result.to_dict()}
     if report is not None:
