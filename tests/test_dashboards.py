@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -135,6 +136,10 @@ def test_modelhub_dashboard_in_process(live_url: str) -> None:
     assert latencies == sorted(latencies)
     for key in ("slo", "drift", "savings", "leaderboard"):
         assert "<table" in dash.sections[key].value or "<p>" in dash.sections[key].value
+        # numbers are formatted for reading: no 0.8628209671... or 8129.979999 in a cell
+        assert not re.search(r">-?\d+\.\d{5,}<", dash.sections[key].value), key
+    slo = dash.view.frames["slo"].iloc[0]
+    assert f">{charts.format_value(slo['latency_ms'], 'ms')}<" in dash.sections["slo"].value
     # the cost chart: a day brush filters the per-model bars; a click highlights a model
     spec = charts.to_dict(dash.view.charts["cost"])
     params = {p["name"]: p for p in spec["params"]}

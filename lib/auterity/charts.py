@@ -200,8 +200,14 @@ def _check_theme(name: str) -> str:
     return name
 
 
-def _currency_prefix(code: str | None = None) -> str:
-    """The text written before an amount: a symbol for USD/EUR/GBP, else the code."""
+def currency_prefix(code: str | None = None) -> str:
+    """The text written before an amount: a symbol for USD/EUR/GBP, else the code.
+
+    Parameters
+    ----------
+    code : str, optional
+        ISO currency code; default ``AUTERITY_CURRENCY`` (see :mod:`auterity.config`).
+    """
     if code is None:
         from auterity.config import get_settings
 
@@ -305,7 +311,7 @@ def theme_config(name: str = "light") -> dict[str, Any]:
                 "decimal": ".",
                 "thousands": ",",
                 "grouping": [3],
-                "currency": [_currency_prefix(), ""],
+                "currency": [currency_prefix(), ""],
             }
         },
     }
@@ -480,7 +486,7 @@ def format_value(value: Any, unit: str, *, currency: str | None = None) -> str:
             else:
                 body = f"{size:,.0f}"
         if unit == "currency":
-            body = _currency_prefix(currency) + body
+            body = currency_prefix(currency) + body
     negative = number < 0 and any(ch in "123456789" for ch in body)
     return (MINUS if negative else "") + body
 

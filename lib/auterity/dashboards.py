@@ -390,7 +390,37 @@ _LEADERBOARD_UNITS = {
     "p99_latency_ms": "ms",
     "cost": "currency",
     "cost_per_1k_ok": "currency",
+    "quality_mean": "number",
 }
+_SLO_UNITS = {
+    "latency_target_ms": "ms",
+    "latency_ms": "ms",
+    "error_rate_target": "percent",
+    "error_rate": "percent",
+    "compliance": "percent",
+}
+_DRIFT_UNITS = {
+    "psi": "number",
+    "ks_statistic": "number",
+    "n_reference": "count",
+    "n_current": "count",
+}
+_SAVINGS_UNITS = {
+    "current_quality": "number",
+    "candidate_quality": "number",
+    "quality_gap": "number",
+    "current_requests": "count",
+    "est_monthly_savings": "currency",
+}
+
+
+def _small_numbers(frame: pd.DataFrame, columns: list[str], prefix: str = "") -> pd.DataFrame:
+    """A copy with ``columns`` as two significant digits (p-values, fractions of a cent)."""
+    out = frame.copy()
+    for column in columns:
+        if column in out:
+            out[column] = [f"{prefix}{v:.2g}" if pd.notna(v) else "—" for v in out[column]]
+    return out
 
 
 def modelhub_view(
@@ -475,9 +505,16 @@ def modelhub_view(
         charts=chart_map,
         sections={
             "leaderboard": present.table_html(shown, _LEADERBOARD_UNITS),
-            "slo": present.table_html(slo),
-            "drift": present.table_html(drift),
-            "savings": present.table_html(savings)
+            "slo": present.table_html(slo, _SLO_UNITS),
+            "drift": present.table_html(_small_numbers(drift, ["ks_pvalue"]), _DRIFT_UNITS),
+            "savings": present.table_html(
+                _small_numbers(
+                    savings,
+                    ["current_cost_per_request", "candidate_cost_per_request"],
+                    charts.currency_prefix(),
+                ),
+                _SAVINGS_UNITS,
+            )
             if not savings.empty
             else "<p>No cheaper model serves a feature within the quality tolerance.</p>",
         },
