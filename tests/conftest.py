@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import os
@@ -90,29 +91,29 @@ SMALL = demo_data.DemoConfig(seed=7, events=20_000, months=6, end=DEMO_END)
 EFFECTS = demo_data.DemoConfig(seed=11, events=300_000, months=18, end=DEMO_END)
 
 
+def build_duckdb(cfg: demo_data.DemoConfig, path: Path) -> tuple[str, dict]:
+    """Build a demo world into the DuckDB file ``path``; its URL and manifest.
+
+    The build's write connection is closed afterwards, so the tests' readers can open the
+    file read-only in this process.
+    """
+    url = f"duckdb:///{path}"
+    manifest = demo_data.build(cfg, url=url)
+    warehouse.dispose_engines()
+    return url, manifest
+
+
 @pytest.fixture(scope="session")
 def effects_warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
     """A DuckDB warehouse with planted effects, big enough to measure them (built once)."""
-    url = f"duckdb:///{tmp_path_factory.mktemp('effects') / 'effects.duckdb'}"
-    manifest = demo_data.build(EFFECTS, url=url)
-    warehouse.dispose_engines()
-    return url, manifest
+    return build_duckdb(EFFECTS, tmp_path_factory.mktemp("effects") / "effects.duckdb")
 
 
 @pytest.fixture(scope="session")
 def plain_warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
     """The same world as :func:`effects_warehouse` with nothing planted."""
-    cfg = demo_data.DemoConfig(
-        seed=EFFECTS.seed,
-        events=EFFECTS.events,
-        months=EFFECTS.months,
-        end=DEMO_END,
-        effects=False,
-    )
-    url = f"duckdb:///{tmp_path_factory.mktemp('plain') / 'plain.duckdb'}"
-    manifest = demo_data.build(cfg, url=url)
-    warehouse.dispose_engines()
-    return url, manifest
+    plain = dataclasses.replace(EFFECTS, effects=False)
+    return build_duckdb(plain, tmp_path_factory.mktemp("plain") / "plain.duckdb")
 
 
 ANALYTICS = demo_data.DemoConfig(seed=17, events=30_000, months=5, end=DEMO_END)
@@ -122,10 +123,7 @@ ANALYTICS = demo_data.DemoConfig(seed=17, events=30_000, months=5, end=DEMO_END)
 @pytest.fixture(scope="session")
 def analytics_duckdb(tmp_path_factory: pytest.TempPathFactory) -> str:
     """:data:`ANALYTICS` in a DuckDB file (built once per session)."""
-    url = f"duckdb:///{tmp_path_factory.mktemp('analytics') / 'a.duckdb'}"
-    demo_data.build(ANALYTICS, url=url)
-    warehouse.dispose_engines()
-    return url
+    return build_duckdb(ANALYTICS, tmp_path_factory.mktemp("analytics") / "a.duckdb")[0]
 
 
 @pytest.fixture(scope="session")

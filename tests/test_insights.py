@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 from auterity import correlate, demo_data, insights, warehouse
 from auterity.cli import main
 from auterity.errors import ConfigError
+from conftest import build_duckdb
 
 END = date(2026, 11, 1)
 # Nine months, enough visitors a day for the planted conversion dips to be measurable; the
@@ -25,13 +27,8 @@ START = WORLD.start + timedelta(days=45)
 
 def _build(tmp: Path, effects: bool) -> tuple[str, dict]:
     """Build the world (with or without effects) into a DuckDB file."""
-    cfg = demo_data.DemoConfig(
-        seed=WORLD.seed, events=WORLD.events, months=WORLD.months, end=END, effects=effects
-    )
-    url = f"duckdb:///{tmp / ('effects.duckdb' if effects else 'plain.duckdb')}"
-    manifest = demo_data.build(cfg, url=url)
-    warehouse.dispose_engines()
-    return url, manifest
+    cfg = dataclasses.replace(WORLD, effects=effects)
+    return build_duckdb(cfg, tmp / ("effects.duckdb" if effects else "plain.duckdb"))
 
 
 @pytest.fixture(scope="module")

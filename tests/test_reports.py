@@ -336,3 +336,12 @@ def test_cli_run_all_exit_status_and_progress(
     assert "name a NOTEBOOK" in capsys.readouterr().err
     assert main(["run", "hello", "-p", "colour=red"]) == 2
     assert "-p: unknown parameter 'colour'" in capsys.readouterr().err
+
+
+def test_split_list_reads_comma_separated_parameters() -> None:
+    assert params.split_list(" orders, revenue,,conversion_rate ") == [
+        "orders",
+        "revenue",
+        "conversion_rate",
+    ]
+    assert params.split_list("") == [] and params.split_list(" , ") == []

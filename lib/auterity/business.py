@@ -147,7 +147,7 @@ def kpi_summary(
     catalog = metrics.load_catalog()
     # A KPI that cannot be filtered the way asked (e.g. visits are anonymous, so conversion
     # has no region) is shown empty rather than unfiltered.
-    usable = [m for m in KPI_METRICS if set(where or {}) <= set(catalog.allowed_dimensions(m))]
+    usable = [m for m in KPI_METRICS if catalog.filterable(m, where)]
     table = metrics.compare(
         usable, start=start, end=end, where=where, tz=tz, catalog=catalog, url=url
     ).set_index("metric")
@@ -158,7 +158,7 @@ def kpi_summary(
         else:
             metric = catalog.metric(name)
             rows.append(_empty_row(name, metric.label, metric.unit, metric.good))
-    active_ok = set(where or {}) <= set(catalog.allowed_dimensions("active_customers"))
+    active_ok = catalog.filterable("active_customers", where)
     rows.insert(
         3,
         _dau_row(start, end, where, tz, catalog, url)
@@ -276,7 +276,7 @@ def kpi_daily(
     wanted = {
         kpi: metric
         for kpi, metric in SPARKLINE_METRICS.items()
-        if set(where or {}) <= set(catalog.allowed_dimensions(metric))
+        if catalog.filterable(metric, where)
     }
     if not wanted:
         return pd.DataFrame(index=pd.DatetimeIndex([], name="period"))
@@ -305,26 +305,12 @@ def _dau_row(
 ) -> dict:
     """DAU as the mean of daily active customers, now, in the period before, a year ago.
 
-    One statement: daily active customers over the three windows (read as their union
-    where they overlap).
+    One statement: daily active customers over the three windows.
     """
     spans = metrics.comparison_windows(start, end)
-    # Daily values do not depend on the window they are read for, so overlapping windows
-    # (periods longer than half a year overlap last year's) are read as their union.
-    merged: list[list[date]] = []
-    for a, b in sorted(spans.values()):
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
+    # per day, so the windows may overlap (periods over half a year overlap last year's)
     daily = metrics.query_windows(
-        ["active_customers"],
-        {f"span{i}": (a, b) for i, (a, b) in enumerate(merged)},
-        grain="day",
-        where=where,
-        tz=tz,
-        catalog=catalog,
-        url=url,
+        ["active_customers"], spans, grain="day", where=where, tz=tz, catalog=catalog, url=url
     )
     days = pd.to_datetime(daily["period"]).dt.date
     zero_filled = catalog.metric("active_customers").additive

@@ -74,7 +74,8 @@ XSRF_SCRIPT = """<script>
 
 
 FIRST_PAINT_MIME = "application/vnd.auterity.first-paint+html"
-"""MIME type of a dashboard's first paint: its header, status and KPI tiles as plain HTML.
+"""MIME type of a dashboard's first paint (:meth:`Dashboard.first_paint_html`): header,
+status, KPI tiles, tables and, in a pre-heated kernel, the charts, as plain HTML.
 
 The dashboards' Voila template (``notebooks/dashboards/_share/voila/templates/auterity``)
 writes it straight into the page so the numbers show before Voila's JavaScript and the
@@ -104,6 +105,12 @@ def in_voila() -> bool:
         or os.environ.get("VOILA_PREHEAT")
         or os.environ.get("SERVER_SOFTWARE", "").startswith("voila")
     )
+
+
+def in_preheated_kernel() -> bool:
+    """Whether this kernel belongs to a Voila pool: it runs the notebook before a viewer
+    asks for the page (Voila sets ``VOILA_PREHEAT``)."""
+    return os.environ.get("VOILA_PREHEAT") == "True"
 
 
 def configure_logging() -> None:
@@ -916,10 +923,10 @@ class Dashboard:
         from auterity import charts
 
         if with_charts is None:
-            with_charts = os.environ.get("VOILA_PREHEAT") == "True"
+            with_charts = in_preheated_kernel()
         view = self.view
         parts = [
-            f'{STYLE}<h2 style="margin:4px 0;">{html.escape(self.title)}</h2>',
+            self.header.value,
             f'<div class="au-status">{self._status_text()}</div>',
             '<p class="au-loading-note">Loading filters…</p>',
             f'<div class="au-tiles">{view.tiles_html if view is not None else ""}</div>',
@@ -1438,7 +1445,7 @@ def refresh_when_viewed(
         The waiting thread, or None outside a pre-heated kernel.
     """
     if wait is None:
-        if os.environ.get("VOILA_PREHEAT") != "True":
+        if not in_preheated_kernel():
             return None
         wait = _wait_for_viewer
     if max_age_s is None:

@@ -187,6 +187,12 @@ class InsightReport:
 # --------------------------------------------------------------------------- helpers
 
 
+def _importance(kind: str, effect: float, full: float) -> float:
+    """The kind's base (:data:`KIND_BASE`) plus up to 0.4 for the size of the effect (all of
+    it from ``|effect| >= full``)."""
+    return KIND_BASE[kind] + 0.4 * min(1.0, abs(effect) / full)
+
+
 def _day(value: Any) -> str:
     """``2026-03-08`` from a date-like value."""
     return pd.Timestamp(value).date().isoformat()
@@ -300,7 +306,7 @@ def correlation_cards(result: correlate.CorrelationResult) -> list[InsightCard]:
                 kind="correlation",
                 title=f"{row.model_id} {ml_label} and {biz_label.lower()}",
                 sentence=sentence,
-                importance=KIND_BASE["correlation"] + 0.4 * min(1.0, abs(row.pearson_r) / 0.5),
+                importance=_importance("correlation", row.pearson_r, 0.5),
                 evidence=evidence,
                 chart=_chart(
                     "trend",
@@ -431,7 +437,7 @@ def mover_cards(
                 kind="mover",
                 title=f"{label} {_pct(change)}",
                 sentence=sentence,
-                importance=KIND_BASE["mover"] + 0.4 * min(1.0, abs(change) / 0.5),
+                importance=_importance("mover", change, 0.5),
                 evidence=evidence,
                 chart=chart,
             )
@@ -605,7 +611,7 @@ def level_shift_cards(
                 kind="level_shift",
                 title=f"{subject} {_pct(change)} from {day.isoformat()}",
                 sentence=sentence,
-                importance=KIND_BASE["level_shift"] + 0.4 * min(1.0, abs(change) / 0.5),
+                importance=_importance("level_shift", change, 0.5),
                 evidence=evidence,
                 chart=_chart(
                     "anomaly_chart",
@@ -680,7 +686,7 @@ def drift_cards(
                     kind="drift",
                     title=f"{model_id} {row.metric.replace('_', ' ')} drift",
                     sentence=sentence,
-                    importance=KIND_BASE["drift"] + 0.4 * min(1.0, excess / 2),
+                    importance=_importance("drift", excess, 2),
                     evidence={
                         "model_id": model_id,
                         "metric": row.metric,
@@ -751,7 +757,7 @@ def savings_cards(
                 kind="savings",
                 title=f"Save on {row.feature}",
                 sentence=sentence,
-                importance=KIND_BASE["savings"] + 0.4 * min(1.0, saving / 1000),
+                importance=_importance("savings", saving, 1000),
                 evidence={k: getattr(row, k) for k in frame.columns},
                 chart=_chart(
                     "breakdown_bars",
@@ -1083,7 +1089,7 @@ def forecast_cards(
                 kind="forecast_risk",
                 title=f"{label} forecast {_pct(change)}",
                 sentence=sentence,
-                importance=KIND_BASE["forecast_risk"] + 0.4 * min(1.0, abs(change) / 0.5),
+                importance=_importance("forecast_risk", change, 0.5),
                 evidence={
                     "metric": name,
                     "last_total": last,

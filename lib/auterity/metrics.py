@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import pairwise
@@ -137,6 +137,10 @@ class Catalog:
         for operand in metric.operands:
             out.extend(m for m in self.base_metrics(operand) if m not in out)
         return out
+
+    def filterable(self, name: str, dimensions: Iterable[str] | None) -> bool:
+        """Whether a metric can be filtered (or broken down) by every one of ``dimensions``."""
+        return set(dimensions or ()) <= set(self.allowed_dimensions(name))
 
     def allowed_dimensions(self, name: str) -> tuple[str, ...]:
         """Dimensions valid for a metric (for derived ones: those all components allow)."""
@@ -775,14 +779,17 @@ def query_windows(
     """Totals of metrics over several labelled, non-overlapping windows, in one SQL statement.
 
     With ``grain``, the totals are per period (day, week, month) inside the windows instead
-    of per window, and ``period`` holds the period start (periods without rows are absent).
+    of per window, and ``period`` holds the period start (periods without rows are absent);
+    the windows may then overlap (the statement reads their union: a period's total does
+    not depend on the window it is read for).
 
     Parameters
     ----------
     metrics : sequence of str
         Metric names.
     windows : mapping
-        ``{label: (start, end)}`` local date ranges (end exclusive); they must not overlap.
+        ``{label: (start, end)}`` local date ranges (end exclusive); without ``grain`` they
+        must not overlap (each row belongs to one window).
     grain : str, optional
         ``day``, ``week`` or ``month`` for totals per period rather than per window.
     by, where, tz, catalog, url
@@ -802,7 +809,7 @@ def query_windows(
     for start, end, _ in spans:
         dialect.utc_bounds(start, end, tz)
     for (_, end_a, a), (start_b, _, b) in pairwise(spans):
-        if start_b < end_a:
+        if grain is None and start_b < end_a:
             raise ConfigError(f"windows {a!r} and {b!r} overlap")
     statement = build_statement(
         metrics,

@@ -37,6 +37,12 @@ class Parameter:
     help: str
 
 
+def split_list(value: str) -> list[str]:
+    """A comma-separated string parameter (e.g. ``"orders, revenue"``) as a list of names,
+    blanks dropped; notebooks take lists this way because parameters are literals."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 def resolve_notebook(name: str | Path) -> Path:
     """The notebook file for a name (``01-business-overview``) or a path.
 
