@@ -422,3 +422,38 @@ def test_modelhub_commands(
     assert main([*args, "--start", "2026-05-01", "--end", "2026-06-01", "--format", "csv"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") >= 1 and "," in out.splitlines()[0]
+
+
+def test_tables_show_values_in_their_units_and_no_nan(
+    small_warehouse: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Table output is for people: percentages as %, money with its symbol, no NaN/None."""
+    from datetime import date
+
+    from auterity import charts, metrics, modelhub
+
+    monkeypatch.setenv("AUTERITY_DB_URL", small_warehouse)
+    period = ["--start", "2026-05-01", "--end", "2026-06-01"]
+    assert main(["metrics", "query", "conversion_rate", "revenue", "--grain", "week", *period]) == 0
+    out = capsys.readouterr().out
+    weekly = metrics.query(
+        ["conversion_rate", "revenue"], start=date(2026, 5, 1), end=date(2026, 6, 1), grain="week"
+    )
+    for _, row in weekly.iterrows():
+        line = next(li for li in out.splitlines() if li.startswith(f"{row['period']:%Y-%m-%d}"))
+        assert charts.format_value(row["conversion_rate"], "percent") in line
+        assert charts.format_value(row["revenue"], "currency") in line
+    assert "%" in out and "NaN" not in out and "None" not in out
+
+    assert main(["modelhub", "leaderboard", *period]) == 0
+    out = capsys.readouterr().out
+    board = modelhub.leaderboard(date(2026, 5, 1), date(2026, 6, 1))
+    top = board.iloc[0]
+    line = next(li for li in out.splitlines() if li.split()[0] == top["model_id"])
+    assert charts.format_value(top["error_rate"], "percent") in line
+    assert charts.format_value(top["p95_latency_ms"], "ms") in line
+    assert "NaN" not in out and "None" not in out
+
+    assert main(["metrics", "query", "conversion_rate", "--compare", *period]) == 0
+    out = capsys.readouterr().out
+    assert "%" in out and "NaN" not in out and "None" not in out

@@ -89,3 +89,22 @@ def test_root_found_from_working_directory(tmp_path: Path, monkeypatch: pytest.M
     assert config.project_root() == checkout
     monkeypatch.chdir(tmp_path)
     assert config.project_root() == tmp_path
+
+
+def test_readme_configuration_table_lists_every_setting_the_code_reads() -> None:
+    """Every AUTERITY_* variable named in the library has a row in the README's table."""
+    import re
+
+    named = set()
+    for source in (REPO / "lib" / "auterity").rglob("*.py"):
+        named |= set(re.findall(r"\bAUTERITY_[A-Z0-9_]*[A-Z0-9]\b", source.read_text()))
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        name
+        for line in table.splitlines()
+        if line.startswith("| `AUTERITY_")
+        for name in re.findall(r"`(AUTERITY_[A-Z0-9_]+)`", line.split(" | ")[0])
+    }
+    assert named, "no settings found: the scan is broken"
+    assert sorted(named - rows) == []

@@ -178,6 +178,33 @@ def _write_monthly_csv(path: Path, months: int = 48) -> Path:
     return path
 
 
+def test_cli_forecast_prints_no_library_noise(tmp_path: Path) -> None:
+    """A forecast run shows the user only what concerns them: nothing on stderr.
+
+    Prophet logs "Importing plotly failed" when it is imported; the loggers must be
+    quiet before that import, not after it.
+    """
+    path = _write_monthly_csv(tmp_path / "m.csv")
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("auterity")),
+            "forecast",
+            "--csv",
+            str(path),
+            "--horizon",
+            "3",
+            "--no-backtest",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout)["forecast"]
+    assert done.stderr == ""
+
+
 def test_cli_forecast_csv_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _write_monthly_csv(tmp_path / "m.csv")
     code = main(["forecast", "--csv", str(path), "--horizon", "6", "--format", "json"])

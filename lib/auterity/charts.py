@@ -83,6 +83,39 @@ UNITS = ("currency", "percent", "ms", "count", "tokens", "number")
 GOOD = ("up", "down", "neutral")
 """Which direction of change is good news (as in :mod:`auterity.metrics`)."""
 
+COLUMN_UNITS: dict[str, str] = {
+    # ModelHub: leaderboard, SLOs, costs, savings, drift, daily trends
+    "requests": "count",
+    "ok_requests": "count",
+    "share_of_traffic": "percent",
+    "error_rate": "percent",
+    "timeout_rate": "percent",
+    "p50_latency_ms": "ms",
+    "p95_latency_ms": "ms",
+    "p99_latency_ms": "ms",
+    "latency_ms": "ms",
+    "latency_target_ms": "ms",
+    "error_rate_target": "percent",
+    "compliance": "percent",
+    "days": "count",
+    "days_met": "count",
+    "input_tokens": "tokens",
+    "output_tokens": "tokens",
+    "cost": "currency",
+    "cost_per_1k_ok": "currency",
+    "cost_per_request": "currency",
+    "current_cost_per_request": "currency",
+    "candidate_cost_per_request": "currency",
+    "share_of_cost": "percent",
+    "est_monthly_savings": "currency",
+    "current_requests": "count",
+    "quality_n": "count",
+    "n_reference": "count",
+    "n_current": "count",
+}
+"""The unit of each numeric column the ModelHub analytics return, for tables shown to
+people (command-line tables); metric columns take their unit from the metric catalog."""
+
 RENDERER = "auterity-offline"
 """Name of the Altair renderer registered by :func:`enable_offline_notebook_rendering`."""
 

@@ -210,8 +210,13 @@ def _range(start: str | None, end: str | None, default_days: int = 28) -> tuple[
     return start_date, end_date
 
 
-def _emit(frame: Any, fmt: str) -> None:
-    """Print a DataFrame as an aligned table, CSV, or a JSON list of rows."""
+def _emit(frame: Any, fmt: str, units: dict[str, str] | None = None) -> None:
+    """Print a DataFrame as an aligned table, CSV, or a JSON list of rows.
+
+    Tables are for people: numbers in their unit's house style (``5.3 %``, ``$1.2K``,
+    ``1,834 ms``; units from :data:`auterity.charts.COLUMN_UNITS`, then ``units``), missing
+    values blank or an en dash. CSV and JSON keep the raw values for machines.
+    """
     import pandas as pd
 
     out = frame.copy()
@@ -225,12 +230,52 @@ def _emit(frame: Any, fmt: str) -> None:
         _echo_json(records)
     elif fmt == "csv":
         click.echo(out.to_csv(index=False), nl=False)
+    elif out.empty:
+        click.echo("(no rows)")
     else:
-        click.echo("(no rows)" if out.empty else out.to_string(index=False, float_format=_fmt))
+        click.echo(_for_people(out, units).to_string(index=False))
+
+
+def _for_people(frame: Any, units: dict[str, str] | None) -> Any:
+    """A copy of ``frame`` as display strings (see :func:`_emit`)."""
+    import pandas as pd
+
+    from auterity import charts
+
+    known = {**charts.COLUMN_UNITS, **(units or {})}
+    out = frame.copy()
+    by_row = "unit" in out.columns and "current" in out.columns  # metrics compare: a unit a row
+    for col in out.columns:
+        values = out[col]
+        if by_row and (col in ("current", "previous", "last_year") or col.endswith("_delta")):
+            unit_of = out["unit"]
+            out[col] = [charts.format_value(v, u) for v, u in zip(values, unit_of, strict=True)]
+        elif by_row and col.endswith("_delta_pct"):
+            out[col] = [charts.format_value(v, "percent") for v in values]
+        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            unit = known.get(col)
+            out[col] = [charts.format_value(v, unit) if unit else _fmt(v) for v in values]
+        else:
+            out[col] = ["" if _missing(v) else str(v) for v in values]
+    return out
+
+
+def _missing(value: Any) -> bool:
+    """True for None, NaN, NaT and pd.NA."""
+    import pandas as pd
+
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # lists, dicts: not a missing scalar
+        return False
 
 
 def _fmt(value: float) -> str:
-    """Compact number formatting for tables."""
+    """Compact number formatting for tables (an en dash when missing)."""
+    if _missing(value):
+        return "\u2013"
     return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
@@ -323,7 +368,8 @@ def metrics_query(
             where=where,
             tz=tz,
         )
-    _emit(frame, fmt)
+    catalog = metric_layer.load_catalog()
+    _emit(frame, fmt, {name: catalog.metric(name).unit for name in metric_names})
 
 
 @cli.group()

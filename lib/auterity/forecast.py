@@ -69,13 +69,20 @@ def _clean(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _quiet() -> None:
-    """Silence Prophet's and cmdstanpy's progress logging."""
+def _prophet() -> type:
+    """Import Prophet quietly and return its class.
+
+    The loggers are silenced *before* the import: ``prophet.plot`` logs "Importing plotly
+    failed" at import time (we draw with Altair, so plotly is not installed).
+    """
     for name in ("prophet", "cmdstanpy", "prophet.plot"):
         logger = logging.getLogger(name)
         logger.setLevel(logging.ERROR)
         # cmdstanpy (re)configures its own handler when it runs, so a level is not enough.
         logger.disabled = True
+    from prophet import Prophet
+
+    return Prophet
 
 
 def _check_country(country: str) -> None:
@@ -113,9 +120,7 @@ def _fit_predict(
     changepoint_range: float = 0.95,
 ) -> pd.DataFrame:
     """Fit Prophet on ``frame`` and predict the next ``horizon`` periods."""
-    from prophet import Prophet
-
-    _quiet()
+    Prophet = _prophet()  # noqa: N806 (a class)
 
     train = frame.copy()
     log = _use_log(train["y"].to_numpy(), transform)
@@ -221,9 +226,7 @@ def in_sample(
     Used by the ``prophet`` anomaly detector; the series is modelled as it is (no log), so
     the interval is symmetric around ``yhat``.
     """
-    from prophet import Prophet
-
-    _quiet()
+    Prophet = _prophet()  # noqa: N806 (a class)
     data = _clean(frame)
     model = Prophet(
         interval_width=interval_width,
