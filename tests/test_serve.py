@@ -16,14 +16,16 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from tornado import web
 from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
+from tornado.websocket import WebSocketHandler, websocket_connect
 
 from auterity import serve
 from conftest import free_port
@@ -283,3 +285,71 @@ def test_token_url_logs_in_and_redirects_to_the_clean_url(server: dict[str, str]
     logout = session.get(f"{base}/logout", timeout=30)
     assert logout.status_code == 200 and "logged out" in logout.text.lower()
     assert session.get(f"{base}/", allow_redirects=False, timeout=30).status_code == 302
+
+
+class _PlainEcho(WebSocketHandler):
+    """A plain tornado websocket, as a future Voila route might be."""
+
+    def open(self) -> None:
+        self.write_message("hello")
+
+
+class _PlainFiles(web.StaticFileHandler):
+    """A plain tornado file route, as ``/voila/files/`` is."""
+
+
+@pytest.fixture
+def plain_app(tmp_path: Path) -> Iterator[str]:
+    """An in-process tornado app serving two plain handlers through ``secure_handler``."""
+    import jinja2
+    from jupyter_server import DEFAULT_TEMPLATE_PATH_LIST
+    from jupyter_server.auth import AllowAllAuthorizer, IdentityProvider
+
+    (tmp_path / "data.txt").write_text("secret data")
+    port = free_port()
+    started, stopped = threading.Event(), threading.Event()
+
+    def run() -> None:
+        async def main() -> None:
+            identity = IdentityProvider(token=TOKEN)
+            app = web.Application(
+                [
+                    (r"/ws", serve.secure_handler(_PlainEcho)),
+                    (r"/files/(.*)", serve.secure_handler(_PlainFiles), {"path": str(tmp_path)}),
+                ],
+                identity_provider=identity,
+                authorizer=AllowAllAuthorizer(identity_provider=identity),
+                cookie_secret=b"x" * 32,
+                login_url="/login",
+                base_url="/",
+                jinja2_env=jinja2.Environment(
+                    loader=jinja2.FileSystemLoader(DEFAULT_TEMPLATE_PATH_LIST)
+                ),
+            )
+            server = app.listen(port, "127.0.0.1")
+            started.set()
+            await asyncio.get_running_loop().run_in_executor(None, stopped.wait)
+            server.stop()
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(30)
+    yield f"127.0.0.1:{port}"
+    stopped.set()
+    thread.join(timeout=30)
+
+
+def test_plain_routes_are_put_behind_the_login(plain_app: str) -> None:
+    """Fail closed: a plain tornado handler (not a Jupyter one, not a public asset route)
+    is served behind Jupyter's login; the token or cookie lets a client in."""
+    assert asyncio.run(_websocket(f"ws://{plain_app}/ws", {})) == 403
+    token = {"Authorization": f"token {TOKEN}"}
+    assert asyncio.run(_websocket(f"ws://{plain_app}/ws", token)) == 101
+    url = f"http://{plain_app}/files/data.txt"
+    anonymous = requests.get(url, allow_redirects=False, timeout=30)
+    assert anonymous.status_code == 302 and anonymous.headers["Location"].startswith("/login")
+    assert requests.post(url, timeout=30).status_code == 403
+    allowed = requests.get(url, headers=token, timeout=30)
+    assert allowed.status_code == 200 and allowed.text == "secret data"
