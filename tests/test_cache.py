@@ -7,6 +7,8 @@ with a password (also an ACL user) and with TLS work against real servers."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import pickle
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -198,6 +201,13 @@ class _MakesAFile:
         return (os.system, (f"touch {self.path}",))
 
 
+def _signed(redis_key: bytes, body: bytes) -> bytes:
+    """An entry signed with the suite's key the way the cache signs (format: see cache.py)."""
+    key = redis_key.decode()[len(cache.KEY_PREFIX) :]
+    message = cache.ENTRY_MAGIC + key.encode() + b"\x00" + body
+    return cache.ENTRY_MAGIC + hmac.new(CACHE_KEY.encode(), message, hashlib.sha256).digest() + body
+
+
 def _only_key(client: Any) -> bytes:
     keys = list(client.scan_iter(match=cache.KEY_PREFIX + "*"))
     assert len(keys) == 1, keys
@@ -245,6 +255,10 @@ def test_forged_redis_entries_are_rejected_and_never_unpickled(
         "the signature of another payload": genuine[: len(cache.ENTRY_MAGIC) + 32] + body[:-3],
         "another question's genuine entry": replayed,
         "too short": cache.ENTRY_MAGIC + b"x",
+        "a signed body that is not our format": _signed(key, b"not zlib at all"),
+        "a signed body with an unknown tag": _signed(
+            key, zlib.compress(b'[["provider","n"],1,[{"$pickle":"x"},[1]]]')
+        ),
     }
     with caplog.at_level(logging.WARNING, logger="auterity.cache"):
         for rejected, (what, forged) in enumerate(forgeries.items(), start=2):
