@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -429,3 +430,161 @@ def test_threads_of_one_process_read_and_write_in_turn(tmp_path: Path) -> None:
         warehouse.connect(url, write=True),
     ):
         pass
+
+
+# --------------------------------------------------------------------------- rebuilds
+
+
+def test_rebuild_of_a_path_with_a_quote_and_a_space(tmp_path: Path) -> None:
+    """The swap attaches the new file by a bound path: a quote or a space is just a name."""
+    path = tmp_path / "it's a dir" / "ware house'.duckdb"
+    url = f"duckdb:///{path}"
+    warehouse.replace_data(iter([("models", _models(2, "a"))]), url=url, meta={"o'k": "1"})
+    _add_run(url, "run-1")
+    warehouse.replace_data(iter([("models", _models(3, "b"))]), url=url, meta={"o'k": "2"})
+    with warehouse.connect(url) as conn:
+        ids = sorted(conn.execute(sa.select(schema.models.c.model_id)).scalars())
+        runs = conn.execute(sa.select(schema.report_runs.c.run_id)).scalars().all()
+    assert ids == ["b0", "b1", "b2"] and runs == ["run-1"]
+    assert warehouse.get_meta("o'k", url) == "2"
+    assert not list(path.parent.glob("*.building*"))
+
+
+_POLLER = textwrap.dedent(
+    """
+    import json, sys, time
+    import sqlalchemy as sa
+    from auterity import schema, warehouse
+    url, stop = sys.argv[1], sys.argv[2]
+    seen, errors, polls = set(), [], 0
+    import os
+    while not os.path.exists(stop):
+        try:
+            with warehouse.connect(url) as conn:
+                counts = tuple(
+                    conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+                    for t in schema.metadata.sorted_tables
+                )
+            seen.add(counts)
+            polls += 1
+        except Exception as exc:  # report, keep polling
+            errors.append(repr(exc))
+    names = [t.name for t in schema.metadata.sorted_tables]
+    print(json.dumps({"names": names, "seen": sorted(seen), "errors": errors, "polls": polls}))
+    """
+)
+"""Reads every table of the warehouse (read-only) in a loop until ``stop`` exists."""
+
+
+def _data_counts(url: str) -> dict[str, int]:
+    """Rows of each data table."""
+    return {name: info["rows"] for name, info in warehouse.table_summary(url).items()}
+
+
+def test_concurrent_rebuilds_are_exclusive_and_readers_see_whole_worlds(tmp_path: Path) -> None:
+    """Two `auterity demo-data` on one warehouse: the second gets one line and changes nothing.
+
+    A reader process polls every table the whole time: each poll must find all tables and
+    the row counts of one complete world (the one before, or the winner's).
+    """
+    from auterity import demo_data
+
+    path = tmp_path / "raced.duckdb"
+    url = f"duckdb:///{path}"
+    world = demo_data.DemoConfig(seed=1, events=3_000, months=4, end=date(2026, 11, 1))
+    before = demo_data.build(world, url=url)
+    warehouse.dispose_engines()
+    exe = Path(sys.executable).with_name("auterity")
+    env = {**os.environ, "AUTERITY_DB_URL": url, "AUTERITY_DB_LOCK_TIMEOUT": "30"}
+    stop = tmp_path / "stop"
+    poller = subprocess.Popen(
+        [sys.executable, "-c", _POLLER, url, str(stop)], stdout=subprocess.PIPE, text=True, env=env
+    )
+
+    def rebuild(seed: int, events: int) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [str(exe), "demo-data", "--quiet", "--seed", str(seed), "--events", str(events),
+             "--months", "4", "--end", "2026-11-01", "--format", "json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+
+    winner = rebuild(2, 120_000)
+    building = path.with_name(path.name + ".building")
+    deadline = time.monotonic() + 120
+    while not building.exists():  # the first rebuild is writing its new file
+        assert winner.poll() is None, winner.communicate()
+        assert time.monotonic() < deadline, "the first rebuild never started writing"
+        time.sleep(0.05)
+    loser = rebuild(3, 2_000)  # small: it reaches the lock while the first one still writes
+    loser_out, loser_err = loser.communicate(timeout=120)
+    winner_out, winner_err = winner.communicate(timeout=300)
+    stop.touch()
+    polled = json.loads(poller.communicate(timeout=60)[0])
+
+    assert winner.returncode == 0, winner_err
+    assert loser.returncode == 2 and loser_out == ""
+    assert "Traceback" not in loser_err
+    (line,) = loser_err.strip().splitlines()
+    assert line.startswith(
+        f"auterity: error: another rebuild of {path} is running (pid {winner.pid}"
+    )
+    assert "this one stopped before changing anything" in line
+    after = json.loads(winner_out)["manifest"]["rows"]
+    assert _data_counts(url) == after != before["rows"]
+    assert polled["errors"] == [] and polled["polls"] > 5
+    data = [polled["names"].index(t) for t in schema.DATA_TABLES]
+    worlds = {tuple(w[t] for t in schema.DATA_TABLES) for w in (before["rows"], after)}
+    assert {tuple(seen[i] for i in data) for seen in polled["seen"]} <= worlds
+    with warehouse.connect(url) as conn:
+        rebuilds = conn.execute(
+            sa.select(schema.audit_log.c.details).where(
+                schema.audit_log.c.action == "demo_data.build"
+            )
+        ).scalars()
+        seeds = sorted(json.loads(d)["seed"] for d in rebuilds)
+    assert seeds == [1, 2]  # the loser left no trace
+    assert not list(tmp_path.glob("*.building*"))
+    # The lock died with its holder: the next rebuild just runs.
+    warehouse.replace_data(iter([("models", _models(1, "next"))]), url=url)
+
+
+def test_concurrent_rebuilds_on_postgres_are_exclusive(pg_url: str) -> None:
+    """A rebuild's transaction holds an advisory lock: a second rebuild is refused at once."""
+    import threading
+
+    warehouse.ensure_schema(pg_url)
+    warehouse.append_data("models", _models(2, "old"), url=pg_url)
+    writing, finish = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def slow_chunks():
+        yield "models", _models(3, "first")
+        writing.set()
+        finish.wait(60)
+        yield "models", _models(1, "late")
+
+    def run(name: str, chunks) -> None:
+        try:
+            outcome[name] = warehouse.replace_data(chunks, url=pg_url)
+        except Exception as exc:
+            outcome[name] = exc
+
+    first = threading.Thread(target=run, args=("first", slow_chunks()))
+    first.start()
+    assert writing.wait(60)
+    second = threading.Thread(target=run, args=("second", iter([("models", _models(9, "x"))])))
+    second.start()
+    second.join(timeout=20)
+    finished_while_first_held = not second.is_alive()
+    finish.set()
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert finished_while_first_held, "the second rebuild waited on the first's rows"
+    refused = outcome["second"]
+    assert isinstance(refused, DatabaseUnavailable), refused
+    assert str(refused).startswith("another rebuild of postgresql+psycopg://postgres@")
+    assert "\n" not in str(refused)
+    assert outcome["first"].rows == {"models": 4}
+    with warehouse.connect(pg_url) as conn:
+        ids = sorted(conn.execute(sa.select(schema.models.c.model_id)).scalars())
+    assert ids == ["first0", "first1", "first2", "late0"]

@@ -12,7 +12,10 @@ AUTERITY_TIMEZONE    Business time zone for day/week/month boundaries (default `
 AUTERITY_CURRENCY    Reporting currency of order amounts (default ``USD``).
 AUTERITY_USER        Acting user recorded on runs and audit rows (default: the OS user).
 AUTERITY_DB_LOCK_TIMEOUT  Seconds to wait for a DuckDB file held by another process (default 60).
-AUTERITY_CACHE_URL   ``redis://...`` to share the query-result cache (default: in-process).
+AUTERITY_CACHE_URL   ``redis://...`` (or ``rediss://`` for TLS) to share the query-result cache
+                     (default: in-process).
+AUTERITY_CACHE_KEY   Secret (at least 32 characters) that signs cache entries; required with Redis.
+AUTERITY_CACHE_CA_FILE  CA certificate(s) that the ``rediss://`` cache's certificate must chain to.
 AUTERITY_CACHE_TTL   Seconds a cached result may be served (default 300; 0 turns caching off).
 AUTERITY_KEEP_RUNS   Report runs kept per notebook and parameter set (default 10).
 AUTERITY_RUN_TIMEOUT Seconds a notebook cell may run before the run fails (default: no limit).
@@ -36,6 +39,9 @@ ENV_USER = "AUTERITY_USER"
 ENV_LOCK_TIMEOUT = "AUTERITY_DB_LOCK_TIMEOUT"
 ENV_CACHE_URL = "AUTERITY_CACHE_URL"
 ENV_CACHE_TTL = "AUTERITY_CACHE_TTL"
+ENV_CACHE_KEY = "AUTERITY_CACHE_KEY"
+ENV_CACHE_CA_FILE = "AUTERITY_CACHE_CA_FILE"
+CACHE_KEY_MIN_LENGTH = 32
 ENV_KEEP_RUNS = "AUTERITY_KEEP_RUNS"
 ENV_RUN_TIMEOUT = "AUTERITY_RUN_TIMEOUT"
 
@@ -128,6 +134,11 @@ class Settings:
         Redis URL of the shared result cache; None for the in-process cache.
     cache_ttl_s : float
         Seconds a cached result may be served; 0 disables caching.
+    cache_key : str or None
+        Secret that signs cache entries (HMAC-SHA256); required with a Redis cache. Never
+        print it.
+    cache_ca_file : str or None
+        CA bundle for a ``rediss://`` cache whose certificate is not in the system store.
     keep_runs : int
         Report runs kept per notebook and parameter set (at least 1).
     run_timeout_s : float or None
@@ -141,6 +152,8 @@ class Settings:
     lock_timeout_s: float
     cache_url: str | None = None
     cache_ttl_s: float = 300.0
+    cache_key: str | None = None
+    cache_ca_file: str | None = None
     keep_runs: int = 10
     run_timeout_s: float | None = None
 
@@ -183,6 +196,8 @@ def get_settings() -> Settings:
         lock_timeout_s=lock_timeout,
         cache_url=os.environ.get(ENV_CACHE_URL) or None,
         cache_ttl_s=cache_ttl,
+        cache_key=_cache_key(),
+        cache_ca_file=os.environ.get(ENV_CACHE_CA_FILE) or None,
         keep_runs=keep_runs,
         run_timeout_s=run_timeout,
     )
@@ -209,4 +224,16 @@ def _count(name: str, default: str, what: str) -> int:
         value = 0
     if value < 1:
         raise ConfigError(f"{name}={raw!r} must be a whole number of {what}, at least 1")
+    return value
+
+
+def _cache_key() -> str | None:
+    """The cache signing secret, if set; too short a secret is refused (without echoing it)."""
+    value = os.environ.get(ENV_CACHE_KEY) or None
+    if value is not None and len(value) < CACHE_KEY_MIN_LENGTH:
+        raise ConfigError(
+            f"{ENV_CACHE_KEY} is {len(value)} characters long; it signs the cache entries and "
+            f"needs at least {CACHE_KEY_MIN_LENGTH} (e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
     return value

@@ -1409,10 +1409,10 @@ ENV_FRESH = "AUTERITY_DASHBOARD_FRESH_S"
 
 
 def _wait_for_viewer() -> None:
-    """Block until Voila hands this pre-heated kernel to a viewer."""
-    from voila.utils import wait_for_request
+    """Block until Voila hands this pre-heated kernel to a viewer (an authenticated socket)."""
+    from auterity.serve import wait_for_viewer
 
-    wait_for_request()
+    wait_for_viewer()
 
 
 def refresh_when_viewed(
@@ -1436,8 +1436,8 @@ def refresh_when_viewed(
         Data younger than this is kept; default ``AUTERITY_DASHBOARD_FRESH_S`` or
         :data:`FRESH_ON_VIEW_S`.
     wait : callable, optional
-        Blocks until the viewer arrives; default Voila's ``wait_for_request`` (only in a
-        pre-heated kernel: elsewhere nothing is started).
+        Blocks until the viewer arrives; default :func:`auterity.serve.wait_for_viewer`
+        (only in a pre-heated kernel: elsewhere nothing is started).
 
     Returns
     -------

@@ -192,7 +192,23 @@ def period_index(start: date, end: date, grain: str) -> pd.DatetimeIndex:
     return pd.date_range(first, last, freq=_PANDAS_FREQ[grain])
 
 
+def read_rows(
+    conn: Connection, statement: sa.Executable
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run a statement and return its column names and rows (plain tuples of driver values)."""
+    result = conn.execute(statement)
+    return list(result.keys()), [tuple(row) for row in result.fetchall()]
+
+
+def frame_from_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """The DataFrame of a statement's rows; the one place that chooses its dtypes.
+
+    The result cache stores rows and rebuilds frames here too, so a cached answer has
+    exactly the dtypes of a fresh one.
+    """
+    return pd.DataFrame(list(rows), columns=list(columns))
+
+
 def read_frame(conn: Connection, statement: sa.Executable) -> pd.DataFrame:
     """Run a statement and return its (aggregated) rows as a DataFrame."""
-    result = conn.execute(statement)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return frame_from_rows(*read_rows(conn, statement))

@@ -5,10 +5,24 @@ culling, no tracebacks, which dashboards have pools) lives in
 ``notebooks/dashboards/voila.json``; this module only picks host, port and token, starts
 Voila with the dashboards folder as its working directory (so it reads that file) and
 prints the URL that lets the local user in.
+
+Access
+------
+The server is :class:`AuterityVoila`, Voila with every route behind the token except
+:data:`PUBLIC_ROUTES` (static assets and the login form). Voila leaves two doors open that
+it closes: the ``/voila/query/<kernel_id>`` websocket, through which a pre-heated kernel
+learns its viewer's request (query string and URL included), and the file route
+``/voila/files/``; any other route Voila may add that is not a Jupyter handler is closed
+the same way (fail closed). A page opened with ``?token=`` logs the browser in (a cookie)
+and is redirected at once to the same URL without the token, so the token does not stay
+in the address bar, the history, the request info handed to kernels or a Referer header.
+Pre-heated kernels authenticate their own query socket with the server's token
+(:func:`wait_for_viewer`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -17,10 +31,22 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import ws_authenticated
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from jupyter_server.utils import url_path_join
 from tornado import web
-from traitlets import Int
+from tornado.websocket import WebSocketHandler
+from traitlets import Int, Unicode
+from voila.app import Voila
+from voila.request_info_handler import RequestInfoSocketHandler
+from voila.static_file_handler import MultiStaticFileHandler, TemplateStaticFileHandler
+from voila.tornado.handler import TornadoVoilaHandler
+from voila.tornado.treehandler import TornadoVoilaTreeHandler
 
 from auterity.errors import ConfigError
 
@@ -150,11 +176,11 @@ def dashboard_url(host: str, port: int, token: str, path: str = "") -> str:
 
 
 def voila_command(host: str, port: int) -> list[str]:
-    """The Voila command line (everything else comes from ``voila.json``)."""
+    """The server's command line: :class:`AuterityVoila` (everything else from ``voila.json``)."""
     return [
         sys.executable,
         "-m",
-        "voila",
+        "auterity.serve",
         f"--Voila.ip={host}",
         f"--Voila.port={port}",
         "--Voila.open_browser=False",
@@ -261,3 +287,238 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str | None 
     except KeyboardInterrupt:
         stop(process)
         return 0
+
+
+# --------------------------------------------------------------------------- access
+
+
+PUBLIC_ROUTES: dict[str, str] = {
+    "/voila/static/": "Voila's scripts, styles and fonts (the login page uses them too)",
+    "/voila/templates/": "static files of the page templates",
+    "/voila/labextensions/": "scripts of the JupyterLab widget extensions",
+    "/voila/api/themes/": "JupyterLab theme stylesheets",
+    "/login": "the login form (its password is the token)",
+    "/logout": "ends the session",
+}
+"""Routes that answer without the token: package assets and the login form, never data."""
+
+_PUBLIC_HANDLERS = (TemplateStaticFileHandler, MultiStaticFileHandler)
+"""Plain tornado handlers left open: they serve the files behind :data:`PUBLIC_ROUTES`."""
+
+_PAGES = (TornadoVoilaTreeHandler, TornadoVoilaHandler)
+"""Handlers of the pages a person opens (landing page, dashboards)."""
+
+
+class TemplateAssetHandler(TemplateStaticFileHandler):  # type: ignore[misc]
+    """Voila's template assets (``<template>/static/<file>``); any other path is a 404.
+
+    Voila's handler unpacks the path without checking it, so ``/voila/templates/x``
+    answered 500 with a traceback in the log for anybody.
+    """
+
+    def parse_url_path(self, url_path: str) -> str:
+        """The file's path, or HTTP 404 for a path of another form."""
+        parts = os.path.normpath(url_path).split(os.path.sep, 2)
+        if len(parts) < 3 or parts[1] != "static" or not parts[0] or parts[0] == "..":
+            raise web.HTTPError(404)
+        return super().parse_url_path(url_path)
+
+
+class _CleanUrlMixin:
+    """After a ``?token=`` login (the cookie is set), send the browser to the URL without it."""
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        """Authenticate as Jupyter does, then redirect a token-bearing page request."""
+        await super().prepare()  # type: ignore[misc]
+        handler: web.RequestHandler = self  # type: ignore[assignment]
+        request = handler.request
+        if (
+            handler._finished
+            or request.method not in ("GET", "HEAD")
+            or "token" not in request.query_arguments
+            or handler.current_user is None
+        ):
+            return
+        kept = [
+            (name, value.decode("utf-8", "replace"))
+            for name, values in request.query_arguments.items()
+            if name != "token"
+            for value in values
+        ]
+        handler.redirect(request.path + (f"?{urlencode(kept)}" if kept else ""))
+
+
+class _VoilaStaticUrls:
+    """Jupyter's error, login and logout pages link static files; Voila serves them here.
+
+    Without this, every error page of a Jupyter handler (a 403 for a visitor without the
+    token, a 404) and the logout page fail to render (standalone Voila has no
+    ``static_path``): a traceback in the log and an empty 500 for ``/logout``.
+    """
+
+    def static_url(self, path: str, include_host: bool | None = None, **kwargs: Any) -> str:
+        """The URL of a file under Voila's static route."""
+        return url_path_join(self.base_url, "voila/static", path)  # type: ignore[attr-defined]
+
+
+class AuthenticatedRequestInfoHandler(  # type: ignore[misc]
+    _VoilaStaticUrls, WebSocketMixin, RequestInfoSocketHandler, JupyterHandler
+):
+    """Voila's ``/voila/query/<kernel_id>`` socket, for authenticated clients only.
+
+    Voila hands a pre-heated kernel its viewer's request info (path, query string) over
+    this socket; Voila's own handler answers anybody. Here a client without the token (or
+    the login cookie) gets HTTP 403 before the socket opens.
+    """
+
+    auth_resource = "kernels"
+
+    def set_default_headers(self) -> None:
+        """No page headers on a websocket (as jupyter_server's kernel socket)."""
+
+    @ws_authenticated
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        """Open the socket for an authenticated, authorized client."""
+        allowed = await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, "read", "kernels")
+        )
+        if not allowed:
+            raise web.HTTPError(403)
+        await super().get(*args, **kwargs)
+
+
+def _closed(handler: type) -> type:
+    """``handler`` behind the login: Jupyter's authentication in front of a plain handler."""
+    if issubclass(handler, WebSocketHandler):
+        bases: tuple[type, ...] = (_VoilaStaticUrls, WebSocketMixin, handler, JupyterHandler)
+        extra: dict[str, Any] = {"set_default_headers": lambda self: None}
+    else:
+        bases, extra = (_VoilaStaticUrls, JupyterHandler, handler), {}
+    return type(f"Authenticated{handler.__name__}", bases, {"__doc__": handler.__doc__, **extra})
+
+
+def secure_handler(handler: type) -> type:
+    """The handler class to serve instead of one of Voila's (fail closed).
+
+    Parameters
+    ----------
+    handler : type
+        A tornado handler class from Voila's route table.
+
+    Returns
+    -------
+    type
+        The query socket authenticated; the public static handlers as they are; Jupyter
+        handlers (which authenticate every method not marked ``allow_unauthenticated``)
+        with working error pages, pages also with the clean-URL redirect; any other plain
+        tornado handler behind the login.
+    """
+    if handler is RequestInfoSocketHandler:
+        return AuthenticatedRequestInfoHandler
+    if handler is TemplateStaticFileHandler:
+        return TemplateAssetHandler
+    if issubclass(handler, _PUBLIC_HANDLERS):
+        return handler
+    if not issubclass(handler, JupyterHandler):
+        return _closed(handler)
+    mixins = (_CleanUrlMixin,) if issubclass(handler, _PAGES) else ()
+    return type(
+        handler.__name__, (*mixins, _VoilaStaticUrls, handler), {"__doc__": handler.__doc__}
+    )
+
+
+def route_table(app: web.Application) -> list[dict[str, Any]]:
+    """Every route a tornado application serves: pattern, handler class, websocket or not.
+
+    Walks the application's routers as tornado matches them, so it shows what the
+    running server answers, not what was meant to be registered.
+    """
+    routes: list[dict[str, Any]] = []
+
+    def walk(rules: list[Any]) -> None:
+        for rule in rules:
+            target = rule.target
+            if hasattr(target, "rules"):
+                walk(target.rules)
+                continue
+            pattern = getattr(rule.matcher, "regex", None)
+            if pattern is None or not isinstance(target, type):
+                continue
+            routes.append(
+                {
+                    "pattern": pattern.pattern,
+                    "handler": f"{target.__module__}.{target.__qualname__}",
+                    "websocket": issubclass(target, WebSocketHandler),
+                }
+            )
+
+    walk(app.default_router.rules)
+    return routes
+
+
+class AuterityVoila(Voila):  # type: ignore[misc]
+    """Voila with every route behind the token except :data:`PUBLIC_ROUTES`.
+
+    Reads ``voila.json`` as Voila does (the application is still named ``voila``).
+    """
+
+    route_table_file = Unicode(
+        "",
+        config=True,
+        help="Write the served route table as JSON to this file at startup (for tests).",
+    )
+
+    def init_handlers(self) -> list[Any]:
+        """Voila's routes, each with the handler :func:`secure_handler` chooses."""
+        return [(spec[0], secure_handler(spec[1]), *spec[2:]) for spec in super().init_handlers()]
+
+    def listen(self) -> None:
+        """Write the route table if asked, then serve."""
+        if self.route_table_file:
+            Path(self.route_table_file).write_text(json.dumps(route_table(self.app), indent=1))
+        super().listen()
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def wait_for_viewer() -> dict[str, str] | None:
+    """In a pre-heated kernel, block until Voila hands it to a viewer.
+
+    Voila's own ``wait_for_request`` connects without credentials; the query socket of
+    :class:`AuterityVoila` wants the server's token, which the kernel inherits
+    (``JUPYTER_TOKEN``). Like Voila's, the request info lands in ``os.environ``.
+
+    Returns
+    -------
+    dict or None
+        The viewer's request info (path, query string, ...), or None outside a
+        pre-heated kernel.
+    """
+    import websockets
+
+    if os.environ.get("VOILA_PREHEAT", "False") == "False":
+        return None
+    server_url = os.environ.get("VOILA_SERVER_URL", "/")
+    url = (
+        f"{os.environ.get('VOILA_WS_PROTOCOL', 'ws')}://"
+        f"{os.environ.get('VOILA_APP_IP', '127.0.0.1')}:{os.environ.get('VOILA_APP_PORT', '8866')}"
+        f"{os.environ.get('VOILA_WS_BASE_URL', server_url)}voila/query/"
+        f"{os.environ['VOILA_KERNEL_ID']}"
+    )
+    token = os.environ.get("JUPYTER_TOKEN", "")
+    headers = {"Authorization": f"token {token}"} if token else {}
+
+    async def receive() -> str | bytes:
+        async with websockets.connect(url, open_timeout=10, additional_headers=headers) as ws:
+            return await ws.recv()
+
+    info: dict[str, str] = json.loads(asyncio.run(receive()))
+    os.environ.update(info)
+    return info
+
+
+if __name__ == "__main__":  # `python -m auterity.serve`: the server process of start()
+    from auterity.serve import AuterityVoila as _Server  # the importable module, not __main__
+
+    _Server.launch_instance()

@@ -16,6 +16,9 @@ processes. Dashboards, report kernels and ingest are separate processes, so:
 * a full rebuild (:func:`replace_data`) writes a new file beside the old one and swaps it
   in with an atomic rename, so readers are never blocked for the length of a rebuild and
   never see half-written data. Run history and audit rows are carried over.
+* rebuilds are exclusive: a rebuild holds an ``flock`` on ``<file>.rebuild-lock`` (on
+  PostgreSQL a transaction-level advisory lock) from start to finish, and a second one
+  fails at once with one line naming the running one, before it changed anything.
 
 Secrets
 -------
@@ -25,6 +28,7 @@ through :func:`auterity.redact.mask_secrets`, and every log record is masked.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -705,6 +709,7 @@ def replace_data(
     if path is None:
         ensure_schema(parsed)
         with connect(parsed, write=True) as conn:
+            _claim_rebuild_in_database(conn, parsed)
             for table in reversed(schema.DATA_TABLES):
                 conn.execute(sa.delete(schema.metadata.tables[table]))
             rows = _write_chunks(conn, chunks, progress)
@@ -716,23 +721,73 @@ def replace_data(
 
     _check_writable_file(path)
     building = path.with_name(path.name + ".building")
-    for leftover in (building, building.with_name(building.name + ".wal")):
-        leftover.unlink(missing_ok=True)
-    building_url = parsed.set(database=str(building))
-    try:
-        ensure_schema(building_url)
-        with connect(building_url, write=True) as conn:
-            rows = _write_chunks(conn, chunks, progress)
-            for key, value in (meta or {}).items():
-                set_meta(conn, key, value)
-        with _announce_write(path):
-            version = _swap_in(parsed, path, building, meta or {})
-        with connect(parsed, write=True) as conn:
-            audit(conn, action, object_type="warehouse", details={**(details or {}), **rows})
-    finally:
-        dispose_engines()
-        building.unlink(missing_ok=True)
+    with _exclusive_rebuild(path):
+        # Leftovers of a rebuild that crashed; no other rebuild can be using them now.
+        for leftover in (building, building.with_name(building.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        building_url = parsed.set(database=str(building))
+        try:
+            ensure_schema(building_url)
+            with connect(building_url, write=True) as conn:
+                rows = _write_chunks(conn, chunks, progress)
+                for key, value in (meta or {}).items():
+                    set_meta(conn, key, value)
+            with _announce_write(path):
+                version = _swap_in(parsed, path, building, meta or {})
+            with connect(parsed, write=True) as conn:
+                audit(conn, action, object_type="warehouse", details={**(details or {}), **rows})
+        finally:
+            dispose_engines()
+            building.unlink(missing_ok=True)
     return LoadResult(rows=rows, data_version=version)
+
+
+REBUILD_LOCK_KEY = "auterity_rebuild"
+"""PostgreSQL advisory lock (``hashtext`` of this) held by the transaction of a rebuild."""
+
+
+def _rebuild_refused(where: str, holder: str = "") -> DatabaseUnavailable:
+    """The one-line error of a rebuild that found another one running."""
+    return DatabaseUnavailable(
+        f"another rebuild of {where} is running{holder}; this one stopped before changing "
+        "anything: run it again once that one has finished"
+    )
+
+
+@contextmanager
+def _exclusive_rebuild(path: Path) -> Iterator[None]:
+    """Hold ``<path>.rebuild-lock`` (``flock``) for a rebuild, or refuse at once.
+
+    The kernel drops an ``flock`` when its process ends, so a crashed rebuild never
+    leaves a stale lock; the file itself stays (removing it could race a new rebuild).
+    It holds the holder's pid and start time, for the message of a refused rebuild.
+    """
+    lock_path = path.with_name(path.name + ".rebuild-lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+            detail = f" (pid {holder[0]}, started {' '.join(holder[1:])})" if holder else ""
+            raise _rebuild_refused(str(path), detail) from None
+        started = _utcnow().isoformat(sep=" ", timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {started} UTC\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _claim_rebuild_in_database(conn: Connection, url: URL) -> None:
+    """On PostgreSQL, take the rebuild's advisory lock for its transaction, or refuse."""
+    if conn.dialect.name != "postgresql":
+        return  # other servers serialise the deletes and inserts themselves
+    claimed = conn.execute(
+        sa.text("SELECT pg_try_advisory_xact_lock(hashtext(:key))"), {"key": REBUILD_LOCK_KEY}
+    ).scalar()
+    if not claimed:
+        raise _rebuild_refused(mask_url(url))
 
 
 def _duckdb_columns(raw: Any, table: str) -> set[str]:
@@ -759,18 +814,23 @@ def _swap_in(url: URL, path: Path, building: Path, new_meta: dict[str, str]) -> 
     ensure_schema(url)
     with connect(url, write=True) as conn:
         raw = conn.connection.dbapi_connection
-        raw.execute(f"ATTACH '{building}' AS fresh")
+        raw.execute("ATTACH ? AS fresh", [str(building)])  # a bound path: any character is fine
         try:
             for table in CARRIED_OVER_TABLES:
                 old_cols = _duckdb_columns(raw, table)
                 cols = ", ".join(
-                    c.name for c in schema.metadata.tables[table].c if c.name in old_cols
+                    _quote(conn, c.name)
+                    for c in schema.metadata.tables[table].c
+                    if c.name in old_cols
                 )
-                where = ""
+                name = _quote(conn, table)
+                where, params = "", []
                 if table == "warehouse_meta" and new_meta:
-                    keys = ", ".join("'" + k.replace("'", "''") + "'" for k in new_meta)
-                    where = f" WHERE key NOT IN ({keys})"
-                raw.execute(f"INSERT INTO fresh.{table} ({cols}) SELECT {cols} FROM {table}{where}")
+                    params = list(new_meta)
+                    where = f" WHERE key NOT IN ({', '.join('?' for _ in params)})"
+                raw.execute(
+                    f"INSERT INTO fresh.{name} ({cols}) SELECT {cols} FROM {name}{where}", params
+                )
             version = uuid.uuid4().hex
             now = _utcnow()
             raw.execute(
