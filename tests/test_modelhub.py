@@ -523,6 +523,11 @@ def test_flat_fee_runs_from_the_first_to_the_last_request(custom_duck: str) -> N
     assert (daily.loc[:"2026-08-19", "cost"] == 0).all()
     assert daily.loc["2026-08-20":"2026-08-31", "cost"].tolist() == pytest.approx([2400 / 31] * 12)
     assert daily["cost"].sum() == pytest.approx(2400 * (12 / 31 + 9 / 30))
+    # Idle but deployed (the traffic gap, between requests): the fee still accrues.
+    gap = modelhub.daily_trend(
+        date(2026, 10, 10), date(2026, 10, 12), models=LLAMA, url=custom_duck
+    )
+    assert (gap["requests"] == 0).all() and gap["cost"].tolist() == pytest.approx([2400 / 31] * 2)
     # Every view charges the same fee: the feature and customer breakdowns share it out.
     features = modelhub.cost_by_feature(*spanning, models=LLAMA, url=custom_duck)
     assert features["cost"].sum() == pytest.approx(2400 * (12 / 31 + 9 / 30))

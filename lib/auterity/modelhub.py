@@ -308,7 +308,9 @@ class FlatFee:
         The fee of a whole calendar month.
     first, until : date
         Deployed from ``first`` (inclusive) to ``until`` (exclusive), local dates; empty
-        (``until <= first``) when the model was never deployed.
+        (``until <= first``) when the model was not deployed. For a report these are the
+        deployed days within its period (a deployment reaching beyond the period is cut
+        at its edges, which changes nothing inside it).
     """
 
     monthly_cost: float
@@ -497,30 +499,57 @@ def _config_date(model_id: str, config: Mapping[str, Any], key: str) -> date | N
         ) from None
 
 
-def _request_days(model_ids: list[str], tz: str, url: str | None) -> dict[str, tuple[date, date]]:
-    """Local days of each model's first and last request in the whole warehouse."""
-    stmt = (
-        sa.select(
-            E.c.model_id,
-            sa.func.min(E.c.ts).label("first_ts"),
-            sa.func.max(E.c.ts).label("last_ts"),
+def _traffic_days(model_ids: list[str], period: _Period, url: str | None) -> dict[str, tuple]:
+    """Per model, the local days of ``period`` between its first and last request (over the
+    whole warehouse) as ``(first, until)``, ``until`` exclusive; empty when none fall in it.
+
+    One statement of scalar subqueries per model: whether any request comes before the
+    period and after it (``LIMIT 1``: the scan stops at the first one; an index lookup on
+    PostgreSQL), and the first and last request inside it. Global ``min``/``max`` would
+    read the model's whole history on every report.
+    """
+
+    def one(model_id: str) -> sa.Select:
+        mine = E.c.model_id == model_id
+
+        def exists(*where: ColumnElement[bool]) -> Any:
+            probe = sa.select(sa.literal(1)).select_from(E).where(mine, *where).limit(1)
+            return probe.scalar_subquery()
+
+        def inside(agg: Any) -> Any:
+            return sa.select(agg(E.c.ts)).where(mine, period.where()).scalar_subquery()
+
+        return sa.select(
+            sa.literal(model_id, sa.String()).label("model_id"),
+            exists(E.c.ts < period.lo).label("before"),
+            exists(E.c.ts >= period.hi).label("after"),
+            inside(sa.func.min).label("first_ts"),
+            inside(sa.func.max).label("last_ts"),
         )
-        .where(E.c.model_id.in_(model_ids))
-        .group_by(E.c.model_id)
-    )
-    frame = fetch(stmt, url=url)
+
+    selects = [one(m) for m in model_ids]
+    frame = fetch(selects[0] if len(selects) == 1 else sa.union_all(*selects), url=url)
 
     def local_day(ts: Any) -> date:
-        return pd.Timestamp(ts).tz_localize("UTC").tz_convert(tz).date()
+        return pd.Timestamp(ts).tz_localize("UTC").tz_convert(period.tz).date()
 
-    return {
-        str(row.model_id): (local_day(row.first_ts), local_day(row.last_ts))
-        for row in frame.itertuples(index=False)
-    }
+    out: dict[str, tuple] = {}
+    for row in frame.itertuples(index=False):
+        seen_inside = pd.notna(row.first_ts)
+        if pd.notna(row.before):
+            first = period.start
+        else:  # the first request is in the period, or after it (then nothing is in it)
+            first = local_day(row.first_ts) if seen_inside else period.end
+        if pd.notna(row.after):
+            until = period.end
+        else:  # the last request is in the period, or before it
+            until = local_day(row.last_ts) + timedelta(days=1) if seen_inside else period.start
+        out[str(row.model_id)] = (first, until)
+    return out
 
 
-def _flat_fees(catalogue: pd.DataFrame, tz: str, url: str | None) -> dict[str, FlatFee]:
-    """Each flat model's fee and deployment (module docstring, "Flat fees")."""
+def _flat_fees(catalogue: pd.DataFrame, period: _Period, url: str | None) -> dict[str, FlatFee]:
+    """Each flat model's fee and its deployed days in ``period`` (module docstring)."""
     configured: dict[str, tuple[float, date | None, date | None]] = {}
     for row in catalogue.itertuples(index=False):
         if row.pricing_kind != "flat":
@@ -539,19 +568,15 @@ def _flat_fees(catalogue: pd.DataFrame, tz: str, url: str | None) -> dict[str, F
                 f"after 'deployed_on' ({deployed})"
             )
         configured[row.model_id] = (float(fee), deployed, retired)
-    # Only models missing a date need their traffic's first or last day (one statement).
+    # Only models missing a date need their traffic (one statement for all of them).
     unknown = [m for m, (_, first, until) in configured.items() if first is None or until is None]
-    seen = _request_days(unknown, tz, url) if unknown else {}
+    traffic = _traffic_days(unknown, period, url) if unknown else {}
     out: dict[str, FlatFee] = {}
     for model_id, (fee, first, until) in configured.items():
-        span = seen.get(model_id)
-        if first is None:
-            first = span[0] if span else None
-        if until is None:
-            until = span[1] + timedelta(days=1) if span else None
-        if first is None or until is None:  # no date and no request: never deployed
-            first = until = date(1970, 1, 1)
-        out[model_id] = FlatFee(fee, first, until)
+        seen_first, seen_until = traffic.get(model_id, (period.start, period.start))
+        out[model_id] = FlatFee(
+            fee, first if first is not None else seen_first, until or seen_until
+        )
     return out
 
 
@@ -562,7 +587,7 @@ def _pricing(period: _Period, url: str | None) -> _Pricing:
     for row in catalogue.itertuples(index=False):
         if row.pricing_kind == "tiered":
             tiers[row.model_id] = _tiers(row.model_id, row.config)
-    return _Pricing(period, catalogue, tiers, _flat_fees(catalogue, period.tz, url))
+    return _Pricing(period, catalogue, tiers, _flat_fees(catalogue, period, url))
 
 
 def _tier_volumes(model_ids: list[str], period: _Period, url: str | None) -> pd.DataFrame:
