@@ -3,11 +3,14 @@
 Built on the metric layer (:mod:`auterity.metrics`); the few questions the metric layer
 cannot express as one aggregate (cohort retention, churn) are single SQL statements here.
 Every function takes local dates in the business time zone, ``start`` inclusive and
-``end`` exclusive, and returns a small pandas DataFrame of aggregates.
+``end`` exclusive, and returns a small pandas DataFrame of aggregates. Point-in-time KPIs
+(WAU, MAU, churn) keep one definition whatever a report's length: they are taken as of
+its end (:data:`ACTIVE_WINDOWS`, :data:`CHURN_DAYS`, :func:`kpi_anchors`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 
@@ -135,11 +138,7 @@ def churn_rate(
     lo, mid = dialect.utc_bounds(previous, start, tz)
     _, hi = dialect.utc_bounds(start, end, tz)
     ((base, churned),) = _churn_counts([(lo, mid, hi)], url)
-    return {
-        "base": base,
-        "churned": churned,
-        "churn_rate": churned / base if base else float("nan"),
-    }
+    return _churn_result(base, churned)
 
 
 def churn_as_of(
@@ -166,15 +165,21 @@ def churn_as_of(
     -------
     dict
         ``{"base", "churned", "churn_rate"}`` as :func:`churn_rate`.
+
+    Raises
+    ------
+    ConfigError
+        ``days`` not a positive integer.
     """
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise ConfigError(f"days must be a positive integer (got {days!r})")
     ((base, churned),) = _churn_counts([_churn_windows(as_of, days, _tz(tz))], url)
-    return {
-        "base": base,
-        "churned": churned,
-        "churn_rate": churned / base if base else float("nan"),
-    }
+    return _churn_result(base, churned)
+
+
+def _churn_result(base: int, churned: int) -> dict[str, float]:
+    """The churn dict of :func:`churn_rate` and :func:`churn_as_of` (NaN without a base)."""
+    return {"base": base, "churned": churned, "churn_rate": churned / base if base else math.nan}
 
 
 def kpi_anchors(start: date, end: date) -> dict[str, date]:
@@ -251,13 +256,10 @@ def kpi_summary(
         rows.append(_empty_row("churn_rate", KPI_LABELS["churn_rate"], "percent", "down"))
     else:
         counts = _churn_counts([_churn_windows(a, CHURN_DAYS, tz) for a in anchors.values()], url)
-        values = dict(
-            zip(
-                anchors,
-                (churned / base if base else float("nan") for base, churned in counts),
-                strict=True,
-            )
-        )
+        values = {
+            window: _churn_result(base, churned)["churn_rate"]
+            for window, (base, churned) in zip(anchors, counts, strict=True)
+        }
         rows.append(
             _anchored_row("churn_rate", KPI_LABELS["churn_rate"], "percent", "down", values)
         )
