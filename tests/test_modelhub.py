@@ -476,19 +476,24 @@ def test_daily_trend_matches_pandas_and_zero_fills(custom_duck: str) -> None:
 LLAMA = "llama-3.1-70b"
 
 
+def _set_pricing(url: str, model_id: str, config: dict, kind: str = "flat") -> None:
+    """Give a model of the warehouse at ``url`` another pricing (in place)."""
+    with warehouse.connect(url, write=True) as conn:
+        conn.execute(
+            sa.update(schema.models)
+            .where(schema.models.c.model_id == model_id)
+            .values(pricing_kind=kind, pricing_config=json.dumps(config))
+        )
+        warehouse.mark_data_changed(conn)
+    warehouse.dispose_engines()
+
+
 def _with_llama_pricing(source: str, folder: Path, config: dict) -> str:
     """A copy of the warehouse at ``source`` whose self-hosted model has ``config``."""
     path = folder / "priced.duckdb"
     shutil.copy(sa.make_url(source).database, path)
     url = f"duckdb:///{path}"
-    with warehouse.connect(url, write=True) as conn:
-        conn.execute(
-            sa.update(schema.models)
-            .where(schema.models.c.model_id == LLAMA)
-            .values(pricing_config=json.dumps(config))
-        )
-        warehouse.mark_data_changed(conn)
-    warehouse.dispose_engines()
+    _set_pricing(url, LLAMA, config)
     return url
 
 
@@ -567,10 +572,17 @@ def test_flat_fee_follows_the_deployment_dates_of_its_pricing(
     daily = modelhub.daily_trend(date(2026, 10, 18), date(2026, 10, 22), models=LLAMA, url=url)
     assert daily["cost"].tolist() == pytest.approx([100, 100, 0, 0])
     # Only one date given: the other end comes from the traffic (last request: Oct 31).
-    url_one = _with_llama_pricing(
-        custom_duck, tmp_path / "..", {"monthly_cost": 3100, "deployed_on": "2026-08-01"}
+    _set_pricing(url, LLAMA, {"monthly_cost": 3100, "deployed_on": "2026-08-01"})
+    assert _llama_cost(url, *everything) == pytest.approx(3 * 3100)
+    # A second flat model without dates (both probed in one statement): from its first
+    # request, August 2nd, to its last, October 31st.
+    _set_pricing(url, "mistral-large", {"monthly_cost": 3100})
+    costs = modelhub.leaderboard(*everything, url=url).set_index("model_id")["cost"]
+    assert costs["mistral-large"] == pytest.approx(3100 * (30 / 31 + 2))
+    assert costs[LLAMA] == pytest.approx(3 * 3100)
+    _assert_same(
+        modelhub.leaderboard(*everything, url=url), _reference_leaderboard(url, *everything)
     )
-    assert _llama_cost(url_one, *everything) == pytest.approx(3 * 3100)
 
 
 @pytest.mark.parametrize(
@@ -1029,6 +1041,13 @@ def test_postgres_prices_tiers_like_duckdb(pg_url: str, custom_duck: str) -> Non
     tokyo = (date(2026, 10, 15), date(2026, 11, 15), "Asia/Tokyo")
     assert _llama_cost(pg_url, *tokyo) == pytest.approx(_llama_cost(custom_duck, *tokyo))
     assert _llama_cost(pg_url, *tokyo) == pytest.approx(2400 * (17 / 31 + 1 / 30))
+    # Two flat models (one statement probes both): mistral-large at $3,100 a month, serving
+    # from August 2nd (its first request) to October 31st, and llama as before.
+    _set_pricing(pg_url, "mistral-large", {"monthly_cost": 3100})
+    board = modelhub.leaderboard(date(2000, 1, 1), date(2100, 1, 1), url=pg_url)
+    costs = board.set_index("model_id")["cost"]
+    assert costs["mistral-large"] == pytest.approx(3100 * (30 / 31 + 2))
+    assert costs[LLAMA] == pytest.approx(2400 * (12 / 31 + 2))
 
 
 # --------------------------------------------------------------------------- packaging
