@@ -588,6 +588,7 @@ def test_flat_fee_follows_the_deployment_dates_of_its_pricing(
 @pytest.mark.parametrize(
     ("config", "message"),
     [
+        ({"deployed_on": "2026-09-01"}, r"needs a non-negative number 'monthly_cost'"),
         ({"monthly_cost": 10, "deployed_on": "soon"}, r"'deployed_on' must be a date"),
         ({"monthly_cost": 10, "retired_on": 20260101}, r"'retired_on' must be a date"),
         (
