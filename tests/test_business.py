@@ -135,6 +135,71 @@ def test_kpi_summary_filtered_by_sales_channel(
         assert np.isnan(kpis.loc[metric, "previous_delta_pct"]), metric
 
 
+def _active_ids(events: pd.DataFrame, lo: date, hi: date) -> set:
+    """Customers with a model request in the local days ``[lo, hi)``."""
+    return set(_between(events, "ts", lo, hi)["customer_id"].dropna())
+
+
+def _churn_by_hand(done: pd.DataFrame, as_of: date) -> float:
+    """Of the customers with a completed order in the 30 days before the last 30 days up to
+    ``as_of``, the share without one in those last 30 days."""
+    month = pd.Timedelta(days=30)
+    before = set(_between(done, "ts", as_of - 2 * month, as_of - month)["customer_id"])
+    after = set(_between(done, "ts", as_of - month, as_of)["customer_id"])
+    return len(before - after) / len(before) if before else float("nan")
+
+
+@pytest.mark.parametrize("days", [7, 28, 90])
+def test_wau_mau_and_churn_keep_their_definition_whatever_the_period(
+    days: int, analytics_url: str, tables: dict[str, pd.DataFrame]
+) -> None:
+    """WAU/MAU: the 7/30 days ending at the period end (data before the period counts);
+    churn: 30-day windows as of the period end; deltas: the same KPIs as of the previous
+    period's end and last year's end. By hand, with pandas over the raw rows."""
+    end = date(2026, 10, 15)
+    start = end - pd.Timedelta(days=days).to_pytimedelta()
+    kpis = business.kpi_summary(start, end, tz=TZ, url=analytics_url).set_index("metric")
+    assert kpis.loc["wau", "label"] == "WAU (last 7 days)"
+    assert kpis.loc["mau", "label"] == "MAU (last 30 days)"
+    assert kpis.loc["churn_rate", "label"] == "Churn (30-day)"
+    events = tables["inference_events"]
+    done = tables["orders"][tables["orders"]["status"] == "completed"]
+    anchors = {"current": end, "previous": start, "last_year": date(2025, 10, 15)}
+    for which, as_of in anchors.items():
+        for kpi, window in (("wau", 7), ("mau", 30)):
+            lo = as_of - pd.Timedelta(days=window).to_pytimedelta()
+            assert kpis.loc[kpi, which] == len(_active_ids(events, lo, as_of)), (kpi, which)
+        churn = _churn_by_hand(done, as_of)
+        got = kpis.loc["churn_rate", which]
+        assert (np.isnan(got) and np.isnan(churn)) or got == pytest.approx(churn), which
+    assert kpis.loc["mau", "current"] > 0 and kpis.loc["churn_rate", "current"] > 0
+    for kpi in ("wau", "mau", "churn_rate"):
+        row = kpis.loc[kpi]
+        assert row["previous_delta"] == pytest.approx(row["current"] - row["previous"])
+
+
+def test_the_7_and_28_day_reports_show_the_same_point_in_time_kpis(
+    analytics_duckdb: str,
+) -> None:
+    """The weekly email and the 28-day dashboard ending the same day agree on WAU, MAU and
+    churn (they used to show MAU = WAU and a weekly 'churn' in the email)."""
+    end = date(2026, 10, 15)
+    weekly, monthly = (
+        business.kpi_summary(
+            end - pd.Timedelta(days=d).to_pytimedelta(), end, tz=TZ, url=analytics_duckdb
+        ).set_index("metric")
+        for d in (7, 28)
+    )
+    for kpi in ("wau", "mau", "churn_rate"):
+        assert weekly.loc[kpi, "current"] == monthly.loc[kpi, "current"], kpi
+        assert weekly.loc[kpi, "label"] == monthly.loc[kpi, "label"]
+    assert weekly.loc["mau", "current"] > weekly.loc["wau", "current"]
+    same = business.churn_as_of(end, tz=TZ, url=analytics_duckdb)
+    assert same["churn_rate"] == pytest.approx(weekly.loc["churn_rate", "current"])
+    with pytest.raises(ConfigError, match="days must be a positive integer"):
+        business.churn_as_of(end, days=0, url=analytics_duckdb)
+
+
 def test_kpi_daily_matches_pandas(analytics_url: str, tables: dict[str, pd.DataFrame]) -> None:
     daily = business.kpi_daily(START, END, tz=TZ, url=analytics_url)
     assert list(daily.columns) == list(business.SPARKLINE_METRICS)

@@ -457,3 +457,53 @@ def test_tables_show_values_in_their_units_and_no_nan(
     assert main(["metrics", "query", "conversion_rate", "--compare", *period]) == 0
     out = capsys.readouterr().out
     assert "%" in out and "NaN" not in out and "None" not in out
+
+
+# --------------------------------------------------------------------------- date defaults
+
+PERIOD_DEFAULTS = [
+    (["metrics", "query", "revenue"], "PERIOD_DAYS", "auterity.metrics.query"),
+    (["modelhub", "leaderboard"], "PERIOD_DAYS", "auterity.modelhub.leaderboard"),
+    (["modelhub", "slo"], "PERIOD_DAYS", "auterity.modelhub.slo_report"),
+    (["modelhub", "costs"], "PERIOD_DAYS", "auterity.modelhub.cost_by_feature"),
+    (["modelhub", "savings"], "SAVINGS_DAYS", "auterity.modelhub.savings"),
+    (["modelhub", "drift"], "DRIFT_DAYS", "auterity.modelhub.drift"),
+    (["insights"], "INSIGHTS_DAYS", "auterity.insights.run"),
+    (["forecast", "revenue", "--horizon", "7"], "FORECAST_HISTORY_DAYS", None),
+    (["anomalies", "revenue"], "ANOMALY_DAYS", None),
+]
+"""Every command with a default period: its constant in auterity.cli, and the library
+function that receives the period (forecast and anomalies: timeseries.metric_series)."""
+
+
+@pytest.mark.parametrize(
+    ("args", "constant", "target"),
+    PERIOD_DEFAULTS,
+    ids=[" ".join(a[:2]) for a, *_ in PERIOD_DEFAULTS],
+)
+def test_default_periods_in_help_are_the_ones_used(
+    args: list[str], constant: str, target: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`modelhub savings --help` used to say 28 days while the code used 90 (drift: 7)."""
+    from datetime import date, timedelta
+
+    import auterity.cli
+    from auterity.errors import ConfigError
+
+    days = getattr(auterity.cli, constant)
+    help_text = " ".join(CliRunner().invoke(cli, [*args, "--help"]).output.split())
+    assert f"Default: {days} days before --end." in help_text
+    seen: list[date] = []
+
+    def capture(*positional: object, **named: object) -> None:
+        values = [*positional, *named.values()]
+        if "drift" in args:  # (reference, current) windows: the current one is the period
+            values = list(positional[1])  # type: ignore[call-overload]
+        seen.extend(v for v in values if isinstance(v, date))
+        raise ConfigError("captured")
+
+    monkeypatch.setattr(target or "auterity.timeseries.metric_series", capture)
+    assert main([*args, "--end", "2026-11-01"]) == 2
+    end = date(2026, 11, 1)
+    assert seen[:2] == [end - timedelta(days=days), end], (constant, seen)
+    assert {"SAVINGS_DAYS": 90, "DRIFT_DAYS": 7}.get(constant, days) == days

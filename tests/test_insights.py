@@ -16,7 +16,7 @@ import pytest
 from auterity import correlate, demo_data, insights, warehouse
 from auterity.cli import main
 from auterity.errors import ConfigError
-from conftest import build_duckdb
+from conftest import build_duckdb, read_table
 
 END = date(2026, 11, 1)
 # Nine months, enough visitors a day for the planted conversion dips to be measurable; the
@@ -189,6 +189,113 @@ def test_series_are_daily_sql_aggregates(effects_world: tuple[str, dict]) -> Non
     with pytest.raises(ConfigError, match="unknown ML metric"):
         correlate.load_series(START, END, url=url, ml_metrics=["nope"])
     warehouse.dispose_engines()
+
+
+def test_forecasts_of_the_default_90_day_window_read_their_history(
+    effects_world: tuple[str, dict],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The default window (90 days, as in parameters/05-insights/quarterly.yml) is shorter
+    than the 112 days a 28-day forecast needs: the history before it is read, and the three
+    KPIs are tested (they used to be skipped silently: forecast_metrics 0, skipped {})."""
+    url, _ = effects_world
+    monkeypatch.setenv("AUTERITY_DB_URL", url)
+    args = ["insights", "--end", END.isoformat(), "--kind", "forecast_risk", "--format", "json"]
+    assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["start"] == (END - timedelta(days=90)).isoformat()
+    assert data["tested"]["forecast_metrics"] == len(insights.FORECAST_METRICS) == 3
+    assert data["skipped"] == {}
+    history = insights.forecast_series(END - timedelta(days=90), END, url=url)
+    assert history.business.index[0] == pd.Timestamp(END - timedelta(days=112))
+    assert history.business.index[-1] == pd.Timestamp(END - timedelta(days=1))
+    assert list(history.business.columns) == list(insights.FORECAST_METRICS)
+    assert history.business.loc["2026-09-07"].isna().all()  # Labor Day left out
+    warehouse.dispose_engines()
+
+
+def test_what_a_short_or_early_range_cannot_test_is_listed_with_why(
+    effects_world: tuple[str, dict],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, _ = effects_world
+    start = WORLD.start + timedelta(days=10)  # the data begin on WORLD.start
+    end = start + timedelta(days=60)
+    report = insights.run(
+        start, end, url=url, kinds=["level_shift", "forecast_risk", "mover", "drift"]
+    )
+    assert report.tested["level_shift_metrics"] == 0 and report.tested["forecast_metrics"] == 0
+    assert report.skipped["level_shift"] == (
+        f"needs 84 days (28 days on each side of every candidate step); {start} to {end} has 60"
+    )
+    reason = report.skipped["forecast_risk"]
+    assert f"needs 112 days of daily history up to {end}" in reason
+    # only the days since the data began count: from the first completed order (UTC days)
+    orders = read_table(url, "orders")
+    first = pd.to_datetime(orders.loc[orders["status"] == "completed", "ts"]).min().date()
+    assert f"has {(end - first).days} for revenue" in reason
+    assert set(report.skipped) == {"level_shift", "forecast_risk"}  # movers, drift ran
+    longer = insights.run(start, end, url=url, kinds=["mover", "drift"], period_days=40)
+    assert longer.skipped == {
+        "mover": f"needs 80 days (the last 40 against the ones before); {start} to {end} has 60",
+        "drift": f"needs 80 days (a reference and a current window); {start} to {end} has 60",
+    }
+    # The same in the JSON and in the table of the CLI.
+    monkeypatch.setenv("AUTERITY_DB_URL", url)
+    args = ["insights", "--start", start.isoformat(), "--end", end.isoformat()]
+    assert main([*args, "--kind", "level_shift", "--format", "json"]) == 0
+    assert "level_shift" in json.loads(capsys.readouterr().out)["skipped"]
+    assert main([*args, "--kind", "forecast_risk"]) == 0
+    assert "not checked: forecast_risk: a forecast of the next 28 days" in capsys.readouterr().out
+    warehouse.dispose_engines()
+
+
+def test_the_insights_report_lists_what_it_could_not_test(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, analytics_duckdb: str
+) -> None:
+    """Notebook 05 shows the skipped kinds with their reasons (a 61-day range of a world
+    whose data begin on 2026-06-01: no level-shift scan, too little history to forecast)."""
+    from auterity import reports
+
+    repo = Path(__file__).resolve().parents[1]
+    root = tmp_path / "home"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("")
+    for folder in ("notebooks", "parameters"):
+        (root / folder).symlink_to(repo / folder)
+    monkeypatch.setenv("AUTERITY_HOME", str(root))
+    monkeypatch.setenv("AUTERITY_DB_URL", analytics_duckdb)
+    overrides = ["period=custom", "start=2026-06-10", "end=2026-08-10"]
+    overrides.append("kinds=level_shift,forecast_risk")
+    record = reports.run("05-insights", overrides=overrides, pdf=False)
+    assert record.ok, record.error_message
+    page = Path(record.outputs["html"]).read_text()
+    assert "Not checked:" in page
+    assert "New level" in page and "needs 84 days (28 days on each side" in page
+    assert "Forecast risk" in page and "needs 112 days of daily history up to 2026-08-10" in page
+
+
+def test_series_too_short_to_judge_are_not_counted_as_judged() -> None:
+    days = pd.date_range("2026-01-01", periods=60, freq="D")
+    rng = np.random.default_rng(3)
+    frames = {
+        name: (
+            pd.DataFrame({"ds": days[-length:], "y": 100 + rng.normal(0, 1, length)}),
+            "count",
+            name,
+            ("up", "down"),
+            ("low", "medium", "high"),
+            False,
+        )
+        for name, length in (("long", 60), ("short", 20))
+    }
+    cards, judged = insights.anomaly_cards(frames)
+    assert judged == 1 and cards == []
+    assert insights._anomaly_skipped(frames) == (
+        "1 series with fewer than 28 days of data (history included) not judged: short"
+    )
 
 
 def test_bad_arguments_are_config_errors() -> None:

@@ -171,6 +171,29 @@ def test_compare_previous_period_and_last_year(url: str) -> None:
     assert got.loc["quality", "unit"] == "number" and got.loc["orders", "good"] == "up"
 
 
+def test_overlapping_windows_count_a_row_in_every_window(url: str) -> None:
+    """The 30 days before two anchors a week apart overlap: each window gets its own total
+    (distinct customers, revenue and a ratio), as if asked alone."""
+    windows = {
+        "now": (date(2026, 9, 8), date(2026, 10, 8)),
+        "week_before": (date(2026, 9, 1), date(2026, 10, 1)),
+        "disjoint": (date(2026, 7, 1), date(2026, 7, 8)),
+    }
+    names = ["active_customers", "revenue", "average_order_value"]
+    got = metrics.query_windows(names, windows, tz=TZ, url=url).set_index("period")
+    events = _raw(url, "inference_events").assign(local=lambda f: _local(f["ts"]))
+    orders = _raw(url, "orders")
+    done = orders[orders["status"] == "completed"].assign(local=lambda f: _local(f["ts"]))
+    done["amount"] = done["amount"].astype(float)
+    for label, (a, b) in windows.items():
+        lo, hi = pd.Timestamp(a), pd.Timestamp(b)
+        active = events[(events["local"] >= lo) & (events["local"] < hi)]
+        paid = done[(done["local"] >= lo) & (done["local"] < hi)]
+        assert got.loc[label, "active_customers"] == active["customer_id"].nunique(), label
+        assert got.loc[label, "revenue"] == pytest.approx(paid["amount"].sum()), label
+        assert got.loc[label, "average_order_value"] == pytest.approx(paid["amount"].mean())
+
+
 @pytest.mark.postgres
 def test_duckdb_and_postgres_agree(duck: str, pg: str) -> None:
     names = [

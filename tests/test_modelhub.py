@@ -11,6 +11,7 @@ import calendar
 import json
 import logging
 import math
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -40,6 +41,8 @@ TIERS = [
 GAP_DAYS = ("2026-10-10", "2026-10-11", "2026-10-12")
 GAP_MODELS = ("gpt-4o-mini", "llama-3.1-70b")
 GHOST_DAY = "2026-08-15"
+LLAMA_FROM = "2026-08-20"
+"""The self-hosted model's first request in the CUSTOM world (UTC day)."""
 
 
 # --------------------------------------------------------------------------- worlds
@@ -49,8 +52,9 @@ def _build_custom(url: str) -> None:
     """Build CUSTOM at ``url``, edited to exercise pricing, gaps and unknown models."""
     # command-r-plus gets small monthly tiers and mostly NULL costs; gpt-4o-mini and llama
     # have no traffic on GAP_DAYS; a quarter of llama's requests move to support_triage (its
-    # flat fee is shared by two features); on GHOST_DAY search_rerank calls a model that
-    # is missing from the models table.
+    # flat fee is shared by two features) and it serves nothing before LLAMA_FROM (its fee
+    # starts then); on GHOST_DAY search_rerank calls a model that is missing from the
+    # models table.
     world = demo_data.generate(CUSTOM)
 
     def chunks() -> Iterator[tuple[str, pd.DataFrame]]:
@@ -62,6 +66,7 @@ def _build_custom(url: str) -> None:
             if table == "inference_events":
                 day = frame["ts"].dt.strftime("%Y-%m-%d")
                 keep = ~(day.isin(GAP_DAYS) & frame["model_id"].isin(GAP_MODELS))
+                keep &= ~((day < LLAMA_FROM) & (frame["model_id"] == "llama-3.1-70b"))
                 frame = frame[keep].copy()
                 day = day[keep]
                 tiered = (frame["model_id"] == "command-r-plus").to_numpy()
@@ -185,7 +190,7 @@ def _row_costs(rows: pd.DataFrame, models: pd.DataFrame, url: str) -> pd.Series:
 
 
 def _flat_fee(monthly: float, start: date, end: date) -> float:
-    """A monthly fee prorated by days, day by day."""
+    """A monthly fee prorated by days, day by day (for a model deployed throughout)."""
     total, day = 0.0, start
     while day < end:
         total += monthly / calendar.monthrange(day.year, day.month)[1]
@@ -193,13 +198,27 @@ def _flat_fee(monthly: float, start: date, end: date) -> float:
     return total
 
 
-def _flat_fees(models: pd.DataFrame, start: date, end: date) -> dict[str, float]:
-    """The period's fee of every flat-priced model."""
+def _deployment(url: str, model_id: str, config: dict, tz: str) -> tuple[date, date]:
+    """``[first, until)`` local days a flat model is deployed: its config's dates, else from
+    its first request's day through its last request's day (pandas over raw rows)."""
+    rows = _raw(url, datetime(1900, 1, 1), datetime(2200, 1, 1))
+    ts = rows.loc[rows["model_id"] == model_id, "ts"].dt.tz_localize("UTC").dt.tz_convert(tz)
+    first = config.get("deployed_on") or ts.min().date().isoformat()
+    until = config.get("retired_on") or (ts.max().date() + timedelta(days=1)).isoformat()
+    return date.fromisoformat(first), date.fromisoformat(until)
+
+
+def _flat_fees(
+    url: str, models: pd.DataFrame, start: date, end: date, tz: str = "UTC"
+) -> dict[str, float]:
+    """The period's fee of every flat-priced model: only its days of deployment count."""
     flat = models[models["pricing_kind"] == "flat"]
-    return {
-        r.model_id: _flat_fee(json.loads(r.pricing_config)["monthly_cost"], start, end)
-        for r in flat.itertuples()
-    }
+    out = {}
+    for r in flat.itertuples():
+        config = json.loads(r.pricing_config)
+        first, until = _deployment(url, r.model_id, config, tz)
+        out[r.model_id] = _flat_fee(config["monthly_cost"], max(start, first), min(end, until))
+    return out
 
 
 def _reference_leaderboard(
@@ -209,7 +228,7 @@ def _reference_leaderboard(
     rows = _period_rows(url, start, end, tz)
     catalogue = _table(url, schema.models)
     rows["effective"] = _row_costs(rows, catalogue, url)
-    fees = _flat_fees(catalogue, start, end)
+    fees = _flat_fees(url, catalogue, start, end, tz)
     names = catalogue.set_index("model_id")
     out = []
     for model_id, g in rows.groupby("model_id"):
@@ -303,15 +322,37 @@ def test_three_tiers_and_bad_tier_configs() -> None:
 
 
 def test_flat_fee_is_prorated_by_days_across_two_months() -> None:
+    always = modelhub.FlatFee(3100.0, date(2000, 1, 1), date(2100, 1, 1))
     # 12 days of January (20..31) and 9 of February (1..9, 28 days in 2026).
-    assert modelhub._flat_cost(3100.0, date(2026, 1, 20), date(2026, 2, 10)) == pytest.approx(
+    assert always.total(date(2026, 1, 20), date(2026, 2, 10)) == pytest.approx(
         12 / 31 * 3100 + 9 / 28 * 3100, rel=1e-12
     )
-    assert modelhub._flat_cost(2400.0, date(2026, 3, 1), date(2026, 4, 1)) == pytest.approx(2400)
-    assert modelhub._flat_cost(2900.0, date(2028, 2, 1), date(2028, 2, 2)) == pytest.approx(100)
+    flat_2400 = modelhub.FlatFee(2400.0, date(2000, 1, 1), date(2100, 1, 1))
+    assert flat_2400.total(date(2026, 3, 1), date(2026, 4, 1)) == pytest.approx(2400)
+    leap = modelhub.FlatFee(2900.0, date(2000, 1, 1), date(2100, 1, 1))
+    assert leap.total(date(2028, 2, 1), date(2028, 2, 2)) == pytest.approx(100)
     days = pd.date_range("2026-01-30", "2026-02-02")
     expected = [3100 / 31, 3100 / 31, 3100 / 28, 3100 / 28]
-    assert modelhub._flat_daily(3100.0, days).tolist() == pytest.approx(expected)
+    assert always.daily(days).tolist() == pytest.approx(expected)
+
+
+def test_flat_fee_accrues_only_while_deployed() -> None:
+    # Deployed 2026-01-25 up to (not including) 2026-03-10: by hand, 7 days of January,
+    # all of February, 9 days of March.
+    fee = modelhub.FlatFee(3100.0, date(2026, 1, 25), date(2026, 3, 10))
+    whole = 7 / 31 * 3100 + 3100 + 9 / 31 * 3100
+    assert fee.total(date(2000, 1, 1), date(2100, 1, 1)) == pytest.approx(whole, rel=1e-12)
+    assert fee.total(date(2025, 1, 1), date(2026, 1, 25)) == 0.0  # before deployment
+    assert fee.total(date(2026, 3, 10), date(2026, 4, 1)) == 0.0  # after retirement
+    assert fee.total(date(2026, 1, 20), date(2026, 2, 1)) == pytest.approx(7 / 31 * 3100)
+    assert fee.total(date(2026, 3, 1), date(2026, 3, 31)) == pytest.approx(9 / 31 * 3100)
+    days = pd.date_range("2026-01-23", "2026-01-26")
+    assert fee.daily(days).tolist() == pytest.approx([0, 0, 100, 100])
+    # The total is the daily accrual summed: one rule for every view.
+    span = pd.date_range("2026-01-01", "2026-03-31")
+    assert fee.daily(span).sum() == pytest.approx(whole, rel=1e-12)
+    never = modelhub.FlatFee(3100.0, date(1970, 1, 1), date(1970, 1, 1))
+    assert never.total(date(2000, 1, 1), date(2100, 1, 1)) == 0.0
 
 
 # --------------------------------------------------------------------------- leaderboard
@@ -399,12 +440,13 @@ def test_daily_trend_matches_pandas_and_zero_fills(custom_duck: str) -> None:
         assert got["p50_latency_ms"] == pytest.approx(np.percentile(ok, 50), rel=1e-9)
         assert got["p95_latency_ms"] == pytest.approx(np.percentile(ok, 95), rel=1e-9)
         assert got["quality_mean"] == pytest.approx(g["quality"].mean(), rel=1e-9)
-        fee = 2400 / calendar.monthrange(day.year, day.month)[1]
+        fee = 2400 / calendar.monthrange(day.year, day.month)[1]  # a day with requests
         usage = g["effective"].sum() + (fee if model_id == "llama-3.1-70b" else 0.0)
         assert got["cost"] == pytest.approx(usage, rel=1e-9)
 
     # No traffic (the gap, and the days after the data): 0 requests, 0 cost, NaN elsewhere;
-    # the self-hosted model's fee still accrues on those days.
+    # the self-hosted model's fee still accrues in the gap (it is deployed: it served
+    # before and after), not on the days after its last request.
     seen = set(zip(rows["model_id"], rows["day"].dt.strftime("%F"), strict=True))
     labels = zip(actual["model_id"], actual["day"].dt.strftime("%F"), strict=True)
     empty = actual[[label not in seen for label in labels]]
@@ -415,7 +457,9 @@ def test_daily_trend_matches_pandas_and_zero_fills(custom_duck: str) -> None:
     assert (empty["requests"] == 0).all()
     for col in ("error_rate", "p50_latency_ms", "p95_latency_ms", "quality_mean"):
         assert empty[col].isna().all()
-    paid = empty["model_id"] == "llama-3.1-70b"
+    llama = empty["model_id"] == "llama-3.1-70b"
+    paid = llama & (empty["day"] < pd.Timestamp("2026-11-01"))  # its last request: Oct 31
+    assert set(empty.loc[paid, "day"].dt.strftime("%F")) >= {"2026-10-10", "2026-10-11"}
     assert (empty.loc[~paid, "cost"] == 0).all()
     assert empty.loc[paid, "cost"].tolist() == pytest.approx(
         [2400 / calendar.monthrange(d.year, d.month)[1] for d in empty.loc[paid, "day"]]
@@ -425,6 +469,141 @@ def test_daily_trend_matches_pandas_and_zero_fills(custom_duck: str) -> None:
     assert actual.groupby("model_id")["cost"].sum().to_dict() == pytest.approx(
         board.set_index("model_id")["cost"].to_dict()
     )
+
+
+# --------------------------------------------------------------------------- flat fees
+
+LLAMA = "llama-3.1-70b"
+
+
+def _set_pricing(url: str, model_id: str, config: dict, kind: str = "flat") -> None:
+    """Give a model of the warehouse at ``url`` another pricing (in place)."""
+    with warehouse.connect(url, write=True) as conn:
+        conn.execute(
+            sa.update(schema.models)
+            .where(schema.models.c.model_id == model_id)
+            .values(pricing_kind=kind, pricing_config=json.dumps(config))
+        )
+        warehouse.mark_data_changed(conn)
+    warehouse.dispose_engines()
+
+
+def _with_llama_pricing(source: str, folder: Path, config: dict) -> str:
+    """A copy of the warehouse at ``source`` whose self-hosted model has ``config``."""
+    path = folder / "priced.duckdb"
+    shutil.copy(sa.make_url(source).database, path)
+    url = f"duckdb:///{path}"
+    _set_pricing(url, LLAMA, config)
+    return url
+
+
+def _llama_cost(url: str, start: date, end: date, tz: str = "UTC") -> float:
+    """The self-hosted model's cost on the leaderboard (0 when it is not listed)."""
+    board = modelhub.leaderboard(start, end, tz=tz, url=url).set_index("model_id")
+    return float(board.loc[LLAMA, "cost"]) if LLAMA in board.index else 0.0
+
+
+def test_flat_fee_runs_from_the_first_to_the_last_request(custom_duck: str) -> None:
+    # By hand: llama (self-hosted, $2,400 a month, no per-request costs) serves from
+    # 2026-08-20 (LLAMA_FROM) to 2026-10-31, the last day of the data (UTC days).
+    # A window before its first request: not deployed, nothing charged.
+    assert _llama_cost(custom_duck, date(2026, 8, 1), date(2026, 8, 20)) == 0.0
+    # A window spanning its start: 12 days of August (20..31) and 9 of September.
+    spanning = (date(2026, 8, 10), date(2026, 9, 10))
+    assert _llama_cost(custom_duck, *spanning) == pytest.approx(2400 * (12 / 31 + 9 / 30))
+    # A partial month: October 15..31; none of the November days after its last request.
+    assert _llama_cost(custom_duck, date(2026, 10, 15), date(2026, 11, 15)) == pytest.approx(
+        2400 * 17 / 31
+    )
+    # The issue's 2000-2100 window: 12/31 of August, September and October, not 1,200
+    # months; the same through the CLI.
+    everything = (date(2000, 1, 1), date(2100, 1, 1))
+    assert _llama_cost(custom_duck, *everything) == pytest.approx(2400 * (12 / 31 + 2))
+    _assert_same(
+        modelhub.leaderboard(*everything, url=custom_duck),
+        _reference_leaderboard(custom_duck, *everything),
+    )
+    # The daily trend asked for it: no fee before the first request, the day's fee after.
+    daily = modelhub.daily_trend(*spanning, models=LLAMA, url=custom_duck).set_index("day")
+    assert (daily.loc[:"2026-08-19", "cost"] == 0).all()
+    assert daily.loc["2026-08-20":"2026-08-31", "cost"].tolist() == pytest.approx([2400 / 31] * 12)
+    assert daily["cost"].sum() == pytest.approx(2400 * (12 / 31 + 9 / 30))
+    # Idle but deployed (the traffic gap, between requests): the fee still accrues.
+    gap = modelhub.daily_trend(
+        date(2026, 10, 10), date(2026, 10, 12), models=LLAMA, url=custom_duck
+    )
+    assert (gap["requests"] == 0).all() and gap["cost"].tolist() == pytest.approx([2400 / 31] * 2)
+    # Every view charges the same fee: the feature and customer breakdowns share it out.
+    features = modelhub.cost_by_feature(*spanning, models=LLAMA, url=custom_duck)
+    assert features["cost"].sum() == pytest.approx(2400 * (12 / 31 + 9 / 30))
+    customers = modelhub.cost_by_customer(*spanning, limit=10**6, models=LLAMA, url=custom_duck)
+    assert customers["cost"].sum() == pytest.approx(2400 * (12 / 31 + 9 / 30))
+
+
+def test_flat_fee_days_are_local_days(custom_duck: str) -> None:
+    # In Tokyo (UTC+9) the last request, late on 2026-10-31 UTC, falls on November 1st.
+    tz = "Asia/Tokyo"
+    everything = (date(2000, 1, 1), date(2100, 1, 1))
+    _assert_same(
+        modelhub.leaderboard(*everything, tz=tz, url=custom_duck),
+        _reference_leaderboard(custom_duck, *everything, tz),
+    )
+    november = _llama_cost(custom_duck, date(2026, 11, 1), date(2026, 12, 1), tz)
+    assert november == pytest.approx(2400 / 30)
+
+
+def test_flat_fee_follows_the_deployment_dates_of_its_pricing(
+    custom_duck: str, tmp_path: Path
+) -> None:
+    # Deployed 2026-08-14 (before its first request, 08-20), retired 2026-10-20 (it still
+    # answered requests after that: they cost nothing more). $3,100 a month.
+    config = {"monthly_cost": 3100, "deployed_on": "2026-08-14", "retired_on": "2026-10-20"}
+    url = _with_llama_pricing(custom_duck, tmp_path, config)
+    # By hand: August 14..31 (18 of 31 days), September, October 1..19 (19 of 31 days).
+    everything = (date(2000, 1, 1), date(2100, 1, 1))
+    assert _llama_cost(url, *everything) == pytest.approx(3100 * 18 / 31 + 3100 + 3100 * 19 / 31)
+    _assert_same(
+        modelhub.leaderboard(*everything, url=url), _reference_leaderboard(url, *everything)
+    )
+    # Spanning the deployment: August 14..24, 11 days at $100, though it served from the 20th.
+    assert _llama_cost(url, date(2026, 8, 10), date(2026, 8, 25)) == pytest.approx(1100)
+    # Spanning the retirement: October 15..19 only.
+    assert _llama_cost(url, date(2026, 10, 15), date(2026, 11, 1)) == pytest.approx(500)
+    daily = modelhub.daily_trend(date(2026, 10, 18), date(2026, 10, 22), models=LLAMA, url=url)
+    assert daily["cost"].tolist() == pytest.approx([100, 100, 0, 0])
+    # Only one date given: the other end comes from the traffic (last request: Oct 31).
+    _set_pricing(url, LLAMA, {"monthly_cost": 3100, "deployed_on": "2026-08-01"})
+    assert _llama_cost(url, *everything) == pytest.approx(3 * 3100)
+    # A second flat model without dates (both probed in one statement): from its first
+    # request, August 2nd, to its last, October 31st.
+    _set_pricing(url, "mistral-large", {"monthly_cost": 3100})
+    costs = modelhub.leaderboard(*everything, url=url).set_index("model_id")["cost"]
+    assert costs["mistral-large"] == pytest.approx(3100 * (30 / 31 + 2))
+    assert costs[LLAMA] == pytest.approx(3 * 3100)
+    _assert_same(
+        modelhub.leaderboard(*everything, url=url), _reference_leaderboard(url, *everything)
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"deployed_on": "2026-09-01"}, r"needs a non-negative number 'monthly_cost'"),
+        ({"monthly_cost": 10, "deployed_on": "soon"}, r"'deployed_on' must be a date"),
+        ({"monthly_cost": 10, "retired_on": 20260101}, r"'retired_on' must be a date"),
+        (
+            {"monthly_cost": 10, "deployed_on": "2026-09-01", "retired_on": "2026-09-01"},
+            r"'retired_on' \(2026-09-01\) must be after 'deployed_on'",
+        ),
+    ],
+)
+def test_bad_deployment_dates_are_config_errors(
+    custom_duck: str, tmp_path: Path, config: dict, message: str
+) -> None:
+    url = _with_llama_pricing(custom_duck, tmp_path, config)
+    with pytest.raises(ConfigError, match=message) as err:
+        modelhub.leaderboard(date(2026, 9, 1), date(2026, 9, 8), url=url)
+    assert LLAMA in str(err.value)
 
 
 def test_daily_trend_shows_the_latency_degradations(effects_warehouse: tuple[str, dict]) -> None:
@@ -450,7 +629,7 @@ def _reference_costs(url: str, start: date, end: date, key: str) -> pd.DataFrame
     rows = _period_rows(url, start, end)
     catalogue = _table(url, schema.models)
     rows["effective"] = _row_costs(rows, catalogue, url)
-    fees = _flat_fees(catalogue, start, end)
+    fees = _flat_fees(url, catalogue, start, end)
     per_model_requests = rows.groupby("model_id").size()
     rows["effective"] += (
         rows["model_id"]
@@ -851,6 +1030,25 @@ def test_postgres_prices_tiers_like_duckdb(pg_url: str, custom_duck: str) -> Non
     _assert_same(actual, modelhub.leaderboard(start, end, url=custom_duck))
     for report in (modelhub.daily_trend, modelhub.cost_by_feature, modelhub.savings):
         _assert_same(report(start, end, url=pg_url), report(start, end, url=custom_duck))
+    # The flat fee follows the deployment on PostgreSQL too (hand computations as in
+    # test_flat_fee_runs_from_the_first_to_the_last_request).
+    assert _llama_cost(pg_url, date(2026, 8, 1), date(2026, 8, 20)) == 0.0
+    assert _llama_cost(pg_url, date(2026, 8, 10), date(2026, 9, 10)) == pytest.approx(
+        2400 * (12 / 31 + 9 / 30)
+    )
+    assert _llama_cost(pg_url, date(2000, 1, 1), date(2100, 1, 1)) == pytest.approx(
+        2400 * (12 / 31 + 2)
+    )
+    tokyo = (date(2026, 10, 15), date(2026, 11, 15), "Asia/Tokyo")
+    assert _llama_cost(pg_url, *tokyo) == pytest.approx(_llama_cost(custom_duck, *tokyo))
+    assert _llama_cost(pg_url, *tokyo) == pytest.approx(2400 * (17 / 31 + 1 / 30))
+    # Two flat models (one statement probes both): mistral-large at $3,100 a month, serving
+    # from August 2nd (its first request) to October 31st, and llama as before.
+    _set_pricing(pg_url, "mistral-large", {"monthly_cost": 3100})
+    board = modelhub.leaderboard(date(2000, 1, 1), date(2100, 1, 1), url=pg_url)
+    costs = board.set_index("model_id")["cost"]
+    assert costs["mistral-large"] == pytest.approx(3100 * (30 / 31 + 2))
+    assert costs[LLAMA] == pytest.approx(2400 * (12 / 31 + 2))
 
 
 # --------------------------------------------------------------------------- packaging

@@ -3,14 +3,16 @@
 Built on the metric layer (:mod:`auterity.metrics`); the few questions the metric layer
 cannot express as one aggregate (cohort retention, churn) are single SQL statements here.
 Every function takes local dates in the business time zone, ``start`` inclusive and
-``end`` exclusive, and returns a small pandas DataFrame of aggregates.
+``end`` exclusive, and returns a small pandas DataFrame of aggregates. Point-in-time KPIs
+(WAU, MAU, churn) keep one definition whatever a report's length: they are taken as of
+its end (:data:`ACTIVE_WINDOWS`, :data:`CHURN_DAYS`, :func:`kpi_anchors`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
-from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,21 @@ KPI_METRICS = (
     "arpu",
 )
 """The KPI summary's metrics, besides active customers and churn."""
+ACTIVE_WINDOWS = {"wau": 7, "mau": 30}
+"""WAU and MAU: distinct active customers in this many days ending at the period end,
+whatever the length of the report's period (data before the period is read)."""
+CHURN_DAYS = 30
+"""Churn window: of the customers with a completed order in the ``CHURN_DAYS`` days before
+the last ``CHURN_DAYS`` days up to the as-of date, the share without one in those last
+days. The KPI is taken as of the period end, whatever the period's length."""
+KPI_LABELS = {
+    "dau": "DAU (daily average)",
+    "wau": f"WAU (last {ACTIVE_WINDOWS['wau']} days)",
+    "mau": f"MAU (last {ACTIVE_WINDOWS['mau']} days)",
+    "churn_rate": f"Churn ({CHURN_DAYS}-day)",
+}
+"""Labels of the KPIs :func:`kpi_summary` computes itself (the others come from the catalog);
+each says the window its definition uses."""
 
 _DELTA_COLUMNS = (
     "current",
@@ -62,38 +79,53 @@ def _good_news(delta: float, good: str) -> bool | None:
 # --------------------------------------------------------------------------- KPIs
 
 
-def _churn_counts(bounds: Sequence[datetime], url: str | None) -> list[tuple[int, int]]:
-    """``(base, churned)`` for each pair of consecutive windows between ``bounds``.
+def _churn_counts(
+    windows: Sequence[tuple[datetime, datetime, datetime]], url: str | None
+) -> list[tuple[int, int]]:
+    """``(base, churned)`` for each ``(lo, mid, hi)`` of UTC instants, in one statement.
 
-    ``bounds`` are ascending UTC instants ``b0 < b1 < ... < bn``; for ``i >= 1`` the result
-    counts customers with a completed order in ``[b(i-1), b(i))`` and, of those, the ones
-    without one in ``[b(i), b(i+1))``. One statement serves every pair.
+    ``base`` counts customers with a completed order in ``[lo, mid)``, ``churned`` those of
+    them without one in ``[mid, hi)``. The windows of different triples may overlap.
     """
     orders = schema.orders
-    flags = [
-        sa.func.max(sa.case(((orders.c.ts >= lo) & (orders.c.ts < hi), 1), else_=0)).label(f"w{i}")
-        for i, (lo, hi) in enumerate(pairwise(bounds))
-    ]
+
+    def active(lo: datetime, hi: datetime) -> sa.ColumnElement[int]:
+        return sa.func.max(sa.case(((orders.c.ts >= lo) & (orders.c.ts < hi), 1), else_=0))
+
+    flags = []
+    for i, (lo, mid, hi) in enumerate(windows):
+        flags += [active(lo, mid).label(f"before{i}"), active(mid, hi).label(f"after{i}")]
     per_customer = (
         sa.select(orders.c.customer_id, *flags)
-        .where(orders.c.status == "completed", orders.c.ts >= bounds[0], orders.c.ts < bounds[-1])
+        .where(
+            orders.c.status == "completed",
+            sa.or_(*((orders.c.ts >= lo) & (orders.c.ts < hi) for lo, _, hi in windows)),
+        )
         .group_by(orders.c.customer_id)
         .subquery()
     )
     columns = []
-    for i in range(len(bounds) - 2):
-        before, now = per_customer.c[f"w{i}"], per_customer.c[f"w{i + 1}"]
+    for i in range(len(windows)):
+        before, after = per_customer.c[f"before{i}"], per_customer.c[f"after{i}"]
         columns.append(sa.func.coalesce(sa.func.sum(before), 0).label(f"base{i}"))
-        columns.append(sa.func.coalesce(sa.func.sum(before * (1 - now)), 0).label(f"churned{i}"))
+        columns.append(sa.func.coalesce(sa.func.sum(before * (1 - after)), 0).label(f"churned{i}"))
     row = cache.fetch(sa.select(*columns), url=url).iloc[0]
-    return [(int(row[f"base{i}"]), int(row[f"churned{i}"])) for i in range(len(bounds) - 2)]
+    return [(int(row[f"base{i}"]), int(row[f"churned{i}"])) for i in range(len(windows))]
+
+
+def _churn_windows(as_of: date, days: int, tz: str) -> tuple[datetime, datetime, datetime]:
+    """UTC bounds of the two ``days``-long windows before the local date ``as_of``."""
+    lo, mid = dialect.utc_bounds(as_of - timedelta(days=2 * days), as_of - timedelta(days=days), tz)
+    _, hi = dialect.utc_bounds(as_of - timedelta(days=days), as_of, tz)
+    return lo, mid, hi
 
 
 def churn_rate(
     start: date, end: date, *, tz: str | None = None, url: str | None = None
 ) -> dict[str, float]:
-    """Customer churn: of the customers who ordered in the equally long range before
-    ``start``, the share who placed no completed order in ``[start, end)``.
+    """Customer churn between two explicit windows: of the customers who ordered in the
+    equally long range before ``start``, the share who placed no completed order in
+    ``[start, end)``. (The KPI is :func:`churn_as_of`, with a fixed window.)
 
     Returns
     -------
@@ -105,12 +137,58 @@ def churn_rate(
     previous = start - (end - start)
     lo, mid = dialect.utc_bounds(previous, start, tz)
     _, hi = dialect.utc_bounds(start, end, tz)
-    ((base, churned),) = _churn_counts([lo, mid, hi], url)
-    return {
-        "base": base,
-        "churned": churned,
-        "churn_rate": churned / base if base else float("nan"),
-    }
+    ((base, churned),) = _churn_counts([(lo, mid, hi)], url)
+    return _churn_result(base, churned)
+
+
+def churn_as_of(
+    as_of: date,
+    *,
+    days: int = CHURN_DAYS,
+    tz: str | None = None,
+    url: str | None = None,
+) -> dict[str, float]:
+    """The churn KPI as of a date: of the customers with a completed order in the ``days``
+    days before the last ``days`` days up to ``as_of`` (exclusive), the share with none in
+    those last ``days`` days.
+
+    Parameters
+    ----------
+    as_of : date
+        Local date the KPI is taken at (exclusive: a period's end).
+    days : int
+        Window length (default :data:`CHURN_DAYS`).
+    tz, url : optional
+        Business time zone and warehouse URL.
+
+    Returns
+    -------
+    dict
+        ``{"base", "churned", "churn_rate"}`` as :func:`churn_rate`.
+
+    Raises
+    ------
+    ConfigError
+        ``days`` not a positive integer.
+    """
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ConfigError(f"days must be a positive integer (got {days!r})")
+    ((base, churned),) = _churn_counts([_churn_windows(as_of, days, _tz(tz))], url)
+    return _churn_result(base, churned)
+
+
+def _churn_result(base: int, churned: int) -> dict[str, float]:
+    """The churn dict of :func:`churn_rate` and :func:`churn_as_of` (NaN without a base)."""
+    return {"base": base, "churned": churned, "churn_rate": churned / base if base else math.nan}
+
+
+def kpi_anchors(start: date, end: date) -> dict[str, date]:
+    """The dates point-in-time KPIs (WAU, MAU, churn) are taken at, for each comparison.
+
+    The period's end, the previous period's end (``start``) and last year's end, so each
+    comparison shows the same KPI, same definition, as another report would have shown it.
+    """
+    return {window: span[1] for window, span in metrics.comparison_windows(start, end).items()}
 
 
 def kpi_summary(
@@ -124,7 +202,11 @@ def kpi_summary(
     """The headline KPIs of a period with deltas against the previous period and last year.
 
     Active customers appear three ways: DAU (mean daily active customers over the period),
-    WAU and MAU (distinct active customers in the last 7 and 30 days of the period).
+    WAU and MAU (distinct active customers in the 7 and 30 days ending at the period end,
+    :data:`ACTIVE_WINDOWS`, reading data before the period when it is shorter). Churn is
+    :func:`churn_as_of` the period end (:data:`CHURN_DAYS`). These keep their definition
+    whatever the period's length: their ``previous`` and ``last_year`` values are the same
+    KPIs as of the previous period's end and last year's end (:func:`kpi_anchors`).
 
     Parameters
     ----------
@@ -163,63 +245,75 @@ def kpi_summary(
         3,
         _dau_row(start, end, where, tz, catalog, url)
         if active_ok
-        else _empty_row("dau", "DAU (daily average)", "count", "up"),
+        else _empty_row("dau", KPI_LABELS["dau"], "count", "up"),
     )
-    for label, days in (("wau", 7), ("mau", 30)):
-        if not active_ok:  # e.g. a sales channel: using the product has none
-            rows.insert(
-                4 if label == "wau" else 5,
-                _empty_row(label, f"{label.upper()} (last {days} days)", "count", "up"),
-            )
-            continue
-        last = metrics.compare(
-            ["active_customers"],
-            start=max(start, end - timedelta(days=days)),
-            end=end,
-            where=where,
-            tz=tz,
-            catalog=catalog,
-            url=url,
-        )
-        row = last.iloc[0].to_dict()
-        row.update(metric=label, label=f"{label.upper()} (last {days} days)")
-        rows.insert(4 if label == "wau" else 5, row)
-    length = end - start
-    b0, b1 = dialect.utc_bounds(start - 2 * length, start - length, tz)
-    _, b2 = dialect.utc_bounds(start - length, start, tz)
-    _, b3 = dialect.utc_bounds(start, end, tz)
-    (base_before, churned_before), (base_now, churned_now) = _churn_counts([b0, b1, b2, b3], url)
-    churn_now = churned_now / base_now if base_now else float("nan")
-    churn_before = churned_before / base_before if base_before else float("nan")
-    rows.append(
-        {
-            "metric": "churn_rate",
-            "label": "Churn",
-            "unit": "percent",
-            "good": "down",
-            "current": churn_now,
-            "previous": churn_before,
-            "previous_delta": churn_now - churn_before,
-            "previous_delta_pct": (churn_now - churn_before) / churn_before
-            if churn_before
-            else float("nan"),
-            "last_year": float("nan"),
-            "last_year_delta": float("nan"),
-            "last_year_delta_pct": float("nan"),
-        }
-    )
+    anchors = kpi_anchors(start, end)
+    if active_ok:
+        rows[4:4] = _active_rows(anchors, where, tz, catalog, url)
+    else:  # e.g. a sales channel: using the product has none
+        rows[4:4] = [_empty_row(kpi, KPI_LABELS[kpi], "count", "up") for kpi in ACTIVE_WINDOWS]
     if where:  # churn has no breakdown: say so rather than show an unfiltered number
-        rows[-1].update(
-            current=float("nan"),
-            previous=float("nan"),
-            previous_delta=float("nan"),
-            previous_delta_pct=float("nan"),
+        rows.append(_empty_row("churn_rate", KPI_LABELS["churn_rate"], "percent", "down"))
+    else:
+        counts = _churn_counts([_churn_windows(a, CHURN_DAYS, tz) for a in anchors.values()], url)
+        values = {
+            window: _churn_result(base, churned)["churn_rate"]
+            for window, (base, churned) in zip(anchors, counts, strict=True)
+        }
+        rows.append(
+            _anchored_row("churn_rate", KPI_LABELS["churn_rate"], "percent", "down", values)
         )
     out = pd.DataFrame(rows)
     out["good_news"] = [
         _good_news(d, g) for d, g in zip(out["previous_delta"], out["good"], strict=True)
     ]
     return out
+
+
+def _anchored_row(
+    metric: str, label: str, unit: str, good: str, values: Mapping[str, float]
+) -> dict:
+    """A KPI row from its values at the anchors of :func:`kpi_anchors`, with deltas."""
+    current = values["current"]
+    row = {"metric": metric, "label": label, "unit": unit, "good": good, "current": current}
+    for window in ("previous", "last_year"):
+        base = values[window]
+        row[window] = base
+        row[f"{window}_delta"] = current - base
+        row[f"{window}_delta_pct"] = (current - base) / abs(base) if base else float("nan")
+    return row
+
+
+def _active_rows(
+    anchors: Mapping[str, date],
+    where: Mapping | None,
+    tz: str,
+    catalog: metrics.Catalog,
+    url: str | None,
+) -> list[dict]:
+    """WAU and MAU rows: distinct active customers in the days before each anchor.
+
+    One statement for the six windows (they overlap for periods shorter than 30 days).
+    """
+    windows = {
+        f"{kpi}:{which}": (anchor - timedelta(days=days), anchor)
+        for kpi, days in ACTIVE_WINDOWS.items()
+        for which, anchor in anchors.items()
+    }
+    frame = metrics.query_windows(
+        ["active_customers"], windows, where=where, tz=tz, catalog=catalog, url=url
+    )
+    counts = dict(zip(frame["period"], frame["active_customers"], strict=True))
+    return [
+        _anchored_row(
+            kpi,
+            KPI_LABELS[kpi],
+            "count",
+            "up",
+            {which: float(counts.get(f"{kpi}:{which}") or 0) for which in anchors},
+        )
+        for kpi in ACTIVE_WINDOWS
+    ]
 
 
 def _empty_row(metric: str, label: str, unit: str, good: str) -> dict:
@@ -321,20 +415,7 @@ def _dau_row(
             values[label] = float(inside.sum()) / (b - a).days
         else:
             values[label] = float(inside.mean()) if len(inside) else float("nan")
-    current = values["current"]
-    row = {
-        "metric": "dau",
-        "label": "DAU (daily average)",
-        "unit": "count",
-        "good": "up",
-        "current": current,
-    }
-    for window in ("previous", "last_year"):
-        base = values[window]
-        row[window] = base
-        row[f"{window}_delta"] = current - base
-        row[f"{window}_delta_pct"] = (current - base) / base if base else float("nan")
-    return row
+    return _anchored_row("dau", KPI_LABELS["dau"], "count", "up", values)
 
 
 # --------------------------------------------------------------------------- cohorts

@@ -6,9 +6,12 @@ Every command has ``--help``; configuration problems print one line (``auterity:
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -194,12 +197,23 @@ def db_info(fmt: str) -> None:
 OUTPUT_FORMATS = click.Choice(["table", "csv", "json"])
 
 
-def _date_option(name: str, help_text: str) -> Any:
-    """A ``--start``/``--end`` option taking YYYY-MM-DD."""
-    return click.option(name, metavar="YYYY-MM-DD", help=help_text)
+PERIOD_DAYS = 28
+"""Default period of most commands: --start is this many days before --end."""
+SAVINGS_DAYS = 90
+"""Default period of `modelhub savings` (quality needs many scored requests)."""
+DRIFT_DAYS = 7
+"""Default current window of `modelhub drift`."""
+DRIFT_REFERENCE_DAYS = 28
+"""Default reference window of `modelhub drift`, just before the current one."""
+INSIGHTS_DAYS = 90
+"""Default period of `insights` (its tests need at least 8 weeks)."""
+ANOMALY_DAYS = 90
+"""Default period of `anomalies`."""
+FORECAST_HISTORY_DAYS = 365
+"""Default history of `forecast`."""
 
 
-def _range(start: str | None, end: str | None, default_days: int = 28) -> tuple[Any, Any]:
+def _range(start: str | None, end: str | None, default_days: int) -> tuple[Any, Any]:
     """Parse the date range; defaults: the last ``default_days`` days up to today."""
     from datetime import timedelta
 
@@ -208,6 +222,35 @@ def _range(start: str | None, end: str | None, default_days: int = 28) -> tuple[
     end_date = demo_data.parse_date(end) if end else demo_data.default_end()
     start_date = demo_data.parse_date(start) if start else end_date - timedelta(days=default_days)
     return start_date, end_date
+
+
+def _dates(
+    default_days: int,
+    start_help: str = "First local date (inclusive)",
+    end_help: str = "Local date after the last one (exclusive)",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--start``/``--end`` options (YYYY-MM-DD) resolved to dates before the command runs.
+
+    The command receives ``start`` and ``end`` as dates: ``end`` defaults to today and
+    ``start`` to ``default_days`` before ``end``, the very number its help states.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def resolved(*args: Any, start: str | None, end: str | None, **kwargs: Any) -> Any:
+            lo, hi = _range(start, end, default_days)
+            return fn(*args, start=lo, end=hi, **kwargs)
+
+        resolved = click.option("--end", metavar="YYYY-MM-DD", help=f"{end_help}. Default: today.")(
+            resolved
+        )
+        return click.option(
+            "--start",
+            metavar="YYYY-MM-DD",
+            help=f"{start_help}. Default: {default_days} days before --end.",
+        )(resolved)
+
+    return decorate
 
 
 def _emit(frame: Any, fmt: str, units: dict[str, str] | None = None) -> None:
@@ -316,8 +359,7 @@ def metrics_list(fmt: str) -> None:
     show_default=True,
     help="Time-series grain; 'total' gives one row per breakdown.",
 )
-@_date_option("--start", "First local date (inclusive). Default: 28 days before --end.")
-@_date_option("--end", "Local date after the last one (exclusive). Default: today.")
+@_dates(PERIOD_DAYS)
 @click.option("--by", multiple=True, metavar="DIM", help="Break down by a dimension (repeatable).")
 @click.option(
     "--where",
@@ -336,8 +378,8 @@ def metrics_list(fmt: str) -> None:
 def metrics_query(
     metric_names: tuple[str, ...],
     grain: str,
-    start: str | None,
-    end: str | None,
+    start: date,
+    end: date,
     by: tuple[str, ...],
     where_items: tuple[str, ...],
     compare: bool,
@@ -352,17 +394,16 @@ def metrics_query(
     """
     from auterity import metrics as metric_layer
 
-    start_date, end_date = _range(start, end)
     where = _where(where_items)
     if compare:
         frame = metric_layer.compare(
-            list(metric_names), start=start_date, end=end_date, by=list(by), where=where, tz=tz
+            list(metric_names), start=start, end=end, by=list(by), where=where, tz=tz
         )
     else:
         frame = metric_layer.query(
             list(metric_names),
-            start=start_date,
-            end=end_date,
+            start=start,
+            end=end,
             grain=None if grain == "total" else grain,
             by=list(by),
             where=where,
@@ -377,23 +418,24 @@ def modelhub() -> None:
     """AI model analytics: leaderboard, SLOs, cost, drift, savings."""
 
 
-def _period_options(fn: Any) -> Any:
-    """--start/--end/--tz/--format options shared by the modelhub commands."""
-    fn = click.option("--format", "fmt", type=OUTPUT_FORMATS, default="table", show_default=True)(
-        fn
-    )
-    fn = click.option("--tz", help="Business time zone (default AUTERITY_TIMEZONE).")(fn)
-    fn = _date_option("--end", "Local date after the last one (exclusive). Default: today.")(fn)
-    return _date_option("--start", "First local date (inclusive). Default: 28 days before --end.")(
-        fn
-    )
+def _period_options(default_days: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--start/--end (:func:`_dates`), --tz and --format options of the modelhub commands."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option(
+            "--format", "fmt", type=OUTPUT_FORMATS, default="table", show_default=True
+        )(fn)
+        fn = click.option("--tz", help="Business time zone (default AUTERITY_TIMEZONE).")(fn)
+        return _dates(default_days)(fn)
+
+    return decorate
 
 
 @modelhub.command("leaderboard")
-@_period_options
+@_period_options(PERIOD_DAYS)
 @click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
 def modelhub_leaderboard(
-    start: str | None, end: str | None, tz: str | None, fmt: str, models: tuple[str, ...]
+    start: date, end: date, tz: str | None, fmt: str, models: tuple[str, ...]
 ) -> None:
     """Per-model requests, error/timeout rates, p50/p95/p99 latency, tokens, cost, quality.
 
@@ -401,38 +443,37 @@ def modelhub_leaderboard(
     """
     from auterity import modelhub as mh
 
-    lo, hi = _range(start, end)
-    _emit(mh.leaderboard(lo, hi, tz=tz, models=list(models) or None), fmt)
+    _emit(mh.leaderboard(start, end, tz=tz, models=list(models) or None), fmt)
 
 
 @modelhub.command("slo")
-@_period_options
-def modelhub_slo(start: str | None, end: str | None, tz: str | None, fmt: str) -> None:
+@_period_options(PERIOD_DAYS)
+def modelhub_slo(start: date, end: date, tz: str | None, fmt: str) -> None:
     """SLO compliance per model against parameters/slos.yml."""
     from auterity import modelhub as mh
 
-    lo, hi = _range(start, end)
-    _emit(mh.slo_report(lo, hi, tz=tz), fmt)
+    _emit(mh.slo_report(start, end, tz=tz), fmt)
 
 
 @modelhub.command("costs")
-@_period_options
+@_period_options(PERIOD_DAYS)
 @click.option(
     "--by", type=click.Choice(["feature", "customer"]), default="feature", show_default=True
 )
-def modelhub_costs(start: str | None, end: str | None, tz: str | None, fmt: str, by: str) -> None:
+def modelhub_costs(start: date, end: date, tz: str | None, fmt: str, by: str) -> None:
     """Model cost broken down by feature or by customer."""
     from auterity import modelhub as mh
 
-    lo, hi = _range(start, end)
     frame = (
-        mh.cost_by_feature(lo, hi, tz=tz) if by == "feature" else mh.cost_by_customer(lo, hi, tz=tz)
+        mh.cost_by_feature(start, end, tz=tz)
+        if by == "feature"
+        else mh.cost_by_customer(start, end, tz=tz)
     )
     _emit(frame, fmt)
 
 
 @modelhub.command("savings")
-@_period_options
+@_period_options(SAVINGS_DAYS)
 @click.option(
     "--tolerance",
     type=float,
@@ -440,30 +481,27 @@ def modelhub_costs(start: str | None, end: str | None, tz: str | None, fmt: str,
     show_default=True,
     help="Largest acceptable drop in mean quality (0..1).",
 )
-def modelhub_savings(
-    start: str | None, end: str | None, tz: str | None, fmt: str, tolerance: float
-) -> None:
+def modelhub_savings(start: date, end: date, tz: str | None, fmt: str, tolerance: float) -> None:
     """Cheaper models whose quality is within the tolerance, with estimated monthly savings."""
     from auterity import modelhub as mh
 
-    lo, hi = _range(start, end, default_days=90)
-    _emit(mh.savings(lo, hi, tolerance=tolerance, tz=tz), fmt)
+    _emit(mh.savings(start, end, tolerance=tolerance, tz=tz), fmt)
 
 
 @modelhub.command("drift")
-@_period_options
+@_period_options(DRIFT_DAYS)
 @click.option(
     "--reference-days",
     type=int,
-    default=28,
+    default=DRIFT_REFERENCE_DAYS,
     show_default=True,
     help="Length of the reference window just before --start.",
 )
 @click.option("--model", help="Only this model.")
 @click.option("--feature", help="Only this feature.")
 def modelhub_drift(
-    start: str | None,
-    end: str | None,
+    start: date,
+    end: date,
     tz: str | None,
     fmt: str,
     reference_days: int,
@@ -476,9 +514,8 @@ def modelhub_drift(
 
     from auterity import modelhub as mh
 
-    lo, hi = _range(start, end, default_days=7)
-    reference = (lo - timedelta(days=reference_days), lo)
-    _emit(mh.drift(reference, (lo, hi), model=model, feature=feature, tz=tz), fmt)
+    reference = (start - timedelta(days=reference_days), start)
+    _emit(mh.drift(reference, (start, end), model=model, feature=feature, tz=tz), fmt)
 
 
 @cli.command("run")
@@ -743,8 +780,7 @@ def schedule_trigger(job: str, schedule_file: Path | None, no_pdf: bool) -> None
 
 
 @cli.command("insights")
-@_date_option("--start", "First local date (inclusive). Default: 90 days before --end.")
-@_date_option("--end", "Local date after the last one (exclusive). Default: today.")
+@_dates(INSIGHTS_DAYS)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the most important cards.")
 @click.option(
     "--kind",
@@ -764,8 +800,8 @@ def schedule_trigger(job: str, schedule_file: Path | None, no_pdf: bool) -> None
 @click.option("--tz", help="Business time zone (default AUTERITY_TIMEZONE).")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def insights_cmd(
-    start: str | None,
-    end: str | None,
+    start: date,
+    end: date,
     limit: int | None,
     kinds: tuple[str, ...],
     alpha: float,
@@ -781,10 +817,9 @@ def insights_cmd(
     --start is inclusive and --end exclusive (at least 8 weeks apart)."""
     from auterity import insights
 
-    lo, hi = _range(start, end, default_days=90)
     report = insights.run(
-        lo,
-        hi,
+        start,
+        end,
         tz=tz,
         kinds=list(kinds) or insights.KINDS,
         alpha=alpha,
@@ -798,7 +833,7 @@ def insights_cmd(
     if fmt == "json":
         _echo_json(data)
         return
-    click.echo(f"Insights {lo} to {hi}: {len(report.cards)} significant finding(s)")
+    click.echo(f"Insights {start} to {end}: {len(report.cards)} significant finding(s)")
     for number, card in enumerate(report.cards, 1):
         click.echo(f"{number:>3}. [{card.kind}, {card.importance:.2f}] {card.sentence}")
     for kind, why in report.skipped.items():
@@ -824,10 +859,9 @@ def serve_cmd(host: str, port: int) -> None:
 def _series_input(
     metric: str | None,
     csv_path: Path | None,
-    start: str | None,
-    end: str | None,
+    start: date,
+    end: date,
     grain: str | None,
-    default_days: int,
 ) -> tuple[Any, str, dict[str, Any] | None]:
     """The series to forecast or scan: (frame, grain, CSV report or None)."""
     from auterity import timeseries
@@ -837,10 +871,9 @@ def _series_input(
     if csv_path is not None:
         load = timeseries.read_csv_series(csv_path)
         return load.frame, grain or timeseries.grain_of(load.report["frequency"]), load.report
-    lo, hi = _range(start, end, default_days=default_days)
     grain = grain or "day"
     assert metric is not None
-    return timeseries.metric_series(metric, start=lo, end=hi, grain=grain), grain, None
+    return timeseries.metric_series(metric, start=start, end=end, grain=grain), grain, None
 
 
 @cli.command("forecast")
@@ -852,8 +885,11 @@ def _series_input(
     type=click.Choice(["day", "week", "month"]),
     help="Grain (default: day for a metric; inferred from the timestamps for a CSV).",
 )
-@_date_option("--start", "First local date of the history (default: 365 days before --end).")
-@_date_option("--end", "Local date after the last one of the history (default: today).")
+@_dates(
+    FORECAST_HISTORY_DAYS,
+    "First local date of the history",
+    "Local date after the last one of the history",
+)
 @click.option("--country", help="ISO country code whose holidays are modelled (daily grain).")
 @click.option("--interval", type=float, default=0.8, show_default=True, help="Interval width.")
 @click.option("--no-backtest", is_flag=True, help="Skip the rolling-origin backtest.")
@@ -863,8 +899,8 @@ def forecast_cmd(
     csv_path: Path | None,
     horizon: int,
     grain: str | None,
-    start: str | None,
-    end: str | None,
+    start: date,
+    end: date,
     country: str | None,
     interval: float,
     no_backtest: bool,
@@ -878,7 +914,7 @@ def forecast_cmd(
     """
     from auterity import forecast as fc
 
-    frame, grain, report = _series_input(metric, csv_path, start, end, grain, 365)
+    frame, grain, report = _series_input(metric, csv_path, start, end, grain)
     predicted = fc.forecast(
         frame, horizon=horizon, grain=grain, country=country, interval_width=interval
     )
@@ -920,8 +956,7 @@ def forecast_cmd(
 @cli.command("anomalies")
 @click.argument("metric", required=False)
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Read ds,y from a CSV.")
-@_date_option("--start", "First local date (default: 90 days before --end).")
-@_date_option("--end", "Local date after the last one (default: today).")
+@_dates(ANOMALY_DAYS, "First local date", "Local date after the last one")
 @click.option(
     "--grain",
     type=click.Choice(["day", "week", "month"]),
@@ -947,8 +982,8 @@ def forecast_cmd(
 def anomalies_cmd(
     metric: str | None,
     csv_path: Path | None,
-    start: str | None,
-    end: str | None,
+    start: date,
+    end: date,
     grain: str | None,
     method: str,
     non_causal: bool,
@@ -966,7 +1001,7 @@ def anomalies_cmd(
     """
     from auterity import anomaly
 
-    frame, grain, report = _series_input(metric, csv_path, start, end, grain, 90)
+    frame, grain, report = _series_input(metric, csv_path, start, end, grain)
     result = anomaly.detect(
         frame,
         method=method,

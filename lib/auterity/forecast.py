@@ -120,7 +120,7 @@ def _fit_predict(
     changepoint_range: float = 0.95,
 ) -> pd.DataFrame:
     """Fit Prophet on ``frame`` and predict the next ``horizon`` periods."""
-    Prophet = _prophet()  # noqa: N806 (a class)
+    Prophet = _prophet()
 
     train = frame.copy()
     log = _use_log(train["y"].to_numpy(), transform)
@@ -226,7 +226,7 @@ def in_sample(
     Used by the ``prophet`` anomaly detector; the series is modelled as it is (no log), so
     the interval is symmetric around ``yhat``.
     """
-    Prophet = _prophet()  # noqa: N806 (a class)
+    Prophet = _prophet()
     data = _clean(frame)
     model = Prophet(
         interval_width=interval_width,

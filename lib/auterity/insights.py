@@ -109,6 +109,14 @@ binomial test, Bonferroni over every (series, day) watched; see :func:`slow_shar
 that is the claim 'this model was slower', and it needs enough requests to be told
 from the sampling noise of a percentile."""
 FORECAST_METRICS = ("revenue", "orders", "active_customers")
+FORECAST_HISTORY_PERIODS = 4
+"""A forecast for the next ``period_days`` is fitted on at least this many ``period_days``
+of daily history up to the period end (112 days for 28), read before the period when the
+period is shorter, as the anomaly cards read theirs."""
+MIN_SERIES_DAYS = 28
+"""Days with data a series needs before the anomaly detector judges it."""
+LEVEL_WINDOW_DAYS = 28
+"""Days on each side of a candidate step of :func:`level_shift_cards` (its default window)."""
 LEVEL_METRICS = {"average_order_value": ("segment", "channel")}
 """Ratio KPIs scanned for a lasting step, and the dimensions that may explain it (the first
 is the one the scan holds the mix of constant). Only metrics without a growth trend: in a
@@ -496,7 +504,7 @@ def level_shift_cards(
     start: date,
     end: date,
     *,
-    window: int = 28,
+    window: int = LEVEL_WINDOW_DAYS,
     alpha: float = 0.05,
     tz: str | None = None,
     url: str | None = None,
@@ -793,7 +801,7 @@ def _series_frames(series: correlate.Series) -> dict[str, Any]:
             )
     for column in series.ml.columns:
         model_id, _, metric = column.rpartition(":")
-        if metric not in ANOMALY_ML or series.ml[column].notna().sum() < 28:
+        if metric not in ANOMALY_ML:
             continue
         values = series.ml[column]
         out[column] = (
@@ -927,6 +935,9 @@ def anomaly_cards(
     the window becomes a card only when :func:`slow_share_test` (Bonferroni over every
     day of every percentile series judged) is below ``alpha``. Without ``slow_requests``
     percentile windows are reported on the detector's word alone.
+
+    A series with fewer than :data:`MIN_SERIES_DAYS` days of data is not judged. Returns
+    the cards and the number of series judged.
     """
     from auterity import anomaly
 
@@ -937,16 +948,19 @@ def anomaly_cards(
     )
     percentile_days = 0
     for name, (frame, *_rest) in frames.items():
-        if name.rpartition(":")[2] in PERCENTILE_SERIES:
+        if name.rpartition(":")[2] in PERCENTILE_SERIES and (
+            len(frame.dropna()) >= MIN_SERIES_DAYS
+        ):
             judged = frame.dropna()
             if report_from is not None:
                 judged = judged[judged["ds"] >= pd.Timestamp(report_from)]
             percentile_days += len(judged)
-    cards = []
+    cards, series_judged = [], 0
     for name, (frame, unit, label, directions, severities, log) in frames.items():
         data = frame.dropna()
-        if len(data) < 28:
+        if len(data) < MIN_SERIES_DAYS:  # listed in the report's skipped (run)
             continue
+        series_judged += 1
         scale_log = bool(log) and bool((data["y"] > 0).all())
         result = anomaly.detect(data, method=method, log=scale_log)
         points = result.points.set_index("ds")
@@ -1049,7 +1063,7 @@ def anomaly_cards(
                     ),
                 )
             )
-    return cards, len(frames)
+    return cards, series_judged
 
 
 def forecast_cards(
@@ -1063,9 +1077,9 @@ def forecast_cards(
     for name in FORECAST_METRICS:
         if name not in series.business.columns:
             continue
-        values = series.business[name].dropna()
-        if len(values) < 4 * period_days:
-            continue
+        if _history_days(series.business[name]) < FORECAST_HISTORY_PERIODS * period_days:
+            continue  # listed in the report's skipped (run)
+        values = _with_data(series.business[name]).dropna()
         tested += 1
         unit, good = _metric_meta(name)
         frame = pd.DataFrame({"ds": values.index, "y": values.to_numpy(float)})
@@ -1104,6 +1118,78 @@ def forecast_cards(
             )
         )
     return cards, tested
+
+
+def _with_data(values: pd.Series) -> pd.Series:
+    """A daily series from its first day with data: a warehouse's days before its data
+    begin are zeros (sums and counts of nothing), not history."""
+    return values[values.fillna(0).ne(0).cummax()]
+
+
+def _history_days(values: pd.Series) -> int:
+    """Days from a daily series' first day with data to its end (holidays left out as NaN
+    still count)."""
+    return len(_with_data(values))
+
+
+def forecast_series(
+    start: date,
+    end: date,
+    *,
+    period_days: int = 28,
+    holidays: str | None = "US",
+    tz: str | None = None,
+    url: str | None = None,
+) -> correlate.Series:
+    """The daily KPIs :func:`forecast_cards` forecasts, with the history they need.
+
+    From ``FORECAST_HISTORY_PERIODS * period_days`` days before ``end`` when the range
+    ``[start, end)`` is shorter, else the range; public holidays of ``holidays`` are left
+    out (NaN) as in :func:`auterity.correlate.load_series`. One metric-layer statement.
+    """
+    from auterity import metrics
+
+    first = min(start, end - timedelta(days=FORECAST_HISTORY_PERIODS * period_days))
+    daily = metrics.query(list(FORECAST_METRICS), start=first, end=end, grain="day", tz=tz, url=url)
+    index = pd.DatetimeIndex(pd.to_datetime(daily["period"]), name="day")
+    business = daily[list(FORECAST_METRICS)].astype(float).set_axis(index)
+    business.loc[correlate.holiday_days(index, holidays)] = np.nan
+    return correlate.Series(ml=pd.DataFrame(index=index), business=business)
+
+
+def _forecast_skipped(series: correlate.Series, end: date, period_days: int) -> str | None:
+    """Why some forecast KPIs were not tested (too little history), or None."""
+    needed = FORECAST_HISTORY_PERIODS * period_days
+    short = {
+        name: _history_days(series.business[name])
+        for name in FORECAST_METRICS
+        if name in series.business.columns and _history_days(series.business[name]) < needed
+    }
+    if not short:
+        return None
+    return (
+        f"a forecast of the next {period_days} days needs {needed} days of daily history up "
+        f"to {end}; the warehouse has "
+        + ", ".join(f"{days} for {name.replace('_', ' ')}" for name, days in short.items())
+    )
+
+
+def _anomaly_skipped(frames: dict[str, Any]) -> str | None:
+    """Which series the anomaly detector could not judge (too few days with data), or None."""
+    short = [
+        name for name, (frame, *_rest) in frames.items() if len(frame.dropna()) < MIN_SERIES_DAYS
+    ]
+    if not short:
+        return None
+    return (
+        f"{len(short)} series with fewer than {MIN_SERIES_DAYS} days of data (history "
+        f"included) not judged: {', '.join(short)}"
+    )
+
+
+def _short_range(needed: int, start: date, end: date, what: str) -> str:
+    """The reason a kind that needs ``needed`` days of the range was not run."""
+    return f"needs {needed} days ({what}); {start} to {end} has {(end - start).days}"
 
 
 # --------------------------------------------------------------------------- generate
@@ -1176,18 +1262,39 @@ def run(
         report.cards += correlation_cards(result)
         report.tested["correlation_hypotheses"] = result.hypotheses
         report.tested["correlation_single_episode_dropped"] = len(result.single_episode)
+        if not result.hypotheses:
+            report.skipped["correlation"] = (
+                "no model series to correlate (a model needs a median of 20 requests a day)"
+            )
     if "mover" in kinds:
         cards, n = mover_cards(start, end, period_days=period_days, alpha=alpha, tz=tz, url=url)
         report.cards += cards
         report.tested["mover_metrics"] = n
+        if not n:
+            report.skipped["mover"] = _short_range(
+                2 * period_days, start, end, f"the last {period_days} against the ones before"
+            )
     if "level_shift" in kinds:
         cards, n = level_shift_cards(start, end, alpha=alpha * LEVEL_ALPHA_SHARE, tz=tz, url=url)
         report.cards += cards
         report.tested["level_shift_metrics"] = n
+        if not n:
+            report.skipped["level_shift"] = _short_range(
+                3 * LEVEL_WINDOW_DAYS,
+                start,
+                end,
+                f"{LEVEL_WINDOW_DAYS} days on each side of every candidate step",
+            )
     if "drift" in kinds:
         cards, n = drift_cards(start, end, period_days=period_days, alpha=alpha, tz=tz, url=url)
         report.cards += cards
         report.tested["drift_comparisons"] = n
+        if not n:
+            report.skipped["drift"] = (
+                _short_range(2 * period_days, start, end, "a reference and a current window")
+                if (end - start).days < 2 * period_days
+                else "no model had requests in the range"
+            )
     if "savings" in kinds:
         report.cards += savings_cards(start, end, tz=tz, url=url)
     if "anomaly" in kinds:
@@ -1201,8 +1308,9 @@ def run(
             url=url,
         )
         off = correlate.holiday_days(pd.DatetimeIndex(history.business.index), holidays)
+        frames = _series_frames(history)
         cards, n = anomaly_cards(
-            _series_frames(history),
+            frames,
             report_from=start,
             expected_days=off,
             slow_requests=lambda model_id, metric, thresholds: _slow_requests(
@@ -1212,10 +1320,19 @@ def run(
         )
         report.cards += cards
         report.tested["anomaly_series"] = n
+        why = _anomaly_skipped(frames)
+        if why:
+            report.skipped["anomaly"] = why
     if "forecast_risk" in kinds:
-        cards, n = forecast_cards(series, period_days=period_days)
+        history = forecast_series(
+            start, end, period_days=period_days, holidays=holidays, tz=tz, url=url
+        )
+        cards, n = forecast_cards(history, period_days=period_days)
         report.cards += cards
         report.tested["forecast_metrics"] = n
+        why = _forecast_skipped(history, end, period_days)
+        if why:
+            report.skipped["forecast_risk"] = why
     report.cards.sort(key=lambda c: (-c.importance, KINDS.index(c.kind), c.title))
     if limit is not None:
         report.cards = report.cards[:limit]

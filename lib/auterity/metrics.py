@@ -776,11 +776,14 @@ def query_windows(
     catalog: Catalog | None = None,
     url: str | None = None,
 ) -> pd.DataFrame:
-    """Totals of metrics over several labelled, non-overlapping windows, in one SQL statement.
+    """Totals of metrics over several labelled windows, in one SQL statement.
 
-    With ``grain``, the totals are per period (day, week, month) inside the windows instead
-    of per window, and ``period`` holds the period start (periods without rows are absent);
-    the windows may then overlap (the statement reads their union: a period's total does
+    Windows that do not overlap are read in one scan (each row belongs to one window).
+    Overlapping windows are answered by a ``UNION ALL`` of one aggregate per window, so a
+    row counts in every window it falls in (e.g. the 30 days before two anchor dates a
+    week apart). With ``grain``, the totals are per period (day, week, month) inside the
+    windows instead of per window, and ``period`` holds the period start (periods without
+    rows are absent); the statement then reads the windows' union (a period's total does
     not depend on the window it is read for).
 
     Parameters
@@ -788,8 +791,7 @@ def query_windows(
     metrics : sequence of str
         Metric names.
     windows : mapping
-        ``{label: (start, end)}`` local date ranges (end exclusive); without ``grain`` they
-        must not overlap (each row belongs to one window).
+        ``{label: (start, end)}`` local date ranges (end exclusive); they may overlap.
     grain : str, optional
         ``day``, ``week`` or ``month`` for totals per period rather than per window.
     by, where, tz, catalog, url
@@ -808,19 +810,27 @@ def query_windows(
     spans = sorted((start, end, label) for label, (start, end) in windows.items())
     for start, end, _ in spans:
         dialect.utc_bounds(start, end, tz)
-    for (_, end_a, a), (start_b, _, b) in pairwise(spans):
-        if grain is None and start_b < end_a:
-            raise ConfigError(f"windows {a!r} and {b!r} overlap")
-    statement = build_statement(
-        metrics,
-        [_Window(label, *span) for label, span in windows.items()],
-        grain=grain,
-        by=by,
-        where=_normalise_where(where),
-        tz=tz,
-        catalog=catalog,
+    overlapping = any(start_b < end_a for (_, end_a, _), (start_b, _, _) in pairwise(spans))
+    groups = (
+        [[_Window(label, *span)] for label, span in windows.items()]
+        if overlapping and grain is None
+        else [[_Window(label, *span) for label, span in windows.items()]]
     )
-    return cache.fetch(statement, url=url)
+    statements = [
+        build_statement(
+            metrics,
+            group,
+            grain=grain,
+            by=by,
+            where=_normalise_where(where),
+            tz=tz,
+            catalog=catalog,
+        )
+        for group in groups
+    ]
+    if len(statements) == 1:
+        return cache.fetch(statements[0], url=url)
+    return cache.fetch(sa.union_all(*(s.order_by(None) for s in statements)), url=url)
 
 
 def comparison_windows(start: date, end: date) -> dict[str, tuple[date, date]]:

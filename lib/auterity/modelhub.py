@@ -32,12 +32,28 @@ The effective cost of a request is, in this order:
   prorated to requests by their share of the month's tokens (:func:`_tier_price`). This
   takes two more statements (the monthly volumes, then the report again with the month
   prices) and happens only when a tiered model has requests without a reported cost;
-* ``flat`` (self-hosted) models: ``monthly_cost`` prorated by the number of days of the
-  period in each month, whatever the traffic (:func:`_flat_cost`), plus any reported
-  costs. Reports broken down by feature or customer share it out by requests.
+* ``flat`` (self-hosted) models: the flat fee below, plus any reported costs. Reports
+  broken down by feature or customer, and savings, share it out by requests.
 
 A request that cannot be priced (a per-token model without prices, or a model missing
 from ``models``) makes the cost of its group NaN, with a warning, rather than $0.
+
+Flat fees
+---------
+A flat model's ``monthly_cost`` accrues only on the local days (in ``tz``) it is
+deployed, whatever the traffic on each day: from ``deployed_on`` in its
+``pricing_config`` (an ISO date), else the day of its first request, up to
+``retired_on`` (exclusive: the first day it no longer runs), else through the day of
+its last request. First and last requests are those of the whole warehouse, not of the
+report's period: a model still serving after a period's end is deployed to that end,
+and for a period ending today (data up to now) a model that served today is deployed
+through today; a model with no request since some day and no ``retired_on`` is taken as
+switched off after that day (set ``retired_on``, or keep it serving, to say otherwise).
+On each deployed day the fee is ``monthly_cost / days in that month``, so a whole
+month costs ``monthly_cost`` and a partial month its share of days. Every view sums the
+same daily accrual (:meth:`FlatFee.daily`): the leaderboard, the daily trend (whose days
+add up to the leaderboard), the cost breakdowns, savings, and what emails, dashboards
+and insights show from them. A model with neither date nor any request is never billed.
 """
 
 from __future__ import annotations
@@ -282,15 +298,42 @@ def _tier_price(
     return _tiered_cost(input_tokens, output_tokens, tiers) / total if total > 0 else 0.0
 
 
-def _flat_daily(monthly_cost: float, days: pd.DatetimeIndex) -> np.ndarray:
-    """The flat fee accrued on each day: the monthly cost over the days of that month."""
-    return monthly_cost / days.days_in_month.to_numpy(dtype=float)
+@dataclass(frozen=True)
+class FlatFee:
+    """A flat-priced (self-hosted) model's monthly fee and the local days it is deployed.
 
+    Attributes
+    ----------
+    monthly_cost : float
+        The fee of a whole calendar month.
+    first, until : date
+        Deployed from ``first`` (inclusive) to ``until`` (exclusive), local dates; empty
+        (``until <= first``) when the model was not deployed. For a report these are the
+        deployed days within its period (a deployment reaching beyond the period is cut
+        at its edges, which changes nothing inside it).
+    """
 
-def _flat_cost(monthly_cost: float, start: date, end: date) -> float:
-    """A monthly fee prorated to ``[start, end)`` by the days of the period in each month."""
-    days = pd.date_range(start, end - timedelta(days=1), freq="D")
-    return float(_flat_daily(monthly_cost, days).sum())
+    monthly_cost: float
+    first: date
+    until: date
+
+    def daily(self, days: pd.DatetimeIndex) -> np.ndarray:
+        """The fee accrued on each local day of ``days`` (midnights).
+
+        The monthly cost over the number of days of that day's month while deployed, 0
+        outside ``[first, until)``: the one rule every view sums (leaderboard, daily trend,
+        cost breakdowns, savings), so partial months are prorated alike everywhere.
+        """
+        fee = self.monthly_cost / days.days_in_month.to_numpy(dtype=float)
+        deployed = (days >= pd.Timestamp(self.first)) & (days < pd.Timestamp(self.until))
+        return np.where(np.asarray(deployed), fee, 0.0)
+
+    def total(self, start: date, end: date) -> float:
+        """The fee of the local period ``[start, end)``: :meth:`daily` summed over its days."""
+        lo, hi = max(start, self.first), min(end, self.until)
+        if hi <= lo:
+            return 0.0
+        return float(self.daily(pd.date_range(lo, hi - timedelta(days=1), freq="D")).sum())
 
 
 def _month_floor(instant: datetime) -> datetime:
@@ -325,7 +368,7 @@ class _Pricing:
     period: _Period
     catalogue: pd.DataFrame
     tiers: dict[str, list[tuple[float, float, float]]]
-    flat_monthly: dict[str, float]
+    flat: dict[str, FlatFee]
     tier_rates: dict[str, list[tuple[datetime, datetime, float]]] | None = None
 
     def parts(self, c: Any) -> list[ColumnElement[Any]]:
@@ -377,11 +420,8 @@ class _Pricing:
         return sa.case((M.c.pricing_kind == "tiered", agg.pending), else_=0)
 
     def flat_fees(self) -> dict[str, float]:
-        """Each flat model's fee for the period."""
-        return {
-            m: _flat_cost(fee, self.period.start, self.period.end)
-            for m, fee in self.flat_monthly.items()
-        }
+        """Each flat model's fee for the period (only the days it was deployed)."""
+        return {m: fee.total(self.period.start, self.period.end) for m, fee in self.flat.items()}
 
     def with_tier_rates(self, url: str | None) -> _Pricing:
         """A copy with the per-month prices of every tiered model in the period."""
@@ -445,23 +485,109 @@ def _catalogue(url: str | None) -> pd.DataFrame:
     return frame
 
 
+def _config_date(model_id: str, config: Mapping[str, Any], key: str) -> date | None:
+    """An optional ISO date of a pricing config, else a ConfigError naming model and key."""
+    value = config.get(key)
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) else _as_date(value, key)
+    except (ConfigError, ValueError):
+        raise ConfigError(
+            f"models.pricing_config of {model_id!r}: {key!r} must be a date such as "
+            f"2026-01-31 (got {value!r})"
+        ) from None
+
+
+def _traffic_days(model_ids: list[str], period: _Period, url: str | None) -> dict[str, tuple]:
+    """Per model, the local days of ``period`` between its first and last request (over the
+    whole warehouse) as ``(first, until)``, ``until`` exclusive; empty when none fall in it.
+
+    One statement of scalar subqueries per model: whether any request comes before the
+    period and after it (``LIMIT 1``: the scan stops at the first one; an index lookup on
+    PostgreSQL), and the first and last request inside it. Global ``min``/``max`` would
+    read the model's whole history on every report.
+    """
+
+    def one(model_id: str) -> sa.Select:
+        mine = E.c.model_id == model_id
+
+        def exists(*where: ColumnElement[bool]) -> Any:
+            probe = sa.select(sa.literal(1)).select_from(E).where(mine, *where).limit(1)
+            return probe.scalar_subquery()
+
+        def inside(agg: Any) -> Any:
+            return sa.select(agg(E.c.ts)).where(mine, period.where()).scalar_subquery()
+
+        return sa.select(
+            sa.literal(model_id, sa.String()).label("model_id"),
+            exists(E.c.ts < period.lo).label("before"),
+            exists(E.c.ts >= period.hi).label("after"),
+            inside(sa.func.min).label("first_ts"),
+            inside(sa.func.max).label("last_ts"),
+        )
+
+    selects = [one(m) for m in model_ids]
+    frame = fetch(selects[0] if len(selects) == 1 else sa.union_all(*selects), url=url)
+
+    def local_day(ts: Any) -> date:
+        return pd.Timestamp(ts).tz_localize("UTC").tz_convert(period.tz).date()
+
+    out: dict[str, tuple] = {}
+    for row in frame.itertuples(index=False):
+        seen_inside = pd.notna(row.first_ts)
+        if pd.notna(row.before):
+            first = period.start
+        else:  # the first request is in the period, or after it (then nothing is in it)
+            first = local_day(row.first_ts) if seen_inside else period.end
+        if pd.notna(row.after):
+            until = period.end
+        else:  # the last request is in the period, or before it
+            until = local_day(row.last_ts) + timedelta(days=1) if seen_inside else period.start
+        out[str(row.model_id)] = (first, until)
+    return out
+
+
+def _flat_fees(catalogue: pd.DataFrame, period: _Period, url: str | None) -> dict[str, FlatFee]:
+    """Each flat model's fee and its deployed days in ``period`` (module docstring)."""
+    configured: dict[str, tuple[float, date | None, date | None]] = {}
+    for row in catalogue.itertuples(index=False):
+        if row.pricing_kind != "flat":
+            continue
+        fee = row.config.get("monthly_cost")
+        if not isinstance(fee, int | float) or isinstance(fee, bool) or fee < 0:
+            raise ConfigError(
+                f"models.pricing_config of flat-priced {row.model_id!r} needs a "
+                "non-negative number 'monthly_cost'"
+            )
+        deployed = _config_date(row.model_id, row.config, "deployed_on")
+        retired = _config_date(row.model_id, row.config, "retired_on")
+        if deployed is not None and retired is not None and retired <= deployed:
+            raise ConfigError(
+                f"models.pricing_config of {row.model_id!r}: 'retired_on' ({retired}) must be "
+                f"after 'deployed_on' ({deployed})"
+            )
+        configured[row.model_id] = (float(fee), deployed, retired)
+    # Only models missing a date need their traffic (one statement for all of them).
+    unknown = [m for m, (_, first, until) in configured.items() if first is None or until is None]
+    traffic = _traffic_days(unknown, period, url) if unknown else {}
+    out: dict[str, FlatFee] = {}
+    for model_id, (fee, first, until) in configured.items():
+        seen_first, seen_until = traffic.get(model_id, (period.start, period.start))
+        out[model_id] = FlatFee(
+            fee, first if first is not None else seen_first, until or seen_until
+        )
+    return out
+
+
 def _pricing(period: _Period, url: str | None) -> _Pricing:
-    """Pricing for a period: the catalogue, tier definitions and flat monthly fees."""
+    """Pricing for a period: the catalogue, tier definitions and flat fees."""
     catalogue = _catalogue(url)
-    flat: dict[str, float] = {}
     tiers: dict[str, list[tuple[float, float, float]]] = {}
     for row in catalogue.itertuples(index=False):
-        if row.pricing_kind == "flat":
-            fee = row.config.get("monthly_cost")
-            if not isinstance(fee, int | float) or isinstance(fee, bool) or fee < 0:
-                raise ConfigError(
-                    f"models.pricing_config of flat-priced {row.model_id!r} needs a "
-                    "non-negative number 'monthly_cost'"
-                )
-            flat[row.model_id] = float(fee)
-        elif row.pricing_kind == "tiered":
+        if row.pricing_kind == "tiered":
             tiers[row.model_id] = _tiers(row.model_id, row.config)
-    return _Pricing(period, catalogue, tiers, flat)
+    return _Pricing(period, catalogue, tiers, _flat_fees(catalogue, period, url))
 
 
 def _tier_volumes(model_ids: list[str], period: _Period, url: str | None) -> pd.DataFrame:
@@ -690,7 +816,8 @@ def daily_trend(
         cost, quality_mean``; one row per model and day of the period, sorted by model and
         day. Days without traffic for a model are filled with ``requests`` 0, ``cost`` 0
         and NaN elsewhere, except that a flat-priced (self-hosted) model's fee accrues on
-        every day, traffic or not, so daily costs add up to the leaderboard's.
+        every day it is deployed (module docstring, "Flat fees"), traffic or not, so daily
+        costs add up to the leaderboard's.
         ``error_rate`` counts status 'error'; latencies are over 'ok' requests.
 
     Raises
@@ -737,9 +864,9 @@ def daily_trend(
     frame["unpriced"] = unpriced.astype(int)
     _unpriced_warning(frame.loc[unpriced, "model_id"], "daily_trend")
     frame["cost"] = frame["cost"].fillna(0.0)
-    for model_id, fee in pricing.flat_monthly.items():
+    for model_id, fee in pricing.flat.items():
         mask = frame["model_id"] == model_id
-        frame.loc[mask, "cost"] += _flat_daily(fee, pd.DatetimeIndex(frame.loc[mask, "day"]))
+        frame.loc[mask, "cost"] += fee.daily(pd.DatetimeIndex(frame.loc[mask, "day"]))
     frame.loc[unpriced, "cost"] = np.nan
     frame = frame.sort_values(["model_id", "day"])
     return frame[DAILY_COLUMNS].reset_index(drop=True)
@@ -1462,6 +1589,7 @@ def savings(
 __all__ = [
     "DRIFT_METRICS",
     "LEADERBOARD_COLUMNS",
+    "FlatFee",
     "cost_by_customer",
     "cost_by_feature",
     "daily_trend",
