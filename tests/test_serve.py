@@ -227,6 +227,9 @@ def test_every_route_refuses_a_visitor_without_the_token(server: dict[str, str])
         assert requests.get(server["base"] + unknown, timeout=30).status_code in REFUSED
     log = Path(server["log"]).read_text()
     assert "Traceback" not in log and "Uncaught exception" not in log
+    # Kernels talk to the server over Unix sockets (voila.json: KernelManager.transport),
+    # so no kernel warns that its traffic crosses TCP in plain text.
+    assert "Kernel started" in log and "without encryption" not in log
 
 
 def test_readme_lists_exactly_the_public_routes() -> None:
