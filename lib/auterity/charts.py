@@ -28,6 +28,14 @@ labels and emails. d3-format has no literal prefixes, so currency formats use d3
 ``£``, else the ISO code, e.g. ``CHF 1,234``). d3 writes percentages as ``5.3%``; text
 uses ``5.3 %`` like the rest of the reports.
 
+Values from data
+----------------
+Category values, titles and tooltip titles come from the warehouse (segments, model ids,
+features). Vega draws them as text and its tooltip escapes HTML, but Vega-Lite compiles
+titles and custom sort orders into Vega expressions, so every such text passes
+:func:`auterity.escape.vega_text` and every column name :func:`auterity.escape.vega_field`
+(see :mod:`auterity.escape`); no expression is built from a data value.
+
 Offline rendering
 -----------------
 Reports must draw charts without network access, and emails need images:
