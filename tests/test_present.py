@@ -174,3 +174,31 @@ def test_top_movers_default_previous_period(analytics_duckdb: str) -> None:
         "orders", "channel", current, (date(2026, 9, 17), date(2026, 10, 1)), url=analytics_duckdb
     )
     pd.testing.assert_frame_equal(implicit, explicit)
+
+
+def test_period_line_and_insight_cards_show_values_as_text() -> None:
+    from types import SimpleNamespace
+
+    start, end = date(2026, 10, 1), date(2026, 11, 1)
+    line = present.period_markdown(
+        start,
+        end,
+        {
+            "filters": {"region": "<img src=x onerror=alert(3)>", "segment": "*smb*"},
+            "looking for": ["drift", "`x`"],
+            "method": "$a$",
+            "empty": "",
+            "none": None,
+            "no filters": {},
+        },
+    )
+    markup, text = _rendered(line)
+    assert text.strip() == (
+        "Period: 1 Oct 2026 – 31 Oct 2026 (31 days) · filters: region <img src=x "
+        "onerror=alert(3)>, segment *smb* · looking for: drift, `x` · method: $a$"
+    )
+    assert set(re.findall(r"<(\w+)", markup)) == {"p", "strong"}
+    card = SimpleNamespace(title="Save on <script>alert(1)</script>", sentence="Move `x` [a](b)")
+    markup, text = _rendered(present.insight_markdown(2, card))
+    assert markup.startswith("<h3") and set(re.findall(r"<(\w+)", markup)) == {"h3", "a", "p"}
+    assert "2. Save on <script>alert(1)</script>" in text and "Move `x` [a](b)" in text
