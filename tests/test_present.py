@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import date
 
 import pandas as pd
@@ -126,14 +128,26 @@ def test_table_html_formats_and_escapes() -> None:
     assert ("25" in out and "1,234" in out) or "1.23K" in out
 
 
+def _rendered(markdown: str) -> tuple[str, str]:
+    """Markdown rendered as a report renders it: (HTML, the text a reader sees)."""
+    from nbconvert.filters.markdown import markdown2html
+
+    markup = markdown2html(markdown)
+    return markup, html.unescape(re.sub(r"<[^>]+>", "", markup))
+
+
 def test_modelhub_narrative_uses_the_frames(analytics_duckdb: str) -> None:
+    # The narrative is checked as a reader sees it (rendered), not by its Markdown source,
+    # whose values are written as character references (auterity.escape.md_text).
     start, end = date(2026, 10, 1), date(2026, 11, 1)
     board = modelhub.leaderboard(start, end, url=analytics_duckdb)
     slo = modelhub.slo_report(start, end, url=analytics_duckdb)
-    text = present.modelhub_narrative(board, slo, pd.DataFrame())
-    assert f"**{len(board)} models**" in text and "\\$" in text
+    markup, text = _rendered(present.modelhub_narrative(board, slo, pd.DataFrame()))
+    assert f"<strong>{len(board)} models</strong>" in markup and "$" in text
+    assert "\\$" not in text  # the dollar is text, not an escaped math delimiter
     fastest = board.loc[board["p95_latency_ms"].idxmin(), "model_id"]
-    assert f"`{fastest}` answers 95 %" in text
+    assert f"<code>{fastest}</code> answers 95 %" in markup
+    assert f"{fastest} answers 95 %" in text
     assert "SLO" in text or "met its SLOs" in text
     assert present.modelhub_narrative(board.iloc[0:0]) == "No model traffic in this period."
     saving = pd.DataFrame(
@@ -148,9 +162,9 @@ def test_modelhub_narrative_uses_the_frames(analytics_duckdb: str) -> None:
             }
         ]
     )
-    assert "Biggest saving: move **summarization**" in present.modelhub_narrative(
-        board, savings=saving
-    )
+    markup, text = _rendered(present.modelhub_narrative(board, savings=saving))
+    assert "Biggest saving: move <strong>summarization</strong>" in markup
+    assert "from gpt-4o to claude-3-5-haiku (quality 0.874 vs 0.878), about $70.30 a month" in text
 
 
 def test_top_movers_default_previous_period(analytics_duckdb: str) -> None:
@@ -160,3 +174,31 @@ def test_top_movers_default_previous_period(analytics_duckdb: str) -> None:
         "orders", "channel", current, (date(2026, 9, 17), date(2026, 10, 1)), url=analytics_duckdb
     )
     pd.testing.assert_frame_equal(implicit, explicit)
+
+
+def test_period_line_and_insight_cards_show_values_as_text() -> None:
+    from types import SimpleNamespace
+
+    start, end = date(2026, 10, 1), date(2026, 11, 1)
+    line = present.period_markdown(
+        start,
+        end,
+        {
+            "filters": {"region": "<img src=x onerror=alert(3)>", "segment": "*smb*"},
+            "looking for": ["drift", "`x`"],
+            "method": "$a$",
+            "empty": "",
+            "none": None,
+            "no filters": {},
+        },
+    )
+    markup, text = _rendered(line)
+    assert text.strip() == (
+        "Period: 1 Oct 2026 – 31 Oct 2026 (31 days) · filters: region <img src=x "
+        "onerror=alert(3)>, segment *smb* · looking for: drift, `x` · method: $a$"
+    )
+    assert set(re.findall(r"<(\w+)", markup)) == {"p", "strong"}
+    card = SimpleNamespace(title="Save on <script>alert(1)</script>", sentence="Move `x` [a](b)")
+    markup, text = _rendered(present.insight_markdown(2, card))
+    assert markup.startswith("<h3") and set(re.findall(r"<(\w+)", markup)) == {"h3", "a", "p"}
+    assert "2. Save on <script>alert(1)</script>" in text and "Move `x` [a](b)" in text

@@ -28,6 +28,14 @@ labels and emails. d3-format has no literal prefixes, so currency formats use d3
 ``£``, else the ISO code, e.g. ``CHF 1,234``). d3 writes percentages as ``5.3%``; text
 uses ``5.3 %`` like the rest of the reports.
 
+Values from data
+----------------
+Category values, titles and tooltip titles come from the warehouse (segments, model ids,
+features). Vega draws them as text and its tooltip escapes HTML, but Vega-Lite compiles
+titles and custom sort orders into Vega expressions, so every such text passes
+:func:`auterity.escape.vega_text` and every column name :func:`auterity.escape.vega_field`
+(see :mod:`auterity.escape`); no expression is built from a data value.
+
 Offline rendering
 -----------------
 Reports must draw charts without network access, and emails need images:
@@ -70,6 +78,7 @@ import numpy as np
 import pandas as pd
 
 from auterity.errors import AuterityError, ConfigError
+from auterity.escape import vega_field, vega_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import altair as alt
@@ -622,7 +631,7 @@ def _label(name: str) -> str:
         labels = _catalog_labels(key)
     except AuterityError:  # a broken catalog must not break charts
         labels = {}
-    return labels.get(name) or str(name).replace("_", " ").capitalize()
+    return vega_text(labels.get(name) or str(name).replace("_", " ").capitalize())
 
 
 @functools.lru_cache(maxsize=4)
@@ -640,6 +649,7 @@ def _catalog_labels(files: tuple[tuple[str, int], ...]) -> dict[str, str]:
 
 def _title(label: str, unit: str) -> str:
     """An axis title with its unit: ``p95 latency (ms)``, ``Revenue (USD)``."""
+    label = vega_text(label)
     if unit == "ms":
         return f"{label} (ms)"
     if unit == "currency":
@@ -649,9 +659,17 @@ def _title(label: str, unit: str) -> str:
     return label
 
 
-def _field(name: str) -> str:
-    """A column name escaped for Vega-Lite (dots and brackets are not nesting)."""
-    return re.sub(r"([.\[\]\\])", r"\\\1", str(name))
+def _category(values: pd.Series) -> pd.Series:
+    """Category values as text Vega-Lite can put into a sort order or a title (missing
+    values stay missing)."""
+    return values.map(lambda v: v if _missing(v) else vega_text(v))
+
+
+def _tooltip_title(text: str) -> str:
+    """A tooltip title from data: vega-tooltip draws the keys "title" and "image" itself
+    (a heading; an image URL), so those two get an invisible no-break space."""
+    text = vega_text(text)
+    return f"{text}\u00a0" if text in ("title", "image") else text
 
 
 def _dates(values: pd.Series) -> pd.Series:
@@ -667,21 +685,21 @@ def _titled(chart: Any, title: str | None, subtitle: str | None = None) -> Any:
     if not title:
         return chart
     alt = _alt()
-    params = {"text": title}
+    params = {"text": vega_text(title)}
     if subtitle:
-        params["subtitle"] = subtitle
+        params["subtitle"] = vega_text(subtitle)
     return chart.properties(title=alt.TitleParams(**params))
 
 
 def _q(name: str, **kwargs: Any) -> Any:
     """A quantitative Tooltip for a column."""
-    return _alt().Tooltip(field=_field(name), type="quantitative", **kwargs)
+    return _alt().Tooltip(field=vega_field(name), type="quantitative", **kwargs)
 
 
 def _t(name: str, time_format: str = "%b %-d, %Y") -> Any:
     """A temporal Tooltip for a column, titled with its label."""
     return _alt().Tooltip(
-        field=_field(name), type="temporal", title=_label(name), format=time_format
+        field=vega_field(name), type="temporal", title=_label(name), format=time_format
     )
 
 
@@ -729,12 +747,14 @@ def trend(
     _require(frame, [time_col, metric, *([by] if by else [])], "trend")
     data = frame[[time_col, *([by] if by else []), metric]].copy()
     data[time_col] = _dates(data[time_col])
+    if by:
+        data[by] = _category(data[by])
     label = _label(metric)
     date_tip = _t(time_col)
     value_tip = _q(metric, title=label, format=_tip_format(data[metric], unit))
-    x = alt.X(field=_field(time_col), type="temporal", title=None)
+    x = alt.X(field=vega_field(time_col), type="temporal", title=None)
     y = alt.Y(
-        field=_field(metric),
+        field=vega_field(metric),
         type="quantitative",
         title=_title(label, unit),
         axis=alt.Axis(format=_axis_format(data[metric], unit)),
@@ -742,10 +762,10 @@ def trend(
     encodings: dict[str, Any] = {"x": x, "y": y}
     tips = [date_tip, value_tip]
     if by:
-        encodings["color"] = alt.Color(field=_field(by), type="nominal", title=_label(by))
+        encodings["color"] = alt.Color(field=vega_field(by), type="nominal", title=_label(by))
         tips = [
             date_tip,
-            alt.Tooltip(field=_field(by), type="nominal", title=_label(by)),
+            alt.Tooltip(field=vega_field(by), type="nominal", title=_label(by)),
             value_tip,
         ]
     base = alt.Chart(data).encode(**encodings)
@@ -771,10 +791,10 @@ def trend(
     series = [] if not by else [str(v) for v in pd.unique(data[by].dropna())]
     if by and len(series) <= _MAX_SERIES_IN_TOOLTIP:
         rule_base = rule_base.transform_pivot(
-            _field(by), value=_field(metric), groupby=[_field(time_col)]
+            vega_field(by), value=vega_field(metric), groupby=[vega_field(time_col)]
         )
         fmt = _tip_format(data[metric], unit)
-        rule_tips = [date_tip, *[_q(s, title=s, format=fmt) for s in series]]
+        rule_tips = [date_tip, *[_q(s, title=_tooltip_title(s), format=fmt) for s in series]]
     rule = (
         rule_base.mark_rule(style="auterity-rule", strokeDash=[], strokeWidth=8)
         .encode(
@@ -824,8 +844,8 @@ def kpi_sparkline(
     data = data.sort_values(time_col)
     values = _numeric(data[metric])
     low = float(values.min()) if values.notna().any() else 0.0
-    x = alt.X(field=_field(time_col), type="temporal", axis=None)
-    y = alt.Y(field=_field(metric), type="quantitative", axis=None, scale=alt.Scale(zero=False))
+    x = alt.X(field=vega_field(time_col), type="temporal", axis=None)
+    y = alt.Y(field=vega_field(metric), type="quantitative", axis=None, scale=alt.Scale(zero=False))
     base = alt.Chart(data).encode(x=x, y=y)
     area = base.mark_area(style="auterity-spark-area").encode(y2=alt.Y2(datum=low))
     line = base.mark_line(style="auterity-spark", strokeWidth=1.5)
@@ -997,20 +1017,20 @@ def breakdown_bars(
     if top is not None:
         data = data.head(top)
     data = data.copy()
-    data[by] = data[by].astype(str)
+    data[by] = _category(data[by].astype(str))
     data["label"] = [format_value(v, unit) for v in data[metric]]
     pick = alt.selection_point(name="pick", fields=[by], on="click", clear="dblclick")
     base = alt.Chart(data).encode(
-        y=alt.Y(field=_field(by), type="nominal", sort=list(data[by]), title=_label(by)),
+        y=alt.Y(field=vega_field(by), type="nominal", sort=list(data[by]), title=_label(by)),
         x=alt.X(
-            field=_field(metric),
+            field=vega_field(metric),
             type="quantitative",
             title=_title(_label(metric), unit),
             axis=alt.Axis(format=_axis_format(data[metric], unit)),
         ),
     )
     tips = [
-        alt.Tooltip(field=_field(by), type="nominal", title=_label(by)),
+        alt.Tooltip(field=vega_field(by), type="nominal", title=_label(by)),
         _q(metric, title=_label(metric), format=_tip_format(data[metric], unit)),
     ]
     if "share" in data.columns and data["share"].notna().any():
@@ -1071,7 +1091,7 @@ def movers_chart(
     if top is not None:
         data = data.head(top)
     data = data.sort_values("contribution", ascending=False)
-    data[by] = data[by].astype(str)
+    data[by] = _category(data[by].astype(str))
     data["tone"] = [
         "neutral" if good == "neutral" or not c else "good" if (c > 0) == (good == "up") else "bad"
         for c in data["contribution"].fillna(0)
@@ -1085,7 +1105,7 @@ def movers_chart(
     pad = 0.22 * (high - low)
     domain = [low - pad if low < 0 else 0.0, high + pad if high > 0 else 0.0]
     base = alt.Chart(data).encode(
-        y=alt.Y(field=_field(by), type="nominal", sort=list(data[by]), title=_label(by)),
+        y=alt.Y(field=vega_field(by), type="nominal", sort=list(data[by]), title=_label(by)),
         x=alt.X(
             "contribution:Q",
             title=_title("Contribution to the change", unit),
@@ -1094,7 +1114,7 @@ def movers_chart(
         ),
     )
     tips = [
-        alt.Tooltip(field=_field(by), type="nominal", title=_label(by)),
+        alt.Tooltip(field=vega_field(by), type="nominal", title=_label(by)),
         alt.Tooltip("previous:Q", title="Previous", format=fmt),
         alt.Tooltip("current:Q", title="Current", format=fmt),
         alt.Tooltip("contribution:Q", title="Contribution", format=fmt),
@@ -1125,8 +1145,8 @@ def _model_names(frame: pd.DataFrame) -> pd.Series:
         if names.groupby(frame["model_id"].astype(str)).nunique().max() <= 1 and (
             names.nunique() == frame["model_id"].nunique()
         ):
-            return names
-    return frame["model_id"].astype(str)
+            return _category(names)
+    return _category(frame["model_id"].astype(str))
 
 
 def leaderboard_chart(
@@ -1240,7 +1260,7 @@ def latency_percentiles_chart(
     alt = _alt()
     _require(daily, ["day", "model_id", "p50_latency_ms", "p95_latency_ms"], "latency chart")
     frame = daily.copy()
-    frame["model"] = _model_names(frame) if "name" in frame.columns else frame["model_id"]
+    frame["model"] = _model_names(frame)
     frame["day"] = _dates(frame["day"])
     long = frame.melt(
         id_vars=["day", "model"],
@@ -1413,9 +1433,9 @@ def anomaly_chart(
     windows["single"] = windows["start"] == windows["end"]
     label = _label(value_col)
     fmt = _tip_format(data[value_col], unit)
-    x = alt.X(field=_field(time_col), type="temporal", title=None)
+    x = alt.X(field=vega_field(time_col), type="temporal", title=None)
     y = alt.Y(
-        field=_field(value_col),
+        field=vega_field(value_col),
         type="quantitative",
         title=_title(label, unit),
         axis=alt.Axis(format=_axis_format(data[value_col], unit)),
@@ -1423,7 +1443,7 @@ def anomaly_chart(
     window_tips = [
         alt.Tooltip("start:T", title="From", format="%b %-d, %Y %H:%M"),
         alt.Tooltip("end:T", title="To", format="%b %-d, %Y %H:%M"),
-        *[alt.Tooltip(field=_field(c), title=_label(c)) for c in extra],
+        *[alt.Tooltip(field=vega_field(c), title=_label(c)) for c in extra],
     ]
     shaded = (
         alt.Chart(windows)

@@ -14,7 +14,6 @@ written to the Voila server's log).
 from __future__ import annotations
 
 import base64
-import html
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from auterity.errors import AuterityError, ConfigError, DatabaseUnavailable
+from auterity.escape import csv_safe, html_attr, html_text
 
 log = logging.getLogger("auterity.dashboards")
 
@@ -212,21 +212,24 @@ def export_links_html(
     Returns
     -------
     str
-        HTML with ``<a download>`` links carrying ``data-export`` attributes.
+        HTML with ``<a download>`` links carrying ``data-export`` attributes. The CSV's
+        text cells cannot run as spreadsheet formulas (:func:`auterity.escape.csv_safe`).
     """
-    csv_bytes = csv_frame.to_csv(index=False).encode("utf-8")
+    csv_bytes = csv_safe(csv_frame).to_csv(index=False).encode("utf-8")
     json_bytes = view_json(frames, filters).encode("utf-8")
+    stem = html_attr(name)
     links = [
-        f'<a class="au-export-csv" data-export="csv" download="{name}.csv" '
+        f'<a class="au-export-csv" data-export="csv" download="{stem}.csv" '
         f'href="{_data_uri(csv_bytes, "text/csv")}">⬇ CSV</a>',
-        f'<a class="au-export-json" data-export="json" download="{name}.json" '
+        f'<a class="au-export-json" data-export="json" download="{stem}.json" '
         f'href="{_data_uri(json_bytes, "application/json")}">⬇ JSON</a>',
     ]
     for chart_name, png in (pngs or {}).items():
-        safe = html.escape(chart_name)
+        safe = html_attr(chart_name)
         links.append(
             f'<a class="au-export-png" data-export="png" data-chart="{safe}" '
-            f'download="{name}-{safe}.png" href="{_data_uri(png, "image/png")}">⬇ {safe}.png</a>'
+            f'download="{stem}-{safe}.png" href="{_data_uri(png, "image/png")}">'
+            f"⬇ {html_text(chart_name)}.png</a>"
         )
     return f'<div class="au-exports">{"".join(links)}</div>'
 
@@ -715,17 +718,17 @@ def realtime_table_html(snapshot: pd.DataFrame) -> str:
     units = {"requests": "count", "requests_per_s": "number", "p95_latency_ms": "ms"}
     units["error_rate"] = "percent"
     head = "".join(
-        f'<th style="text-align:left;padding:4px 10px;">{html.escape(c)}</th>'
+        f'<th style="text-align:left;padding:4px 10px;">{html_text(c)}</th>'
         for c in ["model", "requests/s", "p95 latency", "error rate", "requests"]
     )
     rows = []
     for rec in snapshot.itertuples(index=False):
-        cells = [f'<td style="padding:4px 10px;">{html.escape(str(rec.model_id))}</td>']
+        cells = [f'<td style="padding:4px 10px;">{html_text(rec.model_id)}</td>']
         for metric in ("requests_per_s", "p95_latency_ms", "error_rate", "requests"):
             value = charts.format_value(getattr(rec, metric), units[metric])
             cells.append(
-                f'<td class="au-rt" data-model="{html.escape(str(rec.model_id))}" '
-                f'data-metric="{metric}" style="padding:4px 10px;">{html.escape(value)}</td>'
+                f'<td class="au-rt" data-model="{html_attr(rec.model_id)}" '
+                f'data-metric="{metric}" style="padding:4px 10px;">{html_text(value)}</td>'
             )
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return (
@@ -807,7 +810,7 @@ class Dashboard:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.controls: list[Any] = []
-        self.header = w.HTML(f'{STYLE}<h2 style="margin:4px 0;">{html.escape(self.title)}</h2>')
+        self.header = w.HTML(f'{STYLE}<h2 style="margin:4px 0;">{html_text(self.title)}</h2>')
         self.status = w.HTML(layout=w.Layout(width="100%"))
         self.status.add_class("au-status")
         self.tiles = w.HTML(layout=w.Layout(width="100%"))
@@ -856,7 +859,7 @@ class Dashboard:
 
     def _section(self, key: str, title: str, *, chart: bool) -> None:
         w = _widgets()
-        head = w.HTML(f'<h3 style="margin:14px 0 4px;">{html.escape(title)}</h3>')
+        head = w.HTML(f'<h3 style="margin:14px 0 4px;">{html_text(title)}</h3>')
         part = w.Output(layout=w.Layout(width="100%")) if chart else w.HTML()
         part.add_class(f"au-section-{key}")
         part.add_class("au-chart" if chart else "au-table")
@@ -900,7 +903,7 @@ class Dashboard:
                 f"{self.stale_since:%H:%M:%S} UTC; retrying automatically.</span>"
             )
         if self.error:
-            parts.append(f'<span class="au-error">{html.escape(self.error)}</span>')
+            parts.append(f'<span class="au-error">{html_text(self.error)}</span>')
         return " · ".join(parts) or "Loading…"
 
     def first_paint_html(self, *, with_charts: bool | None = None) -> str:
@@ -945,8 +948,8 @@ class Dashboard:
                 except Exception:
                     log.warning("first paint of chart %s failed", key, exc_info=True)
             parts.append(
-                f'<h3 style="margin:14px 0 4px;">{html.escape(title)}</h3>'
-                f'<div class="au-fp-section au-table" data-section="{key}">{body}</div>'
+                f'<h3 style="margin:14px 0 4px;">{html_text(title)}</h3>'
+                f'<div class="au-fp-section au-table" data-section="{html_attr(key)}">{body}</div>'
             )
         return "".join(parts)
 
@@ -1482,7 +1485,7 @@ def _build(factory: Callable[[], Dashboard]) -> Any:
         display(
             HTML(
                 f'<div class="au-error" style="color:#b42318;">'
-                f"{html.escape(viewer_message(exc))}</div>"
+                f"{html_text(viewer_message(exc))}</div>"
             )
         )
         return None

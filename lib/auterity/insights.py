@@ -150,6 +150,11 @@ class InsightCard:
         The numbers behind the sentence (JSON-safe).
     chart : dict or None
         A Vega-Lite spec (:func:`auterity.charts.to_dict`).
+
+    ``title`` and ``sentence`` are plain text holding warehouse values (segment, region,
+    channel, model and feature names): whoever shows them escapes them for the format
+    (:func:`auterity.present.insight_markdown`, :func:`auterity.present.table_html`); the
+    chart's texts are made safe by the chart builders.
     """
 
     kind: str

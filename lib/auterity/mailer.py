@@ -17,7 +17,6 @@ never appears in logs, records or error messages.
 
 from __future__ import annotations
 
-import html
 import logging
 import mimetypes
 import os
@@ -34,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from auterity.errors import AuterityError, ConfigError
+from auterity.escape import csv_safe, html_attr, html_text, one_line
 from auterity.redact import mask_secrets, register_secret
 
 log = logging.getLogger("auterity.mailer")
@@ -124,22 +124,23 @@ def _html_body(
     tables_html: Sequence[str],
     footer: str,
 ) -> str:
-    """The HTML part: tables for layout, inline CSS, 600 px, no scripts."""
+    """The HTML part: tables for layout, inline CSS, 600 px, no scripts; every text escaped
+    (``kpi_html`` and ``tables_html`` are markup built by :mod:`auterity.present`)."""
     blocks = [
-        f'<h1 style="font-size:22px;margin:0 0 6px;">{html.escape(title)}</h1>',
-        f'<p style="margin:0 0 16px;color:#5b6470;font-size:14px;">{html.escape(intro)}</p>',
+        f'<h1 style="font-size:22px;margin:0 0 6px;">{html_text(title)}</h1>',
+        f'<p style="margin:0 0 16px;color:#5b6470;font-size:14px;">{html_text(intro)}</p>',
         kpi_html,
     ]
     for chart, cid in images:
         blocks.append(
-            f'<h2 style="font-size:16px;margin:20px 0 6px;">{html.escape(chart.title)}</h2>'
-            f'<img src="cid:{cid[1:-1]}" alt="{html.escape(chart.title)}" width="600" '
+            f'<h2 style="font-size:16px;margin:20px 0 6px;">{html_text(chart.title)}</h2>'
+            f'<img src="cid:{html_attr(cid[1:-1])}" alt="{html_attr(chart.title)}" width="600" '
             'style="display:block;width:100%;max-width:600px;height:auto;border:0;'
             'background:#ffffff;border-radius:4px;">'
         )
     blocks.extend(tables_html)
     blocks.append(
-        f'<p style="margin:24px 0 0;color:#5b6470;font-size:12px;">{html.escape(footer)}</p>'
+        f'<p style="margin:24px 0 0;color:#5b6470;font-size:12px;">{html_text(footer)}</p>'
     )
     cells = "".join(f'<tr><td style="padding:0 16px 8px;">{b}</td></tr>' for b in blocks)
     return (
@@ -147,7 +148,7 @@ def _html_body(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="color-scheme" content="light dark">'
         '<meta name="supported-color-schemes" content="light dark">'
-        f"<title>{html.escape(title)}</title></head>"
+        f"<title>{html_text(title)}</title></head>"
         '<body style="margin:0;padding:0;">'
         '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" '
         'style="border-collapse:collapse;"><tr><td align="center">'
@@ -254,7 +255,7 @@ def build_report_email(
         )
 
     message = EmailMessage()
-    message["Subject"] = subject
+    message["Subject"] = one_line(subject)  # a line break would start another header
     message["From"] = settings.sender
     message["To"] = ", ".join(to)
     if cc:
@@ -275,7 +276,7 @@ def build_report_email(
             maintype="image",
             subtype="png",
             cid=cid,
-            filename=f"{image.title}.png",
+            filename=f"{one_line(image.title)}.png",
             disposition="inline",
         )
     for path in kept:
@@ -363,7 +364,8 @@ def _deliver(message: EmailMessage, settings: SmtpSettings, recipients: list[str
 
 
 def csv_attachment(frame: pd.DataFrame, path: Path) -> Path:
-    """Write a table as CSV for attaching; returns the path."""
+    """Write a table as CSV for attaching (no cell runs as a spreadsheet formula, see
+    :func:`auterity.escape.csv_safe`); returns the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
+    csv_safe(frame).to_csv(path, index=False)
     return path

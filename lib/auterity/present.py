@@ -3,12 +3,13 @@
 Notebooks stay thin: they resolve their period, call the analytics, and hand the frames to
 these helpers for KPI tiles, formatted tables and the few sentences of narrative. The HTML
 here uses inline styles and tables only, so the same tiles render in a report, a Voila
-dashboard and a mail client.
+dashboard and a mail client. Every value in it, and in the Markdown sentences, goes
+through :mod:`auterity.escape` for the format it lands in: data shows as text, never as
+markup.
 """
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
@@ -17,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from auterity.errors import ConfigError
+from auterity.escape import html_attr, html_text, md_code, md_text
 
 PERIODS = (
     "last_7_days",
@@ -120,6 +122,36 @@ def describe_period(start: date, end: date) -> str:
     return f"{start:%-d %b %Y} – {last:%-d %b %Y} ({days} day{'s' if days != 1 else ''})"
 
 
+def period_markdown(start: date, end: date, details: Mapping[str, Any] | None = None) -> str:
+    """The period line a report opens with, as Markdown: ``**Period:** … · **name:** value``.
+
+    Parameters
+    ----------
+    start, end : date
+        The period, ``end`` exclusive.
+    details : mapping, optional
+        More ``label: value`` parts (parameters such as the method or the filters);
+        empty values are left out. Values are shown as text, whatever they hold.
+
+    Returns
+    -------
+    str
+        One line of Markdown.
+    """
+    parts = [f"**Period:** {md_text(describe_period(start, end))}"]
+    for label, value in (details or {}).items():
+        if value is None or (isinstance(value, Mapping | Sequence) and not value):
+            continue
+        if isinstance(value, Mapping):
+            shown = ", ".join(f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, Sequence) and not isinstance(value, str):
+            shown = ", ".join(str(v) for v in value)
+        else:
+            shown = str(value)
+        parts.append(f"**{md_text(label)}:** {md_text(shown)}")
+    return " · ".join(parts)
+
+
 def sparkline_svg(values: Sequence[float], *, width: int = 120, height: int = 28) -> str:
     """A small inline SVG line of a series (gaps where values are missing).
 
@@ -202,11 +234,11 @@ def kpi_tiles_html(
         cells.append(
             '<td class="au-kpi" style="padding:12px 14px;border:1px solid #d8dde3;'
             'border-radius:6px;vertical-align:top;min-width:150px;">'
-            f'<div style="font-size:12px;color:#5b6470;">{html.escape(str(row["label"]))}</div>'
-            f'<div class="au-kpi-value" data-metric="{html.escape(str(row["metric"]))}" '
-            f'style="font-size:24px;font-weight:600;margin:4px 0;">{html.escape(value)}</div>'
+            f'<div style="font-size:12px;color:#5b6470;">{html_text(row["label"])}</div>'
+            f'<div class="au-kpi-value" data-metric="{html_attr(row["metric"])}" '
+            f'style="font-size:24px;font-weight:600;margin:4px 0;">{html_text(value)}</div>'
             f'<div style="font-size:12px;color:{_TONE_COLOURS[tone]};">'
-            f'{html.escape(delta_text)} <span style="color:#5b6470;">{label}</span></div>'
+            f'{html_text(delta_text)} <span style="color:#5b6470;">{label}</span></div>'
             f"{_spark(sparklines, str(row['metric']), row['current'])}</td>"
         )
     rows = [cells[i : i + columns] for i in range(0, len(cells), columns)]
@@ -286,14 +318,13 @@ def table_html(
     shown = format_table(frame, units or {}).rename(columns=dict(labels or {}))
     head = "".join(
         f'<th style="text-align:left;padding:4px 10px;border-bottom:2px solid #d8dde3;">'
-        f"{html.escape(str(c))}</th>"
+        f"{html_text(c)}</th>"
         for c in shown.columns
     )
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td style="padding:4px 10px;border-bottom:1px solid #eef0f3;">'
-            f"{html.escape(str(v))}</td>"
+            f'<td style="padding:4px 10px;border-bottom:1px solid #eef0f3;">{html_text(v)}</td>'
             for v in row
         )
         + "</tr>"
@@ -322,7 +353,8 @@ def modelhub_narrative(
     """A few sentences (Markdown) on the models' latency / cost / quality trade-offs.
 
     Every number in the text comes from the frames given, so the prose and the tables
-    can never disagree.
+    can never disagree. Model ids are shown as code and feature names in bold, both
+    through :mod:`auterity.escape`: a backtick, ``*``, ``$`` or HTML in a name is text.
     """
     from auterity import charts
 
@@ -335,45 +367,70 @@ def modelhub_narrative(
     priciest = _best(leaderboard, "cost_per_1k_ok", lowest=False)
     best = _best(leaderboard, "quality_mean", lowest=False)
     total_cost = leaderboard["cost"].sum()
-    fmt = charts.format_value
+
+    def fmt(value: Any, unit: str) -> str:
+        return md_text(charts.format_value(value, unit))
+
+    def num(value: Any) -> str:
+        return md_text(f"{value:.3f}")
+
     lines = [
         f"**{len(leaderboard)} models** served **{fmt(leaderboard['requests'].sum(), 'count')}** "
         f"requests for **{fmt(total_cost, 'currency')}**. "
-        f"`{busiest['model_id']}` carried the most traffic "
+        f"{md_code(busiest['model_id'])} carried the most traffic "
         f"({fmt(busiest['share_of_traffic'], 'percent')}).",
     ]
     if fastest is not None and slowest is not None:
         lines.append(
-            f"Latency spans a wide range: `{fastest['model_id']}` answers 95 % of requests within "
-            f"{fmt(fastest['p95_latency_ms'], 'ms')}, while `{slowest['model_id']}` "
-            f"needs {fmt(slowest['p95_latency_ms'], 'ms')}."
+            f"Latency spans a wide range: {md_code(fastest['model_id'])} answers 95 % of "
+            f"requests within {fmt(fastest['p95_latency_ms'], 'ms')}, while "
+            f"{md_code(slowest['model_id'])} needs {fmt(slowest['p95_latency_ms'], 'ms')}."
         )
     if cheapest is not None and priciest is not None:
         lines.append(
-            f"Per 1,000 successful requests, `{cheapest['model_id']}` costs "
+            f"Per 1,000 successful requests, {md_code(cheapest['model_id'])} costs "
             f"{fmt(cheapest['cost_per_1k_ok'], 'currency')} and "
-            f"`{priciest['model_id']}` {fmt(priciest['cost_per_1k_ok'], 'currency')}."
+            f"{md_code(priciest['model_id'])} {fmt(priciest['cost_per_1k_ok'], 'currency')}."
         )
     if best is not None:
         lines.append(
-            f"The highest mean quality is `{best['model_id']}`'s "
-            f"{best['quality_mean']:.3f} (95 % CI {best['quality_ci_low']:.3f}–"
-            f"{best['quality_ci_high']:.3f})."
+            f"The highest mean quality is {md_code(best['model_id'])}'s "
+            f"{num(best['quality_mean'])} (95 % CI {num(best['quality_ci_low'])}–"
+            f"{num(best['quality_ci_high'])})."
         )
     if slo is not None and not slo.empty:
         breached = slo[slo["status"] != "met"]
         if breached.empty:
             lines.append("Every model met its SLOs over the period.")
         else:
-            names = ", ".join(f"`{m}`" for m in breached["model_id"])
+            names = ", ".join(md_code(m) for m in breached["model_id"])
             lines.append(f"SLO breached by {names}.")
     if savings is not None and not savings.empty:
         top = savings.iloc[0]
         lines.append(
-            f"Biggest saving: move **{top['feature']}** from `{top['current_model']}` to "
-            f"`{top['candidate_model']}` (quality {top['candidate_quality']:.3f} vs "
-            f"{top['current_quality']:.3f}), about "
+            f"Biggest saving: move **{md_text(top['feature'])}** from "
+            f"{md_code(top['current_model'])} to {md_code(top['candidate_model'])} (quality "
+            f"{num(top['candidate_quality'])} vs {num(top['current_quality'])}), about "
             f"**{fmt(top['est_monthly_savings'], 'currency')} a month**."
         )
-    # A bare "$" pairs up as LaTeX math in Jupyter's Markdown: escape it.
-    return "\n\n".join(lines).replace("$", "\\$")
+    return "\n\n".join(lines)
+
+
+def insight_markdown(rank: int, card: Any) -> str:
+    """An insight card as Markdown: a numbered heading (its title) and its sentence.
+
+    Parameters
+    ----------
+    rank : int
+        The card's place in the ranking (1 is the most important).
+    card : auterity.insights.InsightCard
+        The card (anything with ``title`` and ``sentence``).
+
+    Returns
+    -------
+    str
+        ``### <rank>. <title>`` and the sentence as a paragraph; the card's text
+        (which holds segment, region, channel, model and feature names) is shown as
+        text.
+    """
+    return f"### {int(rank)}. {md_text(card.title)}\n\n{md_text(card.sentence)}"

@@ -29,12 +29,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
 from auterity import params, schema, warehouse
 from auterity.config import get_settings, reports_dir
 from auterity.errors import ConfigError
+from auterity.escape import html_attr, html_text
 
 log = logging.getLogger("auterity.reports")
 
@@ -42,7 +44,6 @@ TEMPLATES = Path(__file__).parent / "templates" / "nbconvert"
 ENV_CHROMIUM = "AUTERITY_CHROMIUM"
 CHROMIUM_ARGS = [
     "--headless",
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
@@ -50,6 +51,35 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+"""Flags of every headless Chromium the project starts (PDFs, tests, benchmarks). The
+sandbox is Playwright's ``chromium_sandbox`` choice: see :func:`chromium_sandbox`."""
+
+PDF_ARGS = [
+    *CHROMIUM_ARGS,
+    # No network for the printer, below what request interception sees (preconnects,
+    # DNS prefetch, WebRTC): no host name resolves (IP literals included), any connection
+    # would go through a proxy that does not exist, and WebRTC may not send UDP itself.
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--proxy-server=http://no-network.invalid:9",
+    "--proxy-bypass-list=<-loopback>",
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--dns-prefetch-disable",
+]
+"""Flags of the Chromium that prints PDFs (:func:`render_pdf`)."""
+
+REPORT_ORIGIN = "http://auterity-report.invalid"
+"""Where :func:`render_pdf` shows a report: a name that never resolves, answered only by
+the printer's own request handler from the report's folder."""
+
+REPORT_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
+    "style-src 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+    "connect-src 'self'; frame-src 'none'; object-src 'none'; base-uri 'none'; "
+    "form-action 'none'"
+)
+"""Content security policy of a report being printed: its inline scripts (charts; Vega
+compiles its expressions with ``Function``, hence ``unsafe-eval``) and styles run, images,
+fonts and fetches come from the report's folder (or ``data:``), and nothing is framed."""
 
 
 @dataclass
@@ -321,7 +351,7 @@ def _toc(body: str) -> list[dict[str, str]]:
     items = []
     for match in re.finditer(r'<h2 id="([^"]+)"[^>]*>(.*?)</h2>', body, flags=re.S):
         text = re.sub(r"<[^>]+>", "", match.group(2)).replace("¶", "").strip()
-        items.append({"id": match.group(1), "text": html.unescape(text)})
+        items.append({"id": html.unescape(match.group(1)), "text": html.unescape(text)})
     return items
 
 
@@ -346,9 +376,18 @@ def render_html(
 
     The page carries its title, the parameters used, when it was generated, the data
     freshness and a table of contents; it loads nothing from the network.
+
+    Markdown (cells and ``text/markdown`` outputs) is sanitised (nbconvert's
+    ``sanitize_html`` with :func:`auterity.escape.clean_html` as its filter): values the
+    notebooks put into Markdown are escaped already (:func:`auterity.escape.md_text`),
+    and whatever HTML a Markdown output still holds loses scripts, handlers, images and
+    frames. ``text/html`` outputs are kept as they are: they come from auterity's own
+    builders, which escape every value, and the charts among them need their scripts.
     """
     import nbformat
     from nbconvert import HTMLExporter
+
+    from auterity.escape import clean_html
 
     nb = nbformat.read(executed, as_version=4)
     for cell in nb.cells:  # recorded values are for the caller, not the reader
@@ -360,6 +399,8 @@ def render_html(
         exclude_input=True,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
+        sanitize_html=True,
+        filters={"clean_html": clean_html},
     )
     meta = {
         "title": title or _title(nb, executed.stem),
@@ -373,8 +414,7 @@ def render_html(
     # The contents come from the rendered headings (their ids are nbconvert's), so they
     # are filled into the template's placeholder after the one rendering pass.
     links = "".join(
-        f'<a href="#{html.escape(item["id"])}">{html.escape(item["text"])}</a>'
-        for item in _toc(body)
+        f'<a href="#{html_attr(item["id"])}">{html_text(item["text"])}</a>' for item in _toc(body)
     )
     nav = f'<nav class="au-toc" aria-label="Contents">{links}</nav>' if links else ""
     target.write_text(body.replace("<!--auterity:toc-->", nav, 1), encoding="utf-8")
@@ -387,8 +427,71 @@ def chromium_path() -> str | None:
     return path if Path(path).is_file() else None
 
 
+def chromium_sandbox() -> bool:
+    """Whether Chromium should run with its sandbox: yes, unless this process is root.
+
+    Chromium refuses to start as root with its sandbox on ("Running as root without
+    --no-sandbox is not supported"), and containers and CI runners often run as root;
+    there the browser runs without it, and the printer's other walls (no network, no
+    ``file:`` access, a content security policy) remain. As any other user the sandbox
+    is on; if it cannot start (no user namespaces, no setuid helper) :func:`render_pdf`
+    says so in the log and prints without it.
+    """
+    return os.geteuid() != 0
+
+
+def _launch(pw: Any, executable: str) -> Any:
+    """Chromium for printing: sandboxed where that works (see :func:`chromium_sandbox`)."""
+    if chromium_sandbox():
+        try:
+            return pw.chromium.launch(
+                executable_path=executable, args=PDF_ARGS, chromium_sandbox=True
+            )
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            log.warning("Chromium did not start with its sandbox (%s); printing without", first)
+    return pw.chromium.launch(executable_path=executable, args=PDF_ARGS, chromium_sandbox=False)
+
+
+def _serve_from(folder: Path) -> Callable[[Any], None]:
+    """A Playwright route handler: GETs of :data:`REPORT_ORIGIN` answered with files inside
+    ``folder`` (symlinks resolved), every other request refused."""
+    import mimetypes
+    from urllib.parse import unquote, urlsplit
+
+    root = folder.resolve()
+
+    def handle(route: Any) -> None:
+        request = route.request
+        parts = urlsplit(request.url)
+        if f"{parts.scheme}://{parts.netloc}" != REPORT_ORIGIN or request.method != "GET":
+            route.abort("blockedbyclient")
+            return
+        path = (root / unquote(parts.path).lstrip("/")).resolve()
+        if root not in path.parents or not path.is_file():
+            route.abort("blockedbyclient")
+            return
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        route.fulfill(
+            status=200,
+            body=path.read_bytes(),
+            content_type=kind,
+            headers={"Content-Security-Policy": REPORT_CSP, "X-Content-Type-Options": "nosniff"},
+        )
+
+    return handle
+
+
 def render_pdf(html_file: Path, target: Path, *, timeout_s: float = 60) -> Path:
-    """Print an HTML report to PDF in headless Chromium, with the network blocked.
+    """Print an HTML report to PDF in headless Chromium that reads only the report's folder.
+
+    The page is not opened as a ``file:`` URL (which may load any file the process can
+    read, e.g. ``<iframe src=../../../.env>``): it is shown at :data:`REPORT_ORIGIN`, whose
+    requests are answered from the report's own folder; every other request, WebSocket
+    and service worker is refused, ``file:`` URLs are out of reach of an ``http:`` page,
+    :data:`REPORT_CSP` allows no frames and no fetch beyond the folder, and the browser
+    has no network at all (:data:`PDF_ARGS`). Sandboxed where possible
+    (:func:`chromium_sandbox`).
 
     Waits until every chart has drawn (an ``svg`` or ``canvas`` in each ``.vega-embed``).
 
@@ -404,20 +507,15 @@ def render_pdf(html_file: Path, target: Path, *, timeout_s: float = 60) -> Path:
         )
     from playwright.sync_api import sync_playwright
 
+    source = html_file.resolve()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        browser = _launch(pw, executable)
         try:
-            context = browser.new_context()
-            context.route(
-                "**/*",
-                lambda route: (
-                    route.continue_()
-                    if route.request.url.startswith(("file:", "data:", "blob:"))
-                    else route.abort()
-                ),
-            )
+            context = browser.new_context(service_workers="block", accept_downloads=False)
+            context.route("**/*", _serve_from(source.parent))
+            context.route_web_socket("**/*", lambda ws: ws.close())
             page = context.new_page()
-            page.goto(html_file.resolve().as_uri(), wait_until="load")
+            page.goto(f"{REPORT_ORIGIN}/{quote(source.name)}", wait_until="load")
             page.wait_for_function(
                 "() => [...document.querySelectorAll('.vega-embed')]"
                 ".every(e => e.querySelector('svg, canvas'))",
@@ -651,16 +749,17 @@ def write_index(url: str | None = None) -> Path:
                 target = r["outputs"].get(kind)
                 if target and Path(target).exists():
                     rel = os.path.relpath(target, root)
-                    links.append(f'<a href="{html.escape(rel)}">{kind.upper()}</a>')
-            error = html.escape(r["error_message"] or "")
+                    href = html_attr(quote(Path(rel).as_posix()))
+                    links.append(f'<a href="{href}">{kind.upper()}</a>')
+            error = html_text(r["error_message"] or "")
             duration = "" if r["duration_s"] is None else f"{r['duration_s']:.1f} s"
             lines.append(
-                f'<tr class="{r["status"]}"><td>{html.escape(r["started_at"] or "")}</td>'
-                f"<td>{r['status']}</td><td>{r['trigger']}</td><td>{duration}</td>"
-                f"<td>{' · '.join(links)}</td><td>{error}</td></tr>"
+                f'<tr class="{html_attr(r["status"])}"><td>{html_text(r["started_at"])}</td>'
+                f"<td>{html_text(r['status'])}</td><td>{html_text(r['trigger'])}</td>"
+                f"<td>{duration}</td><td>{' · '.join(links)}</td><td>{error}</td></tr>"
             )
         parts.append(
-            f"<h2>{html.escape(nb)} <small>{html.escape(pset)}</small></h2><table>"
+            f"<h2>{html_text(nb)} <small>{html_text(pset)}</small></h2><table>"
             "<tr><th>started (UTC)</th><th>status</th><th>trigger</th><th>duration</th>"
             f"<th>outputs</th><th>error</th></tr>{''.join(lines)}</table>"
         )
@@ -728,6 +827,7 @@ def run_all(
 __all__ = [
     "VALUES_MIME",
     "RunRecord",
+    "chromium_sandbox",
     "list_runs",
     "mark_interrupted",
     "record_delivery",
