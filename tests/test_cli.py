@@ -507,3 +507,20 @@ def test_default_periods_in_help_are_the_ones_used(
     end = date(2026, 11, 1)
     assert seen[:2] == [end - timedelta(days=days), end], (constant, seen)
     assert {"SAVINGS_DAYS": 90, "DRIFT_DAYS": 7}.get(constant, days) == days
+
+
+def test_tables_keep_warehouse_text_from_driving_the_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A value with an escape sequence or a line break prints as one harmless line."""
+    import pandas as pd
+
+    from auterity.cli import _emit
+
+    hostile = "\x1b]0;owned\x07\x1b[2Jmodel\nsecond line"
+    _emit(pd.DataFrame({"model_id": [hostile], "requests": [3]}), "table")
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert len(out.strip().splitlines()) == 2  # header and one row
+    _emit(pd.DataFrame({"feature": ["=HYPERLINK(1)"], "requests": [3]}), "csv")
+    assert capsys.readouterr().out.splitlines()[1] == "'=HYPERLINK(1),3"

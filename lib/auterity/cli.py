@@ -258,7 +258,9 @@ def _emit(frame: Any, fmt: str, units: dict[str, str] | None = None) -> None:
 
     Tables are for people: numbers in their unit's house style (``5.3 %``, ``$1.2K``,
     ``1,834 ms``; units from :data:`auterity.charts.COLUMN_UNITS`, then ``units``), missing
-    values blank or an en dash. CSV and JSON keep the raw values for machines.
+    values blank or an en dash, text without control characters (a value from the
+    warehouse cannot send escape sequences to the terminal). CSV and JSON keep the raw
+    values for machines, except that CSV text cannot start a spreadsheet formula.
     """
     import pandas as pd
 
@@ -272,7 +274,9 @@ def _emit(frame: Any, fmt: str, units: dict[str, str] | None = None) -> None:
         records = out.astype(object).where(out.notna(), None).to_dict(orient="records")
         _echo_json(records)
     elif fmt == "csv":
-        click.echo(out.to_csv(index=False), nl=False)
+        from auterity import escape
+
+        click.echo(escape.csv_safe(out).to_csv(index=False), nl=False)
     elif out.empty:
         click.echo("(no rows)")
     else:
@@ -283,7 +287,7 @@ def _for_people(frame: Any, units: dict[str, str] | None) -> Any:
     """A copy of ``frame`` as display strings (see :func:`_emit`)."""
     import pandas as pd
 
-    from auterity import charts
+    from auterity import charts, escape
 
     known = {**charts.COLUMN_UNITS, **(units or {})}
     out = frame.copy()
@@ -298,8 +302,8 @@ def _for_people(frame: Any, units: dict[str, str] | None) -> Any:
         elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             unit = known.get(col)
             out[col] = [charts.format_value(v, unit) if unit else _fmt(v) for v in values]
-        else:
-            out[col] = ["" if _missing(v) else str(v) for v in values]
+        else:  # text from the warehouse: no control characters (terminal escapes) reach it
+            out[col] = ["" if _missing(v) else escape.one_line(v) for v in values]
     return out
 
 
