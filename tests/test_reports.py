@@ -232,6 +232,47 @@ def test_retention_prunes_old_runs(project: Path, monkeypatch: pytest.MonkeyPatc
         reports.run("hello", pdf=False)
 
 
+def test_a_failure_streak_keeps_the_last_good_runs(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An hourly job failing through an outage longer than AUTERITY_KEEP_RUNS runs: the last
+    good reports of its parameter set stay (folders and records); failed runs are kept up to
+    their own limit."""
+    _notebook(
+        project / "notebooks" / "flaky.ipynb",
+        ["if fail:\n    raise RuntimeError('database unreachable')"],
+        PARAMS + "\nfail: bool = False  # fail like an outage would",
+    )
+    hourly = project / "parameters" / "flaky" / "hourly.yml"
+    hourly.parent.mkdir()
+    hourly.write_text("repeat: 1\n")
+    monkeypatch.setenv("AUTERITY_KEEP_RUNS", "2")
+    monkeypatch.setenv("AUTERITY_KEEP_FAILED_RUNS", "1")
+    good = [reports.run("flaky", params_file=hourly, pdf=False) for _ in range(2)]
+    bad = [
+        reports.run("flaky", params_file=hourly, overrides=["fail=true"], pdf=False)
+        for _ in range(3)
+    ]
+    assert [r.status for r in good + bad] == ["ok", "ok", "failed", "failed", "failed"]
+    rows = {r["run_id"]: r for r in _rows()}
+    for record in good:  # the streak is longer than KEEP_RUNS: the good runs stay
+        assert not rows[record.run_id]["pruned"] and record.output_dir.exists()
+        assert Path(record.outputs["html"]).is_file()
+    assert not rows[bad[-1].run_id]["pruned"] and bad[-1].output_dir.exists()
+    for record in bad[:-1]:  # failed runs beyond their own limit go
+        assert rows[record.run_id]["pruned"] and not record.output_dir.exists()
+    index = (project / "reports" / "index.html").read_text()
+    assert all(r.run_id[:6] in index for r in [*good, bad[-1]])
+    # When the outage ends, a new good run pushes out the oldest good one only.
+    back = reports.run("flaky", params_file=hourly, pdf=False)
+    rows = {r["run_id"]: r for r in _rows()}
+    assert rows[good[0].run_id]["pruned"] and not good[0].output_dir.exists()
+    assert not any(rows[r.run_id]["pruned"] for r in (good[1], bad[-1], back))
+    monkeypatch.setenv("AUTERITY_KEEP_FAILED_RUNS", "0")
+    with pytest.raises(ConfigError, match="AUTERITY_KEEP_FAILED_RUNS='0'"):
+        reports.run("flaky", pdf=False)
+
+
 def test_kernel_death_is_a_failed_run(project: Path) -> None:
     _notebook(project / "notebooks" / "dies.ipynb", ["import os\nos._exit(3)"], PARAMS)
     record = reports.run("dies", pdf=False)

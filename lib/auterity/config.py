@@ -14,7 +14,9 @@ AUTERITY_USER        Acting user recorded on runs and audit rows (default: the O
 AUTERITY_DB_LOCK_TIMEOUT  Seconds to wait for a DuckDB file held by another process (default 60).
 AUTERITY_CACHE_URL   ``redis://...`` to share the query-result cache (default: in-process).
 AUTERITY_CACHE_TTL   Seconds a cached result may be served (default 300; 0 turns caching off).
-AUTERITY_KEEP_RUNS   Report runs kept per notebook and parameter set (default 10).
+AUTERITY_KEEP_RUNS   Successful report runs kept per notebook and parameter set (default 10).
+AUTERITY_KEEP_FAILED_RUNS  Failed report runs kept per notebook and parameter set, on top of
+                     the successful ones (default 10).
 AUTERITY_RUN_TIMEOUT Seconds a notebook cell may run before the run fails (default: no limit).
 """
 
@@ -37,6 +39,7 @@ ENV_LOCK_TIMEOUT = "AUTERITY_DB_LOCK_TIMEOUT"
 ENV_CACHE_URL = "AUTERITY_CACHE_URL"
 ENV_CACHE_TTL = "AUTERITY_CACHE_TTL"
 ENV_KEEP_RUNS = "AUTERITY_KEEP_RUNS"
+ENV_KEEP_FAILED_RUNS = "AUTERITY_KEEP_FAILED_RUNS"
 ENV_RUN_TIMEOUT = "AUTERITY_RUN_TIMEOUT"
 
 _dotenv_loaded = False
@@ -129,7 +132,10 @@ class Settings:
     cache_ttl_s : float
         Seconds a cached result may be served; 0 disables caching.
     keep_runs : int
-        Report runs kept per notebook and parameter set (at least 1).
+        Successful report runs kept per notebook and parameter set (at least 1).
+    keep_failed_runs : int
+        Failed report runs kept per notebook and parameter set (at least 1), counted apart
+        from the successful ones so a failure streak never deletes the last good reports.
     run_timeout_s : float or None
         Seconds a notebook cell may run (at least 1); None for no limit.
     """
@@ -142,6 +148,7 @@ class Settings:
     cache_url: str | None = None
     cache_ttl_s: float = 300.0
     keep_runs: int = 10
+    keep_failed_runs: int = 10
     run_timeout_s: float | None = None
 
 
@@ -168,6 +175,7 @@ def get_settings() -> Settings:
     lock_timeout = _seconds(ENV_LOCK_TIMEOUT, "60")
     cache_ttl = _seconds(ENV_CACHE_TTL, "300")
     keep_runs = _count(ENV_KEEP_RUNS, "10", "runs")
+    keep_failed_runs = _count(ENV_KEEP_FAILED_RUNS, "10", "runs")
     run_timeout = (
         max(1.0, _seconds(ENV_RUN_TIMEOUT, "")) if os.environ.get(ENV_RUN_TIMEOUT) else None
     )
@@ -184,6 +192,7 @@ def get_settings() -> Settings:
         cache_url=os.environ.get(ENV_CACHE_URL) or None,
         cache_ttl_s=cache_ttl,
         keep_runs=keep_runs,
+        keep_failed_runs=keep_failed_runs,
         run_timeout_s=run_timeout,
     )
 

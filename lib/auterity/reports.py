@@ -8,8 +8,10 @@ table of contents; charts drawn offline) and a PDF printed by headless Chromium.
 A failing notebook keeps its executed notebook up to the failing cell, is recorded as
 ``failed`` with the cell and the message, and still gets an HTML report (the failure
 email attaches it). A run whose process dies is closed as failed by the next run or
-listing (``recover_interrupted``), so nothing stays "running" forever. Old runs beyond
-``AUTERITY_KEEP_RUNS`` per notebook and parameter set are deleted and marked pruned.
+listing (``recover_interrupted``), so nothing stays "running" forever. Per notebook and
+parameter set, the newest ``AUTERITY_KEEP_RUNS`` successful runs and, counted apart, the
+newest ``AUTERITY_KEEP_FAILED_RUNS`` failed ones are kept; older ones are deleted and marked
+pruned.
 """
 
 from __future__ import annotations
@@ -518,7 +520,7 @@ def run(
     if trigger not in ("manual", "schedule"):
         raise ConfigError(f"trigger must be manual or schedule, not {trigger!r}")
     settings = get_settings()
-    keep, timeout = settings.keep_runs, settings.run_timeout_s
+    timeout = settings.run_timeout_s
     warehouse.ensure_schema(url)
     recover_interrupted(url)
 
@@ -571,7 +573,9 @@ def run(
         _record_end(record, url, job_id)
     if interrupted is not None:
         raise interrupted
-    prune(path.stem, set_name, keep=keep, url=url)
+    prune(
+        path.stem, set_name, keep=settings.keep_runs, keep_failed=settings.keep_failed_runs, url=url
+    )
     write_index(url)
     return record
 
@@ -601,8 +605,28 @@ def _render_outputs(record: RunRecord, executed: Path, *, pdf: bool, url: str | 
             record.outputs["pdf_error"] = str(exc).splitlines()[0] if str(exc) else repr(exc)
 
 
-def prune(notebook: str, parameter_set: str | None, *, keep: int, url: str | None = None) -> int:
-    """Delete the outputs of all but the newest ``keep`` runs and mark them pruned."""
+def prune(
+    notebook: str,
+    parameter_set: str | None,
+    *,
+    keep: int,
+    keep_failed: int | None = None,
+    url: str | None = None,
+) -> int:
+    """Delete the outputs of old runs of one notebook and parameter set; mark them pruned.
+
+    Successful and failed runs are counted apart: the newest ``keep`` successful runs are
+    always kept, whatever failed after them (a failure streak, e.g. through a database
+    outage, must not delete the last good reports), and the newest ``keep_failed`` failed
+    runs besides (default ``AUTERITY_KEEP_FAILED_RUNS``). Running runs are never touched.
+
+    Returns
+    -------
+    int
+        How many runs were pruned.
+    """
+    if keep_failed is None:
+        keep_failed = get_settings().keep_failed_runs
     runs = schema.report_runs
     same_set = (
         runs.c.parameter_set == parameter_set
@@ -610,8 +634,8 @@ def prune(notebook: str, parameter_set: str | None, *, keep: int, url: str | Non
         else runs.c.parameter_set.is_(None)
     )
     with warehouse.connect(url) as conn:
-        old = conn.execute(
-            sa.select(runs.c.run_id, runs.c.output_dir)
+        rows = conn.execute(
+            sa.select(runs.c.run_id, runs.c.output_dir, runs.c.status)
             .where(
                 runs.c.notebook == notebook,
                 same_set,
@@ -619,8 +643,10 @@ def prune(notebook: str, parameter_set: str | None, *, keep: int, url: str | Non
                 runs.c.status != "running",
             )
             .order_by(runs.c.started_at.desc())
-            .offset(keep)
         ).all()
+    good = [r for r in rows if r.status == "ok"]
+    bad = [r for r in rows if r.status != "ok"]
+    old = good[keep:] + bad[keep_failed:]
     if not old:
         return 0
     root = reports_dir().resolve()
