@@ -28,7 +28,7 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from auterity import business, charts, schema, warehouse
+from auterity import business, charts, reports, schema, warehouse
 from auterity import scheduler as sched
 from auterity.schedule import Schedule, load_schedule
 from auterity.schedule_metrics import SchedulerMetrics
@@ -650,3 +650,88 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTERITY_SCHEDULE_GRACE", "soon")
     with pytest.raises(ConfigError, match="AUTERITY_SCHEDULE_GRACE"):
         sched.SchedulerSettings.from_env()
+
+
+# --------------------------------------------------------------------------- masking
+
+SECRET_URL = "postgresql://bob:pa55-word@db.example:5432/sales"
+MASKED_URL = "postgresql://bob:***@db.example:5432/sales"
+SMTP_SECRET = "smtp-Hunter2-secret"
+
+
+def test_parameter_values_and_error_messages_are_masked_everywhere(
+    project: Path, inbox: Inbox, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A parameter value and a notebook error holding a database URL with its password and the
+    SMTP password: masked in report_runs (parameters, error_message), the executed notebook
+    (injected parameters, outputs, traceback, metadata), the HTML report header and body, the
+    index, the failure email and its attachments, `auterity runs`; the kernel got them whole."""
+    from auterity.cli import main
+
+    monkeypatch.setenv("AUTERITY_SMTP_PASSWORD", SMTP_SECRET)  # no user: no login, still secret
+    leaky = f"{SECRET_URL} {SMTP_SECRET}"
+    _notebook(
+        project / "notebooks" / "leaky.ipynb",
+        'source: str = "none"  # where the data comes from',
+        [
+            "from auterity.reports import record_value\nrecord_value('chars', len(source))",
+            "print(source)",
+            "raise ValueError(f'cannot open {source}')",
+        ],
+    )
+    (project / "parameters" / "leaky").mkdir()
+    (project / "parameters" / "leaky" / "prod.yml").write_text(f"source: '{leaky}'\n")
+    (project / "parameters" / "schedule.yml").write_text(
+        "jobs:\n  leaky:\n    notebook: leaky\n    parameters: prod\n"
+        '    cron: "0 8 * * *"\n    to: [team@example.com]\n'
+        "    failure_to: [data-team@example.com]\n"
+    )
+    outcome = sched.Scheduler(load_schedule(), settings=FAST, pdf=False).trigger("leaky")
+    assert (outcome.status, outcome.delivery_status) == ("failed", "failure_sent")
+    masked = f"{MASKED_URL} ***"
+    secrets = ("pa55-word", SMTP_SECRET)
+
+    def clean(text: str | bytes) -> bool:
+        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        return not any(secret in text for secret in secrets)
+
+    (row,) = _runs()
+    assert json.loads(row["parameters"]) == {"source": masked}
+    assert row["error_message"] == f"ValueError: cannot open {masked}"
+    assert outcome.error_message == row["error_message"]
+    outputs = json.loads(row["outputs"])
+    executed_text = Path(outputs["notebook"]).read_text()
+    assert clean(executed_text)
+    executed = nbformat.reads(executed_text, as_version=4)
+    tags = [c.metadata.get("tags", []) for c in executed.cells]
+    injected = executed.cells[tags.index(["injected-parameters"])]
+    assert f'source = "{masked}"' in injected.source
+    assert executed.metadata.papermill.parameters == {"source": masked}
+    printed = [o for c in executed.cells for o in c.get("outputs", []) if o.get("name") == "stdout"]
+    assert printed[0].text.strip() == masked
+    (error,) = [o for c in executed.cells for o in c.get("outputs", []) if o.get("ename")]
+    assert error.evalue == f"cannot open {masked}" and clean("".join(error.traceback))
+    assert "auterity-masked" not in executed_text  # papermill's output_path is the real one
+    # The kernel had the real value: it counted its characters.
+    chars = [o for c in executed.cells for o in c.get("outputs", []) if "data" in o]
+    assert any(o["data"].get(reports.VALUES_MIME) == {"chars": len(leaky)} for o in chars)
+
+    report = Path(outputs["html"]).read_text()
+    assert clean(report)
+    assert f"<td>source</td><td>{masked}</td>" in report  # the header's parameter table
+    index = (project / "reports" / "index.html").read_text()
+    assert clean(index) and f"cannot open {MASKED_URL}" in index
+
+    (failure,) = inbox.to("data-team@example.com")
+    assert clean(failure.as_bytes())
+    text = failure.get_body(preferencelist=("plain",)).get_content()
+    assert f"cannot open {masked}" in text
+    attached = {a.get_filename() for a in failure.iter_attachments()}
+    assert attached == {"leaky.html", "leaky.ipynb"}
+
+    assert main(["runs", "--format", "json"]) == 0
+    listed = capsys.readouterr().out
+    assert clean(listed) and MASKED_URL in listed
+    with warehouse.connect() as conn:
+        audit = conn.execute(sa.select(schema.audit_log.c.details)).scalars().all()
+    assert all(clean(details or "") for details in audit)

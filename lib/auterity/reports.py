@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from auterity import params, schema, warehouse
 from auterity.config import get_settings, reports_dir
 from auterity.errors import ConfigError
+from auterity.redact import mask_secrets, mask_values, may_hold_secret
 
 log = logging.getLogger("auterity.reports")
 
@@ -102,7 +103,7 @@ def _record_start(record: RunRecord, url: str | None) -> None:
                 run_id=record.run_id,
                 notebook=record.notebook,
                 parameter_set=record.parameter_set,
-                parameters=json.dumps(record.parameters, sort_keys=True, default=str),
+                parameters=json.dumps(mask_values(record.parameters), sort_keys=True, default=str),
                 trigger=record.trigger,
                 job_id=record.job_id,
                 acting_user=get_settings().user,
@@ -129,7 +130,7 @@ def _record_end(record: RunRecord, url: str | None, job_id: str | None = None) -
                 finished_at=record.finished_at,
                 duration_s=record.duration_s,
                 error_cell=record.error_cell,
-                error_message=record.error_message,
+                error_message=mask_secrets(record.error_message) if record.error_message else None,
                 outputs=json.dumps(record.outputs, sort_keys=True),
             )
         )
@@ -226,6 +227,11 @@ def list_runs(
     for row in rows:
         for key in ("parameters", "outputs"):
             row[key] = json.loads(row[key]) if row[key] else {}
+        # Stored masked since issue 12; masking on read covers rows recorded before.
+        row["parameters"] = mask_values(row["parameters"])
+        for key in ("error_message", "delivery_error"):
+            if row[key]:
+                row[key] = mask_secrets(row[key])
         for key in ("started_at", "finished_at", "scheduled_for"):
             if row[key] is not None:
                 row[key] = row[key].isoformat(timespec="seconds")
@@ -236,8 +242,6 @@ def record_delivery(
     run_id: str, status: str, error: str | None = None, *, url: str | None = None
 ) -> None:
     """Store how a run's email went (``sent``, ``skipped``, ``delivery_failed`` ...)."""
-    from auterity.redact import mask_secrets
-
     runs = schema.report_runs
     with warehouse.connect(url, write=True) as conn:
         conn.execute(
@@ -303,6 +307,84 @@ def recorded_values(executed: str | Path) -> dict[str, Any]:
             if isinstance(data, dict):
                 values.update(data)
     return values
+
+
+# --------------------------------------------------------------------------- masking
+
+MASKED_SCHEME = "auterity-masked:"
+"""Prefix of an output path papermill writes through :class:`_MaskedNotebookWriter`."""
+_masking_registered = False
+
+
+def _mask_node(node: Any, key: str = "") -> Any:
+    """A notebook (or part of one) with every string masked; image data is left alone."""
+    if isinstance(node, str):
+        return node if key.startswith("image/") else mask_secrets(node)
+    if isinstance(node, dict):
+        for name, value in node.items():
+            node[name] = _mask_node(value, name)
+        return node
+    if isinstance(node, list):
+        return [_mask_node(value, key) for value in node]
+    return node
+
+
+def mask_notebook(text: str) -> str:
+    """A notebook's JSON with :func:`auterity.redact.mask_secrets` applied to every text.
+
+    Sources (the injected-parameters cell too), outputs (tracebacks, printed values,
+    HTML) and metadata (papermill's copy of the parameters) are masked; image data is not
+    searched. A notebook with nothing to mask comes back unchanged, without being parsed.
+    """
+    if not may_hold_secret(text):
+        return text
+    import nbformat
+
+    return nbformat.writes(_mask_node(nbformat.reads(text, as_version=4)))
+
+
+class _MaskedNotebookWriter:
+    """Papermill I/O handler writing ``auterity-masked:<path>`` to ``<path>``, masked.
+
+    Papermill saves the executed notebook as every cell starts and ends; through this
+    handler no save puts an unmasked secret on disk, not even that of a run killed halfway,
+    and each save replaces the file whole (a reader never sees half a notebook).
+    """
+
+    @staticmethod
+    def _path(path: str) -> Path:
+        """The real file behind a prefixed path."""
+        return Path(path[len(MASKED_SCHEME) :])
+
+    def read(self, path: str) -> str:
+        """The notebook's text."""
+        return self._path(path).read_text(encoding="utf-8")
+
+    def listdir(self, path: str) -> list[str]:
+        """Files in a folder (papermill's handler interface)."""
+        return [MASKED_SCHEME + str(p) for p in self._path(path).iterdir()]
+
+    def write(self, buf: str, path: str) -> None:
+        """Write the notebook with secrets masked (and its recorded output path unprefixed)."""
+        target = self._path(path)
+        text = buf.replace(json.dumps(path)[1:-1], json.dumps(str(target))[1:-1])
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        partial.write_text(mask_notebook(text), encoding="utf-8")
+        os.replace(partial, target)
+
+    def pretty_path(self, path: str) -> str:
+        """The path as logs show it."""
+        return str(self._path(path))
+
+
+def _register_masking() -> None:
+    """Make papermill write ``auterity-masked:`` paths through the masking handler (once)."""
+    global _masking_registered
+    if not _masking_registered:
+        from papermill.iorw import papermill_io
+
+        papermill_io.register(MASKED_SCHEME, _MaskedNotebookWriter())
+        _masking_registered = True
 
 
 # --------------------------------------------------------------------------- rendering
@@ -544,10 +626,12 @@ def run(
     executed = out_dir / f"{path.stem}.ipynb"
     clock = time.monotonic()
     interrupted: BaseException | None = None
+    _register_masking()
     try:
+        # The kernel gets the values as given; what is saved, stored and shown is masked.
         papermill.execute_notebook(
             str(path),
-            str(executed),
+            MASKED_SCHEME + str(executed),
             parameters=parameter_values,
             kernel_name="python3",
             progress_bar=False,
@@ -558,7 +642,8 @@ def run(
         record.status = "ok"
     except Exception as exc:  # the notebook's failure is the run's result, not ours
         record.status = "failed"
-        record.error_cell, record.error_message = _error_summary(exc)
+        record.error_cell, message = _error_summary(exc)
+        record.error_message = mask_secrets(message)
     except BaseException as exc:  # SIGTERM / Ctrl-C: record, then let it propagate
         record.status = "failed"
         record.error_message = f"interrupted ({type(exc).__name__})"
@@ -586,7 +671,7 @@ def _render_outputs(record: RunRecord, executed: Path, *, pdf: bool, url: str | 
         html_file = render_html(
             executed,
             executed.with_suffix(".html"),
-            parameters=record.parameters,
+            parameters=mask_values(record.parameters),
             parameter_set=record.parameter_set,
             freshness=data_freshness(url),
             status=record.status,
@@ -595,14 +680,15 @@ def _render_outputs(record: RunRecord, executed: Path, *, pdf: bool, url: str | 
     except Exception as exc:  # a rendering problem must not lose the run record
         log.exception("HTML export of %s failed", executed)
         record.status = "failed"
-        record.error_message = record.error_message or f"HTML export failed: {exc}"
+        record.error_message = record.error_message or mask_secrets(f"HTML export failed: {exc}")
         return
     if pdf and record.status == "ok":
         try:
             record.outputs["pdf"] = str(render_pdf(html_file, executed.with_suffix(".pdf")))
         except Exception as exc:
             log.warning("PDF of %s not produced: %s", executed, exc)
-            record.outputs["pdf_error"] = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            reason = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            record.outputs["pdf_error"] = mask_secrets(reason)
 
 
 def prune(
@@ -752,10 +838,12 @@ def run_all(
 
 
 __all__ = [
+    "MASKED_SCHEME",
     "VALUES_MIME",
     "RunRecord",
     "list_runs",
     "mark_interrupted",
+    "mask_notebook",
     "record_delivery",
     "record_value",
     "recorded_values",
