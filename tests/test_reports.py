@@ -274,20 +274,34 @@ def test_a_failure_streak_keeps_the_last_good_runs(
 
 
 def test_kernel_death_is_a_failed_run(project: Path) -> None:
-    _notebook(project / "notebooks" / "dies.ipynb", ["import os\nos._exit(3)"], PARAMS)
+    _notebook(project / "notebooks" / "dies.ipynb", ["x = 1", "import os\nos._exit(3)"], PARAMS)
     record = reports.run("dies", pdf=False)
     assert record.status == "failed"
     assert "kernel died" in record.error_message.lower()
-    assert _rows()[0]["status"] == "failed"
+    assert record.error_cell == 3  # In [3]: parameters, x = 1, then the cell that died
+    assert (_rows()[0]["status"], _rows()[0]["error_cell"]) == ("failed", 3)
 
 
 def test_cell_timeout_is_a_failed_run(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _notebook(project / "notebooks" / "slow.ipynb", ["import time\ntime.sleep(30)"], PARAMS)
+    """A cell running past AUTERITY_RUN_TIMEOUT fails the run, recorded at that cell."""
+    _notebook(
+        project / "notebooks" / "slow.ipynb",
+        ["x = 1", "import time\ntime.sleep(30)", "print('never')"],
+        PARAMS,
+    )
     monkeypatch.setenv("AUTERITY_RUN_TIMEOUT", "2")
     started = time.monotonic()
-    record = reports.run("slow", pdf=False)
+    record = reports.run("slow", params_file=None, overrides=["repeat=3"], pdf=False)
     assert time.monotonic() - started < 25
     assert record.status == "failed" and "timeout" in record.error_message.lower()
+    # In [4]: parameters, injected parameters, x = 1, then the sleeping cell.
+    assert record.error_cell == 4
+    (row,) = _rows()
+    assert (row["error_cell"], row["error_message"]) == (4, record.error_message)
+    executed = nbformat.read(record.outputs["notebook"], as_version=4)
+    (sleeping,) = [c for c in executed.cells if "sleep" in c.source]
+    assert sleeping.execution_count == 4
+    assert "this run failed" in Path(record.outputs["html"]).read_text()
 
 
 def test_killed_runner_is_closed_by_the_next_listing(project: Path) -> None:

@@ -527,6 +527,26 @@ def _stamp(started: datetime, parameter_set: str | None, run_id: str) -> str:
     return f"{started:%Y%m%d-%H%M%S}-{parameter_set or 'defaults'}-{run_id[:6]}"
 
 
+def _running_cell(executed: Path) -> int | None:
+    """Execution count of the cell that was running when the run stopped, from the saved notebook.
+
+    Papermill stamps a cell's ``start_time`` as it starts it and saves; a timeout or a dead
+    kernel does not mark the cell failed, so the running cell is the last one started.
+    """
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(executed), as_version=4)
+    except (OSError, ValueError):  # never saved, or cut off mid-write
+        return None
+    started = [
+        cell
+        for cell in nb.cells
+        if cell.cell_type == "code" and cell.metadata.get("papermill", {}).get("start_time")
+    ]
+    return started[-1].get("execution_count") if started else None
+
+
 def _error_summary(exc: BaseException) -> tuple[int | None, str]:
     """(failing cell's execution count, one-line message) for any run failure."""
     from papermill.exceptions import PapermillExecutionError
@@ -644,6 +664,8 @@ def run(
         record.status = "failed"
         record.error_cell, message = _error_summary(exc)
         record.error_message = mask_secrets(message)
+        if record.error_cell is None:  # a timeout or a dead kernel: the cell it was running
+            record.error_cell = _running_cell(executed)
     except BaseException as exc:  # SIGTERM / Ctrl-C: record, then let it propagate
         record.status = "failed"
         record.error_message = f"interrupted ({type(exc).__name__})"
