@@ -36,7 +36,6 @@ Every run is a ``report_runs`` row (trigger ``schedule`` or ``manual``, ``job_id
 
 from __future__ import annotations
 
-import ast
 import logging
 import os
 import socket
@@ -255,12 +254,10 @@ def _parameter_values(record: reports.RunRecord) -> dict[str, Any]:
     """The notebook's defaults overlaid with the values the run used."""
     from auterity import params
 
-    values: dict[str, Any] = {}
-    for name, spec in params.notebook_parameters(record.notebook).items():
-        try:
-            values[name] = ast.literal_eval(spec.default)
-        except (ValueError, SyntaxError):
-            values[name] = spec.default
+    values = {
+        name: spec.default_value()
+        for name, spec in params.notebook_parameters(record.notebook).items()
+    }
     values.update(record.parameters)
     return values
 
