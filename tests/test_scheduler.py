@@ -735,3 +735,86 @@ def test_parameter_values_and_error_messages_are_masked_everywhere(
     with warehouse.connect() as conn:
         audit = conn.execute(sa.select(schema.audit_log.c.details)).scalars().all()
     assert all(clean(details or "") for details in audit)
+
+
+# --------------------------------------------------------------------------- SMTP checks
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("AUTERITY_SMTP_HOST", " ", "AUTERITY_SMTP_HOST is empty"),
+        ("AUTERITY_SMTP_PORT", "smtp", "AUTERITY_SMTP_PORT='smtp' is not a port number"),
+        ("AUTERITY_SMTP_PORT", "70000", "AUTERITY_SMTP_PORT='70000' is not a port number"),
+        ("AUTERITY_SMTP_SECURITY", "tls", "AUTERITY_SMTP_SECURITY='tls' must be one of none,"),
+        ("AUTERITY_SMTP_CA_FILE", "/nonexistent/ca.pem", "is not a file"),
+        ("AUTERITY_SMTP_CA_FILE", "GARBAGE", "cannot be read as PEM certificates"),
+        ("AUTERITY_MAIL_FROM", "reports", "AUTERITY_MAIL_FROM='reports' is not an email"),
+    ],
+)
+def test_bad_smtp_settings_are_refused_before_any_report_runs(
+    project: Path,
+    smtp_env: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    """`schedule trigger`, `run-due` and `run` check the SMTP settings at start: one line,
+    exit 2, and no report has run (the daemon in a real process, for one of the cases)."""
+    from auterity.cli import main
+
+    if value == "GARBAGE":  # a file, but not certificates
+        value = str(project / "ca.pem")
+        Path(value).write_text("not a certificate\n")
+    monkeypatch.setenv(variable, value)
+    assert main(["schedule", "trigger", "greet", "--no-pdf"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("auterity: error: ") and message in err and err.count("\n") == 1
+    with warehouse.connect(write=True) as conn:  # make run-due find the greet slot due
+        warehouse.set_meta(conn, "schedule.since.greet", "2000-01-01T00:00:00+00:00")
+    assert main(["schedule", "run-due", "--no-pdf"]) == 2
+    assert message in capsys.readouterr().err
+    assert _runs() == [] and sched.slot_history() == []
+    if variable == "AUTERITY_SMTP_SECURITY":  # the daemon too (a process: it would loop)
+        warehouse.dispose_engines()
+        daemon = subprocess.run(
+            [str(Path(sys.executable).parent / "auterity"), "schedule", "run", "--no-pdf"],
+            env={**_env(project, smtp_env), variable: value},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert daemon.returncode == 2, daemon.stderr
+        assert message in daemon.stderr and "Traceback" not in daemon.stderr
+        assert _runs() == []
+
+
+def test_an_smtp_server_that_does_not_answer(
+    project: Path, smtp_env: int, capsys, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`trigger` refuses at once (the report would be for nothing); the daemon starts with a
+    warning (an outage may pass; deliveries retry)."""
+    from auterity.cli import main
+
+    assert main(["schedule", "trigger", "greet", "--no-pdf"]) == 2  # nothing listens there
+    err = capsys.readouterr().err
+    assert f"SMTP server 127.0.0.1:{smtp_env} (none) cannot be used (ConnectionRefusedError" in err
+    assert err.count("\n") == 1 and _runs() == []
+    runner = sched.Scheduler(_only(load_schedule(), "greet"), settings=FAST, pdf=False)
+    stopper = threading.Timer(1.0, runner.stop)
+    stopper.start()
+    with caplog.at_level(logging.WARNING, logger="auterity.scheduler"):
+        assert runner.serve_forever(poll_s=0.2) == 0
+    stopper.join()
+    assert f"SMTP server 127.0.0.1:{smtp_env} (none) cannot be used" in caplog.text
+    assert "emails will be retried" in caplog.text
+
+
+def test_smtp_server_check_passes_against_a_real_server(project: Path, inbox: Inbox) -> None:
+    settings = sched.check_smtp_settings(load_schedule().jobs.values())
+    assert settings is not None and settings.host == "127.0.0.1"
+    sched.check_smtp_server(settings)  # connects, EHLO, QUIT: no message
+    assert inbox.messages == []
+    assert sched.check_smtp_settings([]) is None

@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import logging
 import os
+import smtplib
 import socket
+import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -51,7 +53,7 @@ import sqlalchemy as sa
 
 from auterity import mailer, reports, schema, warehouse
 from auterity.config import _count, _seconds
-from auterity.errors import AuterityError
+from auterity.errors import AuterityError, ConfigError
 from auterity.redact import mask_secrets
 from auterity.schedule import Job, Schedule, evaluate_condition, render_subject
 from auterity.schedule_metrics import SchedulerMetrics
@@ -374,6 +376,85 @@ def build_failure_email(
     )
 
 
+# --------------------------------------------------------------------------- SMTP check
+
+
+def check_smtp_settings(jobs: Iterable[Job]) -> mailer.SmtpSettings | None:
+    """Check the SMTP settings the jobs' emails need, before any report runs.
+
+    Every job emails (``to`` is required), so with any job given the settings must be
+    usable: a host, a port number, a known security mode, a readable CA file holding PEM
+    certificates and a sender address.
+
+    Returns
+    -------
+    SmtpSettings or None
+        The settings; None if no job was given.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the variable and what is wrong with it.
+    """
+    if not list(jobs):
+        return None
+    if not os.environ.get("AUTERITY_SMTP_HOST", "localhost").strip():
+        raise ConfigError(
+            "AUTERITY_SMTP_HOST is empty: set the SMTP server the report emails go through"
+        )
+    raw_port = os.environ.get("AUTERITY_SMTP_PORT")
+    settings = mailer.smtp_settings()  # the security mode, a numeric port, CA file, sender
+    if not 0 < settings.port < 65536:
+        raise ConfigError(f"AUTERITY_SMTP_PORT={raw_port!r} is not a port number (1-65535)")
+    if settings.ca_file:
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=settings.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"AUTERITY_SMTP_CA_FILE={settings.ca_file!r} cannot be read as PEM "
+                f"certificates: {exc.strerror or exc}"
+            ) from None
+    return settings
+
+
+def check_smtp_server(settings: mailer.SmtpSettings, *, timeout_s: float = 10.0) -> None:
+    """Connect to the SMTP server as a delivery would (TLS, login), send nothing.
+
+    Raises
+    ------
+    ConfigError
+        One line: which server did not answer, or refused the TLS handshake or the login.
+    """
+    server = f"{settings.host}:{settings.port} ({settings.security})"
+    context = ssl.create_default_context()
+    if settings.ca_file:
+        context.load_verify_locations(cafile=settings.ca_file)
+    try:
+        if settings.security == "ssl":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.host, settings.port, timeout=timeout_s, context=context
+            )
+        else:
+            client = smtplib.SMTP(settings.host, settings.port, timeout=timeout_s)
+        with client:
+            client.ehlo()
+            if settings.security == "starttls":
+                client.starttls(context=context)
+            if settings.user:
+                client.login(settings.user, settings.password or "")
+    except smtplib.SMTPAuthenticationError as exc:
+        raise ConfigError(
+            f"SMTP server {server} refused the login of AUTERITY_SMTP_USER={settings.user!r}: "
+            + mask_secrets(f"{exc.smtp_code} {exc.smtp_error!r}")
+        ) from None
+    except (OSError, smtplib.SMTPException) as exc:
+        reason = mask_secrets(f"{type(exc).__name__}: {exc}")
+        raise ConfigError(
+            f"SMTP server {server} cannot be used ({reason}); check AUTERITY_SMTP_HOST, "
+            "AUTERITY_SMTP_PORT and AUTERITY_SMTP_SECURITY"
+        ) from None
+
+
 # --------------------------------------------------------------------------- scheduler
 
 
@@ -555,7 +636,13 @@ class Scheduler:
         list of Outcome
             One per slot this call claimed and ran; slots already taken by another
             scheduler are left alone.
+
+        Raises
+        ------
+        ConfigError
+            SMTP settings unusable (:func:`check_smtp_settings`): nothing has run.
         """
+        check_smtp_settings(j for j in self.schedule.jobs.values() if j.enabled)
         claimed = [s for s in self.due(now) if claim(s, url=self.url)]
         if not claimed:
             return []
@@ -564,9 +651,22 @@ class Scheduler:
         with ThreadPoolExecutor(max_workers=self.settings.max_parallel) as pool:
             return list(pool.map(self._run_slot, claimed))
 
-    def trigger(self, name: str) -> Outcome:
-        """Run one job now (trigger ``manual``), delivery included; takes no slot."""
-        return self.execute(self.schedule.job(name), trigger="manual")
+    def trigger(self, name: str, *, check_server: bool = True) -> Outcome:
+        """Run one job now (trigger ``manual``), delivery included; takes no slot.
+
+        The SMTP settings are checked first and, with ``check_server``, the server too
+        (connection, TLS, login): a report is not run for an email that cannot go out.
+
+        Raises
+        ------
+        ConfigError
+            Unknown job, or SMTP settings or server unusable (nothing has run).
+        """
+        job = self.schedule.job(name)
+        settings = check_smtp_settings([job])
+        if check_server and settings is not None:
+            check_smtp_server(settings)
+        return self.execute(job, trigger="manual")
 
     # -- the daemon ------------------------------------------------------------
 
@@ -658,13 +758,21 @@ class Scheduler:
 
         After :meth:`stop` (SIGTERM), no new run starts; running ones get
         ``drain_timeout_s`` to finish (a second SIGTERM cuts that short), after which
-        they are recorded as interrupted.
+        they are recorded as interrupted. Bad SMTP settings refuse the start
+        (ConfigError); an SMTP server that does not answer is logged as a warning (it
+        may be a passing outage, and deliveries retry).
 
         Returns
         -------
         int
             Runs recorded as interrupted (0 for a clean stop).
         """
+        settings = check_smtp_settings(j for j in self.schedule.jobs.values() if j.enabled)
+        if settings is not None:
+            try:
+                check_smtp_server(settings)
+            except ConfigError as exc:  # may be a passing outage: deliveries retry later
+                log.warning("%s; emails will be retried when runs finish", exc)
         log.info("scheduler started: %d job(s)", len(self.schedule.jobs))
         while not self._stop.is_set():
             try:
@@ -708,6 +816,8 @@ __all__ = [
     "Slot",
     "build_failure_email",
     "build_job_email",
+    "check_smtp_server",
+    "check_smtp_settings",
     "claim",
     "fire_times",
     "headline",
