@@ -149,7 +149,7 @@ def _record_end(record: RunRecord, url: str | None, job_id: str | None = None) -
         )
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """True if a process with this pid exists on this host."""
     try:
         os.kill(pid, 0)
@@ -176,7 +176,7 @@ def recover_interrupted(url: str | None = None) -> int:
                 runs.c.status == "running", runs.c.worker_host == host
             )
         ).all()
-    dead = [r for r in stale if r.worker_pid is None or not _process_alive(r.worker_pid)]
+    dead = [r for r in stale if r.worker_pid is None or not process_alive(r.worker_pid)]
     if not dead:
         return 0
     with warehouse.connect(url, write=True) as conn:
@@ -256,6 +256,82 @@ def record_delivery(
             object_id=run_id,
             details={"status": status, "error": mask_secrets(error) if error else None},
         )
+
+
+def get_run(run_id: str, url: str | None = None) -> RunRecord:
+    """A recorded run as a :class:`RunRecord` (its partial notebook found if the run died).
+
+    Raises
+    ------
+    ConfigError
+        If there is no such run.
+    """
+    runs = schema.report_runs
+    with warehouse.connect(url) as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+    if row is None:
+        raise ConfigError(f"no recorded run {run_id!r}")
+    outputs = json.loads(row.outputs) if row.outputs else {}
+    folder = Path(row.output_dir) if row.output_dir else None
+    partial = folder / f"{row.notebook}.ipynb" if folder else None
+    if "notebook" not in outputs and partial is not None and partial.is_file():
+        outputs["notebook"] = str(partial)  # a killed run recorded no outputs
+    return RunRecord(
+        row.run_id,
+        row.notebook,
+        row.parameter_set,
+        json.loads(row.parameters) if row.parameters else {},
+        row.trigger,
+        row.status,
+        row.started_at,
+        finished_at=row.finished_at,
+        duration_s=row.duration_s,
+        error_cell=row.error_cell,
+        error_message=row.error_message,
+        output_dir=folder,
+        outputs=outputs,
+        scheduled_for=row.scheduled_for,
+        job_id=row.job_id,
+    )
+
+
+def record_unstarted_run(
+    notebook: str,
+    parameter_set: str | None,
+    *,
+    job_id: str,
+    scheduled_for: datetime,
+    reason: str,
+    url: str | None = None,
+) -> str:
+    """Record a scheduled run that never started (its scheduler died first) as failed.
+
+    So the slot has a run record to carry its delivery status. Returns the run id.
+    """
+    now = _utcnow()
+    run_id = uuid.uuid4().hex
+    with warehouse.connect(url, write=True) as conn:
+        conn.execute(
+            sa.insert(schema.report_runs).values(
+                run_id=run_id,
+                notebook=notebook,
+                parameter_set=parameter_set,
+                parameters="{}",
+                trigger="schedule",
+                job_id=job_id,
+                acting_user=get_settings().user,
+                status="failed",
+                started_at=now,
+                finished_at=now,
+                duration_s=0.0,
+                error_message=mask_secrets(f"interrupted: {reason}"),
+                worker_host=socket.gethostname(),
+                worker_pid=os.getpid(),
+                scheduled_for=scheduled_for,
+                pruned=False,
+            )
+        )
+    return run_id
 
 
 def mark_interrupted(reason: str, *, url: str | None = None) -> int:
@@ -863,10 +939,13 @@ __all__ = [
     "MASKED_SCHEME",
     "VALUES_MIME",
     "RunRecord",
+    "get_run",
     "list_runs",
     "mark_interrupted",
     "mask_notebook",
+    "process_alive",
     "record_delivery",
+    "record_unstarted_run",
     "record_value",
     "recorded_values",
     "recover_interrupted",

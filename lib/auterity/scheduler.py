@@ -15,6 +15,12 @@ restarts and is shared by every process that schedules:
 * Catch-up: the due slot of a job is the *latest* fire time after its last claimed slot,
   if it is at most ``grace`` seconds old. Several fire times missed while no scheduler ran
   are coalesced into that one run; older ones are dropped (and logged).
+* Cut-short runs: a claim names its process (``host:pid``) and its ``attempt``. A slot
+  still claimed (or recorded interrupted) by a process of this host that is gone was cut
+  short; the next scheduler takes it over with a compare-and-set on that row
+  (:meth:`Scheduler.recover`): within ``grace`` of its fire time and on its first attempt
+  it runs again (attempt 2); otherwise it ends ``lost`` and the job's failure recipients
+  get the failure email. So a slot runs at most twice, never by two schedulers at once.
 
 APScheduler 3's own persistent job store is not used: it pickles jobs, keeps a pooled
 connection on the database (a DuckDB file allows one writer process) and, as its FAQ says,
@@ -32,6 +38,7 @@ Every run is a ``report_runs`` row (trigger ``schedule`` or ``manual``, ``job_id
 ``delivery_failed``   SMTP refused or was unreachable after retries (reason recorded)
 ``failure_sent``      the notebook failed; the failure email went to ``failure_to``
 ``failure_not_sent``  the notebook failed and the job has no failure recipients
+``retried``           the run was cut short and its slot ran again
 """
 
 from __future__ import annotations
@@ -63,7 +70,18 @@ log = logging.getLogger("auterity.scheduler")
 ENV_GRACE = "AUTERITY_SCHEDULE_GRACE"
 ENV_MAX_PARALLEL = "AUTERITY_SCHEDULE_MAX_PARALLEL"
 SINCE_KEY = "schedule.since."
-DELIVERY_STATUSES = ("sent", "skipped", "delivery_failed", "failure_sent", "failure_not_sent")
+DELIVERY_STATUSES = (
+    "sent",
+    "skipped",
+    "delivery_failed",
+    "failure_sent",
+    "failure_not_sent",
+    "retried",
+)
+STRANDED = ("claimed", "interrupted")
+"""Slot states that, with the claiming process gone, mean its run was cut short."""
+MAX_ATTEMPTS = 2
+"""A slot cut short runs again once; cut short again, it is reported, not re-run."""
 Clock = Callable[[], datetime]
 
 
@@ -102,10 +120,12 @@ class SchedulerSettings:
 
 @dataclass(frozen=True)
 class Slot:
-    """One cron slot of a job: the (UTC) time it stands for."""
+    """One cron slot of a job: the (UTC) time it stands for, and which attempt at it this is
+    (2 for its one re-run after an interruption)."""
 
     job: Job
     scheduled_for: datetime
+    attempt: int = 1
 
 
 @dataclass
@@ -236,6 +256,76 @@ def slot_history(url: str | None = None, *, job: str | None = None) -> list[dict
         query = query.where(slots.c.job_name == job)
     with warehouse.connect(url) as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def _claimer() -> str:
+    """How this process signs its claims: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def stranded_slots(url: str | None = None) -> list[Any]:
+    """Slots whose run was cut short: claimed (or stopped) by a process of this host that is gone.
+
+    A claim names its process (``host:pid``); while that process lives its slot is its own.
+    Claims made on another host are left to a scheduler there (their processes cannot be
+    seen from here).
+    """
+    slots = schema.schedule_slots
+    host = socket.gethostname()
+    with warehouse.connect(url) as conn:
+        rows = conn.execute(sa.select(slots).where(slots.c.status.in_(STRANDED))).all()
+    stranded = []
+    for row in rows:
+        owner, _, pid = (row.claimed_by or "").rpartition(":")
+        if owner == host and pid.isdigit() and not reports.process_alive(int(pid)):
+            stranded.append(row)
+    return sorted(stranded, key=lambda r: (r.scheduled_for, r.job_name))
+
+
+def _take_over(row: Any, status: str, attempt: int, detail: str, url: str | None) -> bool:
+    """Take a stranded slot for this process; True if this process won it.
+
+    A compare-and-set on the state the slot was left in (status, attempt, claimer): of
+    two schedulers taking it over at once, the second finds it changed and gets False
+    (PostgreSQL re-checks the condition after the first commits; DuckDB refuses the second
+    writer of the row, or runs them one after the other).
+    """
+    slots = schema.schedule_slots
+    try:
+        with warehouse.connect(url, write=True) as conn:
+            result = conn.execute(
+                sa.update(slots)
+                .where(
+                    slots.c.job_name == row.job_name,
+                    slots.c.scheduled_for == row.scheduled_for,
+                    slots.c.status == row.status,
+                    slots.c.attempt == row.attempt,
+                    slots.c.claimed_by == row.claimed_by,
+                )
+                .values(
+                    status=status,
+                    attempt=attempt,
+                    claimed_by=_claimer(),
+                    claimed_at=_naive(utc_now()),
+                    detail=detail,
+                )
+            )
+            return result.rowcount == 1
+    except sa.exc.DBAPIError as exc:  # two writers of one row: the other one won
+        log.info("slot %s %s taken by another scheduler (%s)", row.job_name, row.scheduled_for, exc)
+        return False
+
+
+def _slot_run(job: str, scheduled_for: datetime, url: str | None) -> Any:
+    """The newest recorded run of a slot (run_id, status, delivery_status), or None."""
+    runs = schema.report_runs
+    with warehouse.connect(url) as conn:
+        return conn.execute(
+            sa.select(runs.c.run_id, runs.c.status, runs.c.delivery_status, runs.c.error_message)
+            .where(runs.c.job_id == job, runs.c.scheduled_for == scheduled_for)
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
+        ).first()
 
 
 # --------------------------------------------------------------------------- emails
@@ -372,6 +462,30 @@ def build_failure_email(
         f"{record.error_message or 'no message'}",
         attachments=attachments,
         footer="Attached: the partial report and the notebook executed up to the failing cell.",
+        settings=settings,
+    )
+
+
+def build_interrupted_email(
+    job: Job,
+    record: reports.RunRecord,
+    reason: str,
+    *,
+    settings: mailer.SmtpSettings | None = None,
+) -> mailer.BuiltEmail:
+    """The failure email of a scheduled run that was cut short and is not run again."""
+    when = record.scheduled_for or record.started_at
+    notebook = record.outputs.get("notebook")
+    return mailer.build_report_email(
+        subject=f"[failed] {job.name}: {record.notebook} ({record.parameter_set or 'defaults'})"
+        " was interrupted",
+        to=job.failure_to,
+        title=f"Report not sent: {_title(record)}",
+        intro=f"The {when:%Y-%m-%d %H:%M} UTC run of job {job.name} was cut short "
+        f"({record.error_message or 'no message'}) and {reason}. Its report was not sent.",
+        attachments=[Path(notebook)] if notebook and Path(notebook).is_file() else [],
+        footer=f"Run it now with: auterity schedule trigger {job.name}"
+        + (". Attached: the notebook as far as it ran." if notebook else ""),
         settings=settings,
     )
 
@@ -588,11 +702,21 @@ class Scheduler:
             record.duration_s,
         )
 
-    def deliver(self, job: Job, record: reports.RunRecord) -> tuple[str, str | None]:
-        """Send the run's email (or the failure email): ``(delivery status, reason)``."""
+    def deliver(
+        self, job: Job, record: reports.RunRecord, *, not_rerun: str | None = None
+    ) -> tuple[str, str | None]:
+        """Send the run's email (or the failure email): ``(delivery status, reason)``.
+
+        ``not_rerun`` says why an interrupted run is not run again: the failure email
+        then reports the interruption.
+        """
         try:
             settings = mailer.smtp_settings()
-            if record.ok:
+            if not_rerun is not None:
+                if not job.failure_to:
+                    return "failure_not_sent", "the job has no failure_to recipients"
+                built = build_interrupted_email(job, record, not_rerun, settings=settings)
+            elif record.ok:
                 send, reason = evaluate_condition(job, record.values)
                 if not send:
                     return "skipped", reason
@@ -616,6 +740,113 @@ class Scheduler:
             return "failure_sent", None
         return "sent", (f"not attached: {', '.join(built.dropped)}" if built.dropped else None)
 
+    def recover(
+        self, now: datetime | None = None, *, limit: int | None = None
+    ) -> tuple[list[Slot], list[Outcome]]:
+        """Take over the slots whose run was cut short (:func:`stranded_slots`).
+
+        A slot on its first attempt whose fire time is at most the grace period old is
+        taken over as attempt 2, to be run again (at most ``limit`` of them: the free
+        workers; the others wait for the next call). Any other is marked ``lost``, and the
+        job's failure recipients get the failure email, recorded as the delivery status of
+        the interrupted run. A slot whose run had in fact finished and been delivered is
+        only closed. Taking a slot over is a compare-and-set on its row, so a slot is re-run
+        or reported by one scheduler only, once.
+
+        Returns
+        -------
+        (list of Slot, list of Outcome)
+            The slots this call took over to run again (the caller runs them), and the
+            outcomes of the slots it reported lost.
+        """
+        stranded = stranded_slots(self.url)
+        if not stranded:
+            return [], []
+        now = now or self.clock()
+        reports.recover_interrupted(self.url)  # close the cut-short runs' records first
+        grace = timedelta(seconds=self.settings.grace_s)
+        again: list[Slot] = []
+        lost: list[Outcome] = []
+        for row in stranded:
+            job = self.schedule.jobs.get(row.job_name)
+            if job is None or not job.enabled:
+                continue  # not this schedule's to run any more: left as it is
+            slot = Slot(job, _aware(row.scheduled_for), row.attempt)
+            run = _slot_run(job.name, row.scheduled_for, self.url)
+            if run is not None and run.status == "ok" and run.delivery_status:
+                if _take_over(
+                    row, "done", row.attempt, "finished before its process ended", self.url
+                ):
+                    _finish_slot(slot, "done", run.run_id, None, self.url)
+                continue
+            if row.attempt >= MAX_ATTEMPTS:
+                why = "was not run again: it had already been run again once"
+            elif now - slot.scheduled_for > grace:
+                why = (
+                    "was not run again: no scheduler was back within the "
+                    f"{self.settings.grace_s:.0f} s grace period (AUTERITY_SCHEDULE_GRACE); "
+                    f"it was {(now - slot.scheduled_for).total_seconds():.0f} s late"
+                )
+            else:
+                if limit is not None and len(again) >= limit:
+                    continue
+                retry = Slot(job, slot.scheduled_for, row.attempt + 1)
+                cut = run.error_message if run is not None else None
+                detail = f"attempt {retry.attempt} after: {cut or 'its process ended'}"
+                if _take_over(row, "claimed", retry.attempt, detail, self.url):
+                    if run is not None:
+                        reports.record_delivery(
+                            run.run_id,
+                            "retried",
+                            f"run again (attempt {retry.attempt})",
+                            url=self.url,
+                        )
+                    log.warning(
+                        "%s: the %s run was cut short; running it again",
+                        job.name,
+                        slot.scheduled_for.isoformat(),
+                    )
+                    again.append(retry)
+                continue
+            if _take_over(row, "lost", row.attempt, why, self.url):
+                lost.append(self._report_lost(slot, run, why))
+        return again, lost
+
+    def _report_lost(self, slot: Slot, run: Any, why: str) -> Outcome:
+        """Send (and record) the failure email of a slot that is not run again."""
+        job = slot.job
+        naive = _naive(slot.scheduled_for)
+        run_id = (
+            run.run_id
+            if run is not None
+            else reports.record_unstarted_run(
+                job.notebook,
+                job.parameter_set,
+                job_id=job.name,
+                scheduled_for=naive,
+                reason="the scheduler running it ended before the notebook started",
+                url=self.url,
+            )
+        )
+        record = reports.get_run(run_id, self.url)
+        status, error = self.deliver(job, record, not_rerun=why)
+        reports.record_delivery(run_id, status, error, url=self.url)
+        _finish_slot(slot, "lost", run_id, why, self.url)
+        self.metrics.observe(job.name, "failed", None, status)
+        log.warning(
+            "%s: the %s run was cut short and %s; email %s",
+            job.name,
+            slot.scheduled_for.isoformat(),
+            why,
+            status,
+        )
+        outcome = Outcome(
+            job.name, slot.scheduled_for, run_id, "failed", status, error, record.error_message
+        )
+        with self._lock:
+            self.outcomes.append(outcome)
+        return outcome
+
     def _run_slot(self, slot: Slot) -> Outcome:
         """Execute a claimed slot and close it."""
         outcome = self.execute(slot.job, scheduled_for=slot.scheduled_for)
@@ -631,11 +862,14 @@ class Scheduler:
     def run_due(self, now: datetime | None = None) -> list[Outcome]:
         """Run whatever is due once (claimed first), at most ``max_parallel`` at a time.
 
+        Slots cut short by a scheduler that died are dealt with first (:meth:`recover`):
+        run again, or reported lost.
+
         Returns
         -------
         list of Outcome
-            One per slot this call claimed and ran; slots already taken by another
-            scheduler are left alone.
+            One per slot this call claimed and ran, or reported lost; slots already taken
+            by another scheduler are left alone.
 
         Raises
         ------
@@ -643,13 +877,14 @@ class Scheduler:
             SMTP settings unusable (:func:`check_smtp_settings`): nothing has run.
         """
         check_smtp_settings(j for j in self.schedule.jobs.values() if j.enabled)
-        claimed = [s for s in self.due(now) if claim(s, url=self.url)]
+        again, lost = self.recover(now)
+        claimed = again + [s for s in self.due(now) if claim(s, url=self.url)]
         if not claimed:
-            return []
+            return lost
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=self.settings.max_parallel) as pool:
-            return list(pool.map(self._run_slot, claimed))
+            return lost + list(pool.map(self._run_slot, claimed))
 
     def trigger(self, name: str, *, check_server: bool = True) -> Outcome:
         """Run one job now (trigger ``manual``), delivery included; takes no slot.
@@ -673,8 +908,9 @@ class Scheduler:
     def tick(self, now: datetime | None = None) -> list[Slot]:
         """Start every due slot there is a free worker for, in the background.
 
-        A due slot without a free worker is not claimed: it stays due for the next tick
-        (within the grace period), so concurrency is bounded without losing runs.
+        Slots cut short by a scheduler that died come first (:meth:`recover`). A due slot
+        without a free worker is not claimed: it stays due for the next tick (within the
+        grace period), so concurrency is bounded without losing runs.
 
         Returns
         -------
@@ -684,6 +920,20 @@ class Scheduler:
         if self._stop.is_set():
             return []
         started = []
+        free = 0  # hold the free workers while cut-short slots are taken over
+        while free < self.settings.max_parallel and self._free.acquire(blocking=False):
+            free += 1
+        try:
+            again, _lost = self.recover(now, limit=free)
+        except Exception:
+            for _ in range(free):
+                self._free.release()
+            raise
+        for slot in again:
+            self._start(slot)
+            started.append(slot)
+        for _ in range(free - len(again)):
+            self._free.release()
         for slot in self.due(now):
             if not self._free.acquire(blocking=False):
                 log.info("all %d workers busy; %s waits", self.settings.max_parallel, slot.job.name)
@@ -691,14 +941,18 @@ class Scheduler:
             if not claim(slot, url=self.url):
                 self._free.release()
                 continue
-            worker = threading.Thread(
-                target=self._worker, args=(slot,), name=f"auterity-{slot.job.name}", daemon=True
-            )
-            with self._lock:
-                self._workers[worker] = slot
-            worker.start()
+            self._start(slot)
             started.append(slot)
         return started
+
+    def _start(self, slot: Slot) -> None:
+        """Run a claimed slot in a worker thread (its worker is already taken)."""
+        worker = threading.Thread(
+            target=self._worker, args=(slot,), name=f"auterity-{slot.job.name}", daemon=True
+        )
+        with self._lock:
+            self._workers[worker] = slot
+        worker.start()
 
     def _worker(self, slot: Slot) -> None:
         """Thread body: run the slot, free the worker."""
@@ -815,6 +1069,7 @@ __all__ = [
     "SchedulerSettings",
     "Slot",
     "build_failure_email",
+    "build_interrupted_email",
     "build_job_email",
     "check_smtp_server",
     "check_smtp_settings",
@@ -823,5 +1078,6 @@ __all__ = [
     "headline",
     "install_signal_handlers",
     "slot_history",
+    "stranded_slots",
     "utc_now",
 ]
