@@ -400,3 +400,30 @@ def test_split_list_reads_comma_separated_parameters() -> None:
         "conversion_rate",
     ]
     assert params.split_list("") == [] and params.split_list(" , ") == []
+
+
+def test_mask_notebook_leaves_clean_notebooks_alone_and_masks_the_rest(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('url = "postgresql://u:pw-77@h/db"')]
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="postgresql://u:pw-77@h/db\n"),
+        nbformat.v4.new_output("display_data", data={"image/png": "cG9zdGdyZXNxbDovL3U6cHc="}),
+    ]
+    clean = nbformat.writes(nbformat.v4.new_notebook())
+    assert reports.mask_notebook(clean) is clean  # nothing to mask: not even parsed
+    masked = nbformat.reads(reports.mask_notebook(nbformat.writes(nb)), as_version=4)
+    assert masked.cells[0].source == 'url = "postgresql://u:***@h/db"'
+    assert masked.cells[0].outputs[0].text == "postgresql://u:***@h/db\n"
+    assert masked.cells[0].outputs[1].data["image/png"] == "cG9zdGdyZXNxbDovL3U6cHc="
+    # papermill's handler interface, through the masking prefix
+    handler = reports._MaskedNotebookWriter()
+    target = tmp_path / "out.ipynb"
+    handler.write(nbformat.writes(nb), reports.MASKED_SCHEME + str(target))
+    assert "pw-77" not in handler.read(reports.MASKED_SCHEME + str(target))
+    assert handler.listdir(reports.MASKED_SCHEME + str(tmp_path)) == [
+        reports.MASKED_SCHEME + str(target)
+    ]
+    assert handler.pretty_path(reports.MASKED_SCHEME + str(target)) == str(target)
+    warehouse.ensure_schema()
+    with pytest.raises(ConfigError, match="no recorded run 'nope'"):
+        reports.get_run("nope")
