@@ -33,6 +33,7 @@ def test_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.db_url == config.default_db_url()
     assert settings.timezone == "UTC" and settings.currency == "USD"
     assert settings.user and settings.lock_timeout_s == 60
+    assert (settings.keep_runs, settings.keep_failed_runs) == (10, 10)
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

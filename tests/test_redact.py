@@ -48,3 +48,46 @@ def test_sqlalchemy_and_other_loggers_are_masked_too(caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.INFO):
         logging.getLogger("sqlalchemy.engine.test").info("url=%s", "postgresql://x:pw999@h/db")
     assert "pw999" not in caplog.text
+
+
+def test_secrets_the_environment_holds_are_masked_before_anyone_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Secrets in AUTERITY_*PASSWORD/SECRET/TOKEN/KEY variables and the passwords inside
+    AUTERITY_*_URL variables are masked even if no code registered them in this process."""
+    monkeypatch.setenv("AUTERITY_SMTP_PASSWORD", "smtp-env-pw-1")
+    monkeypatch.setenv("AUTERITY_DASHBOARD_TOKEN", "tok-env-2")
+    monkeypatch.setenv("AUTERITY_CACHE_KEY", "hmac-env-3")
+    monkeypatch.setenv("AUTERITY_CACHE_URL", "redis://:redis%40pw4@cache:6379/0")
+    monkeypatch.setenv("AUTERITY_CURRENCY", "EUR")  # not a secret
+    text = "smtp-env-pw-1 tok-env-2 hmac-env-3 redis@pw4 redis%40pw4 in EUR"
+    assert redact.mask_secrets(text) == "*** *** *** *** *** in EUR"
+    assert {"smtp-env-pw-1", "redis@pw4"} <= set(redact.known_secrets())
+    monkeypatch.delenv("AUTERITY_SMTP_PASSWORD")
+    assert redact.mask_secrets("smtp-env-pw-1") == "smtp-env-pw-1"  # read anew each time
+
+
+def test_mask_values_walks_json_like_data() -> None:
+    redact.register_secret("walk-secret-9")
+    value = {"a": ["x://u:pw1@h", ("walk-secret-9", 3)], "walk-secret-9": True, "n": None}
+    assert redact.mask_values(value) == {"a": ["x://u:***@h", ("***", 3)], "***": True, "n": None}
+
+
+def test_may_hold_secret_sees_json_escaped_secrets() -> None:
+    import json
+
+    redact.register_secret('quote"d\\pw')
+    assert redact.may_hold_secret(json.dumps({"v": 'a quote"d\\pw b'}))
+    assert redact.may_hold_secret('{"url": "postgresql://u:p@h/db"}')
+    assert not redact.may_hold_secret('{"url": "https://vega.github.io/schema/v5.json"}')
+
+
+def test_masking_a_large_text_is_fast() -> None:
+    """A notebook's JSON with a large image or chart is scanned in linear time."""
+    import time
+
+    for text in ("A" * 5_000_000, "a://b:" + "A" * 3_000_000, "x" * 2_000_000 + "s://u:pw@h"):
+        started = time.perf_counter()
+        masked = redact.mask_secrets(text)
+        assert time.perf_counter() - started < 1.0
+        assert "pw@" not in masked

@@ -232,21 +232,76 @@ def test_retention_prunes_old_runs(project: Path, monkeypatch: pytest.MonkeyPatc
         reports.run("hello", pdf=False)
 
 
+def test_a_failure_streak_keeps_the_last_good_runs(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An hourly job failing through an outage longer than AUTERITY_KEEP_RUNS runs: the last
+    good reports of its parameter set stay (folders and records); failed runs are kept up to
+    their own limit."""
+    _notebook(
+        project / "notebooks" / "flaky.ipynb",
+        ["if fail:\n    raise RuntimeError('database unreachable')"],
+        PARAMS + "\nfail: bool = False  # fail like an outage would",
+    )
+    hourly = project / "parameters" / "flaky" / "hourly.yml"
+    hourly.parent.mkdir()
+    hourly.write_text("repeat: 1\n")
+    monkeypatch.setenv("AUTERITY_KEEP_RUNS", "2")
+    monkeypatch.setenv("AUTERITY_KEEP_FAILED_RUNS", "1")
+    good = [reports.run("flaky", params_file=hourly, pdf=False) for _ in range(2)]
+    bad = [
+        reports.run("flaky", params_file=hourly, overrides=["fail=true"], pdf=False)
+        for _ in range(3)
+    ]
+    assert [r.status for r in good + bad] == ["ok", "ok", "failed", "failed", "failed"]
+    rows = {r["run_id"]: r for r in _rows()}
+    for record in good:  # the streak is longer than KEEP_RUNS: the good runs stay
+        assert not rows[record.run_id]["pruned"] and record.output_dir.exists()
+        assert Path(record.outputs["html"]).is_file()
+    assert not rows[bad[-1].run_id]["pruned"] and bad[-1].output_dir.exists()
+    for record in bad[:-1]:  # failed runs beyond their own limit go
+        assert rows[record.run_id]["pruned"] and not record.output_dir.exists()
+    index = (project / "reports" / "index.html").read_text()
+    assert all(r.run_id[:6] in index for r in [*good, bad[-1]])
+    # When the outage ends, a new good run pushes out the oldest good one only.
+    back = reports.run("flaky", params_file=hourly, pdf=False)
+    rows = {r["run_id"]: r for r in _rows()}
+    assert rows[good[0].run_id]["pruned"] and not good[0].output_dir.exists()
+    assert not any(rows[r.run_id]["pruned"] for r in (good[1], bad[-1], back))
+    monkeypatch.setenv("AUTERITY_KEEP_FAILED_RUNS", "0")
+    with pytest.raises(ConfigError, match="AUTERITY_KEEP_FAILED_RUNS='0'"):
+        reports.run("flaky", pdf=False)
+
+
 def test_kernel_death_is_a_failed_run(project: Path) -> None:
-    _notebook(project / "notebooks" / "dies.ipynb", ["import os\nos._exit(3)"], PARAMS)
+    _notebook(project / "notebooks" / "dies.ipynb", ["x = 1", "import os\nos._exit(3)"], PARAMS)
     record = reports.run("dies", pdf=False)
     assert record.status == "failed"
     assert "kernel died" in record.error_message.lower()
-    assert _rows()[0]["status"] == "failed"
+    assert record.error_cell == 3  # In [3]: parameters, x = 1, then the cell that died
+    assert (_rows()[0]["status"], _rows()[0]["error_cell"]) == ("failed", 3)
 
 
 def test_cell_timeout_is_a_failed_run(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _notebook(project / "notebooks" / "slow.ipynb", ["import time\ntime.sleep(30)"], PARAMS)
+    """A cell running past AUTERITY_RUN_TIMEOUT fails the run, recorded at that cell."""
+    _notebook(
+        project / "notebooks" / "slow.ipynb",
+        ["x = 1", "import time\ntime.sleep(30)", "print('never')"],
+        PARAMS,
+    )
     monkeypatch.setenv("AUTERITY_RUN_TIMEOUT", "2")
     started = time.monotonic()
-    record = reports.run("slow", pdf=False)
+    record = reports.run("slow", params_file=None, overrides=["repeat=3"], pdf=False)
     assert time.monotonic() - started < 25
     assert record.status == "failed" and "timeout" in record.error_message.lower()
+    # In [4]: parameters, injected parameters, x = 1, then the sleeping cell.
+    assert record.error_cell == 4
+    (row,) = _rows()
+    assert (row["error_cell"], row["error_message"]) == (4, record.error_message)
+    executed = nbformat.read(record.outputs["notebook"], as_version=4)
+    (sleeping,) = [c for c in executed.cells if "sleep" in c.source]
+    assert sleeping.execution_count == 4
+    assert "this run failed" in Path(record.outputs["html"]).read_text()
 
 
 def test_killed_runner_is_closed_by_the_next_listing(project: Path) -> None:
@@ -345,3 +400,30 @@ def test_split_list_reads_comma_separated_parameters() -> None:
         "conversion_rate",
     ]
     assert params.split_list("") == [] and params.split_list(" , ") == []
+
+
+def test_mask_notebook_leaves_clean_notebooks_alone_and_masks_the_rest(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('url = "postgresql://u:pw-77@h/db"')]
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="postgresql://u:pw-77@h/db\n"),
+        nbformat.v4.new_output("display_data", data={"image/png": "cG9zdGdyZXNxbDovL3U6cHc="}),
+    ]
+    clean = nbformat.writes(nbformat.v4.new_notebook())
+    assert reports.mask_notebook(clean) is clean  # nothing to mask: not even parsed
+    masked = nbformat.reads(reports.mask_notebook(nbformat.writes(nb)), as_version=4)
+    assert masked.cells[0].source == 'url = "postgresql://u:***@h/db"'
+    assert masked.cells[0].outputs[0].text == "postgresql://u:***@h/db\n"
+    assert masked.cells[0].outputs[1].data["image/png"] == "cG9zdGdyZXNxbDovL3U6cHc="
+    # papermill's handler interface, through the masking prefix
+    handler = reports._MaskedNotebookWriter()
+    target = tmp_path / "out.ipynb"
+    handler.write(nbformat.writes(nb), reports.MASKED_SCHEME + str(target))
+    assert "pw-77" not in handler.read(reports.MASKED_SCHEME + str(target))
+    assert handler.listdir(reports.MASKED_SCHEME + str(tmp_path)) == [
+        reports.MASKED_SCHEME + str(target)
+    ]
+    assert handler.pretty_path(reports.MASKED_SCHEME + str(target)) == str(target)
+    warehouse.ensure_schema()
+    with pytest.raises(ConfigError, match="no recorded run 'nope'"):
+        reports.get_run("nope")

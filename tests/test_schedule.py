@@ -97,6 +97,43 @@ def test_bad_jobs_name_job_and_field(tmp_path: Path, body: str, message: str) ->
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("field", ["to", "cc", "bcc", "failure_to"])
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        (
+            "finance@x.com,evil@y.net",
+            "'finance@x.com,evil@y.net' is 2 addresses \\(finance@x.com, evil@y.net\\), not one",
+        ),
+        ("finance@x.com;evil@y.net", "is 2 addresses"),
+        ("finance@x.com\\nBcc: evil@y.net", "contains a line break or control character"),
+        ("finance@x.com\\r\\n", "contains a line break or control character"),
+        ("Finance <finance@x.com>", "is not an email address"),
+        ("finance@x.com evil@y.net", "is not an email address"),
+        ("finance@@x.com", "is not an email address"),
+        ("finance@x", "is not an email address"),
+    ],
+)
+def test_each_address_is_exactly_one_valid_address(
+    tmp_path: Path, field: str, address: str, message: str
+) -> None:
+    """An entry that would reach two mailboxes or smuggle a header is refused on load, naming
+    the job and the field (YAML double quotes carry the line breaks)."""
+    body = GOOD_JOB + f'    {field}: ["{address}"]\n'
+    if field == "to":
+        body = GOOD_JOB.replace("[boss@example.com]", f'["{address}"]')
+    path = _write(tmp_path, body)
+    with pytest.raises(ConfigError, match=f"job 'weekly': {field}: .*{message}") as err:
+        schedule.load_schedule(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_valid_addresses_load_unchanged(tmp_path: Path) -> None:
+    body = GOOD_JOB + "    cc: [first.last+reports@sub.example.co.uk, ops@m\u00fcnchen.de]\n"
+    job = schedule.load_schedule(_write(tmp_path, body)).job("weekly")
+    assert job.cc == ("first.last+reports@sub.example.co.uk", "ops@m\u00fcnchen.de")
+
+
 def test_bad_parameter_set_in_a_job_is_refused(tmp_path: Path, monkeypatch) -> None:
     home = tmp_path / "home"
     (home / "parameters" / "03-executive-summary").mkdir(parents=True)

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -28,7 +29,7 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from auterity import business, charts, schema, warehouse
+from auterity import business, charts, reports, schema, warehouse
 from auterity import scheduler as sched
 from auterity.schedule import Schedule, load_schedule
 from auterity.schedule_metrics import SchedulerMetrics
@@ -650,3 +651,476 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTERITY_SCHEDULE_GRACE", "soon")
     with pytest.raises(ConfigError, match="AUTERITY_SCHEDULE_GRACE"):
         sched.SchedulerSettings.from_env()
+
+
+# --------------------------------------------------------------------------- masking
+
+SECRET_URL = "postgresql://bob:pa55-word@db.example:5432/sales"
+MASKED_URL = "postgresql://bob:***@db.example:5432/sales"
+SMTP_SECRET = "smtp-Hunter2-secret"
+
+
+def test_parameter_values_and_error_messages_are_masked_everywhere(
+    project: Path, inbox: Inbox, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A parameter value and a notebook error holding a database URL with its password and the
+    SMTP password: masked in report_runs (parameters, error_message), the executed notebook
+    (injected parameters, outputs, traceback, metadata), the HTML report header and body, the
+    index, the failure email and its attachments, `auterity runs`; the kernel got them whole."""
+    from auterity.cli import main
+
+    monkeypatch.setenv("AUTERITY_SMTP_PASSWORD", SMTP_SECRET)  # no user: no login, still secret
+    leaky = f"{SECRET_URL} {SMTP_SECRET}"
+    _notebook(
+        project / "notebooks" / "leaky.ipynb",
+        'source: str = "none"  # where the data comes from',
+        [
+            "from auterity.reports import record_value\nrecord_value('chars', len(source))",
+            "print(source)",
+            "raise ValueError(f'cannot open {source}')",
+        ],
+    )
+    (project / "parameters" / "leaky").mkdir()
+    (project / "parameters" / "leaky" / "prod.yml").write_text(f"source: '{leaky}'\n")
+    (project / "parameters" / "schedule.yml").write_text(
+        "jobs:\n  leaky:\n    notebook: leaky\n    parameters: prod\n"
+        '    cron: "0 8 * * *"\n    to: [team@example.com]\n'
+        "    failure_to: [data-team@example.com]\n"
+    )
+    outcome = sched.Scheduler(load_schedule(), settings=FAST, pdf=False).trigger("leaky")
+    assert (outcome.status, outcome.delivery_status) == ("failed", "failure_sent")
+    masked = f"{MASKED_URL} ***"
+    secrets = ("pa55-word", SMTP_SECRET)
+
+    def clean(text: str | bytes) -> bool:
+        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        return not any(secret in text for secret in secrets)
+
+    (row,) = _runs()
+    assert json.loads(row["parameters"]) == {"source": masked}
+    assert row["error_message"] == f"ValueError: cannot open {masked}"
+    assert outcome.error_message == row["error_message"]
+    outputs = json.loads(row["outputs"])
+    executed_text = Path(outputs["notebook"]).read_text()
+    assert clean(executed_text)
+    executed = nbformat.reads(executed_text, as_version=4)
+    tags = [c.metadata.get("tags", []) for c in executed.cells]
+    injected = executed.cells[tags.index(["injected-parameters"])]
+    assert f'source = "{masked}"' in injected.source
+    assert executed.metadata.papermill.parameters == {"source": masked}
+    printed = [o for c in executed.cells for o in c.get("outputs", []) if o.get("name") == "stdout"]
+    assert printed[0].text.strip() == masked
+    (error,) = [o for c in executed.cells for o in c.get("outputs", []) if o.get("ename")]
+    assert error.evalue == f"cannot open {masked}" and clean("".join(error.traceback))
+    assert "auterity-masked" not in executed_text  # papermill's output_path is the real one
+    # The kernel had the real value: it counted its characters.
+    chars = [o for c in executed.cells for o in c.get("outputs", []) if "data" in o]
+    assert any(o["data"].get(reports.VALUES_MIME) == {"chars": len(leaky)} for o in chars)
+
+    report = Path(outputs["html"]).read_text()
+    assert clean(report)
+    assert f"<td>source</td><td>{masked}</td>" in report  # the header's parameter table
+    index = (project / "reports" / "index.html").read_text()
+    assert clean(index) and f"cannot open {MASKED_URL}" in index
+
+    (failure,) = inbox.to("data-team@example.com")
+    assert clean(failure.as_bytes())
+    text = failure.get_body(preferencelist=("plain",)).get_content()
+    assert f"cannot open {masked}" in text
+    attached = {a.get_filename() for a in failure.iter_attachments()}
+    assert attached == {"leaky.html", "leaky.ipynb"}
+
+    assert main(["runs", "--format", "json"]) == 0
+    listed = capsys.readouterr().out
+    assert clean(listed) and MASKED_URL in listed
+    with warehouse.connect() as conn:
+        audit = conn.execute(sa.select(schema.audit_log.c.details)).scalars().all()
+    assert all(clean(details or "") for details in audit)
+
+
+# --------------------------------------------------------------------------- SMTP checks
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("AUTERITY_SMTP_HOST", " ", "AUTERITY_SMTP_HOST is empty"),
+        ("AUTERITY_SMTP_PORT", "smtp", "AUTERITY_SMTP_PORT='smtp' is not a port number"),
+        ("AUTERITY_SMTP_PORT", "70000", "AUTERITY_SMTP_PORT='70000' is not a port number"),
+        ("AUTERITY_SMTP_SECURITY", "tls", "AUTERITY_SMTP_SECURITY='tls' must be one of none,"),
+        ("AUTERITY_SMTP_CA_FILE", "/nonexistent/ca.pem", "is not a file"),
+        ("AUTERITY_SMTP_CA_FILE", "GARBAGE", "cannot be read as PEM certificates"),
+        ("AUTERITY_MAIL_FROM", "reports", "AUTERITY_MAIL_FROM='reports' is not an email"),
+    ],
+)
+def test_bad_smtp_settings_are_refused_before_any_report_runs(
+    project: Path,
+    smtp_env: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    """`schedule trigger`, `run-due` and `run` check the SMTP settings at start: one line,
+    exit 2, and no report has run (the daemon in a real process, for one of the cases)."""
+    from auterity.cli import main
+
+    if value == "GARBAGE":  # a file, but not certificates
+        value = str(project / "ca.pem")
+        Path(value).write_text("not a certificate\n")
+    monkeypatch.setenv(variable, value)
+    assert main(["schedule", "trigger", "greet", "--no-pdf"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("auterity: error: ") and message in err and err.count("\n") == 1
+    with warehouse.connect(write=True) as conn:  # make run-due find the greet slot due
+        warehouse.set_meta(conn, "schedule.since.greet", "2000-01-01T00:00:00+00:00")
+    assert main(["schedule", "run-due", "--no-pdf"]) == 2
+    assert message in capsys.readouterr().err
+    assert _runs() == [] and sched.slot_history() == []
+    if variable == "AUTERITY_SMTP_SECURITY":  # the daemon too (a process: it would loop)
+        warehouse.dispose_engines()
+        daemon = subprocess.run(
+            [str(Path(sys.executable).parent / "auterity"), "schedule", "run", "--no-pdf"],
+            env={**_env(project, smtp_env), variable: value},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert daemon.returncode == 2, daemon.stderr
+        assert message in daemon.stderr and "Traceback" not in daemon.stderr
+        assert _runs() == []
+
+
+def test_an_smtp_server_that_does_not_answer(
+    project: Path, smtp_env: int, capsys, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`trigger` refuses at once (the report would be for nothing); the daemon starts with a
+    warning (an outage may pass; deliveries retry)."""
+    from auterity.cli import main
+
+    assert main(["schedule", "trigger", "greet", "--no-pdf"]) == 2  # nothing listens there
+    err = capsys.readouterr().err
+    assert f"SMTP server 127.0.0.1:{smtp_env} (none) cannot be used (ConnectionRefusedError" in err
+    assert err.count("\n") == 1 and _runs() == []
+    runner = sched.Scheduler(_only(load_schedule(), "greet"), settings=FAST, pdf=False)
+    stopper = threading.Timer(1.0, runner.stop)
+    stopper.start()
+    with caplog.at_level(logging.WARNING, logger="auterity.scheduler"):
+        assert runner.serve_forever(poll_s=0.2) == 0
+    stopper.join()
+    assert f"SMTP server 127.0.0.1:{smtp_env} (none) cannot be used" in caplog.text
+    assert "emails will be retried" in caplog.text
+
+
+def test_smtp_server_check_passes_against_a_real_server(project: Path, inbox: Inbox) -> None:
+    settings = sched.check_smtp_settings(load_schedule().jobs.values())
+    assert settings is not None and settings.host == "127.0.0.1"
+    sched.check_smtp_server(settings)  # connects, EHLO, QUIT: no message
+    assert inbox.messages == []
+    assert sched.check_smtp_settings([]) is None
+
+
+# --------------------------------------------------------------------------- cut-short runs
+
+
+def _dead_pid() -> int:
+    """The pid of a process of this host that has ended (and been reaped)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return gone.pid
+
+
+def _strand(job: str, *, attempt: int = 1, status: str = "claimed", url: str | None = None) -> None:
+    """Make a slot look as if its scheduler was killed while running it."""
+    slots = schema.schedule_slots
+    with warehouse.connect(url, write=True) as conn:
+        conn.execute(
+            sa.update(slots)
+            .where(slots.c.job_name == job)
+            .values(
+                status=status,
+                attempt=attempt,
+                claimed_by=f"{socket.gethostname()}:{_dead_pid()}",
+                run_id=None,
+            )
+        )
+
+
+def test_a_cut_short_slot_is_run_again_once_by_one_scheduler_then_reported(
+    project: Path, inbox: Inbox
+) -> None:
+    """Slot bookkeeping with a fake clock: of two schedulers recovering at once one re-runs
+    the slot; cut short again, it is reported to failure_to instead of a third run."""
+    loaded = _only(load_schedule(), "greet", "broken")
+    t0 = datetime(2026, 11, 2, 7, 0, tzinfo=BERLIN)
+    sched.Scheduler(loaded, settings=FAST).due(t0)
+    now = datetime(2026, 11, 2, 8, 0, 30, tzinfo=BERLIN)
+    first = sched.Scheduler(loaded, settings=FAST)
+    slots = [s for s in first.due(now) if sched.claim(s)]
+    assert {s.job.name for s in slots} == {"greet", "broken"}
+    _strand("greet")  # killed before its notebook started: no run record
+    assert [r.job_name for r in sched.stranded_slots()] == ["greet"]
+    assert first.recover(now, limit=0) == ([], [])  # no free worker: it waits
+    assert [r.job_name for r in sched.stranded_slots()] == ["greet"]
+
+    rivals = [sched.Scheduler(loaded, settings=FAST) for _ in range(3)]
+    taken: list[list[sched.Slot]] = []
+    threads = [
+        threading.Thread(target=lambda r=r: taken.append(r.recover(now + timedelta(minutes=1))[0]))
+        for r in rivals
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (again,) = [s for s in taken if s]  # exactly one scheduler took the slot over
+    (slot,) = again
+    assert (slot.job.name, slot.attempt) == ("greet", 2)
+    (row,) = [r for r in sched.slot_history() if r["job_name"] == "greet"]
+    assert (row["status"], row["attempt"]) == ("claimed", 2)
+    assert row["claimed_by"] == f"{socket.gethostname()}:{os.getpid()}"
+    assert sched.stranded_slots() == []  # its new claimer (this process) is alive
+
+    # Cut short again (attempt 2): not run a third time, the failure recipients are told.
+    _strand("greet", attempt=2)
+    again, lost = rivals[0].recover(now + timedelta(minutes=2))
+    assert again == []
+    (outcome,) = lost
+    assert (outcome.job, outcome.status, outcome.delivery_status) == (
+        "greet",
+        "failed",
+        "failure_not_sent",
+    )
+    (run,) = _runs()  # the run that never started is recorded, with its delivery status
+    assert run["status"] == "failed" and run["scheduled_for"] == datetime(2026, 11, 2, 7, 0)
+    assert run["error_message"].startswith("interrupted: the scheduler running it ended")
+    assert run["delivery_status"] == "failure_not_sent"  # greet has no failure_to
+    (row,) = [r for r in sched.slot_history() if r["job_name"] == "greet"]
+    assert (row["status"], row["run_id"]) == ("lost", run["run_id"])
+    assert "already been run again once" in row["detail"]
+    assert rivals[1].recover(now + timedelta(minutes=3)) == ([], [])  # reported once
+
+    # Past the grace period on its first attempt: reported to failure_to, with the reason.
+    _strand("broken")
+    late = now + timedelta(seconds=FAST.grace_s + 60)
+    outcomes = rivals[2].run_due(late)
+    (lost_broken,) = [
+        o for o in outcomes if o.job == "broken" and o.scheduled_for == slots[1].scheduled_for
+    ]
+    assert lost_broken.delivery_status == "failure_sent"
+    (mail,) = inbox.to("data-team@example.com")
+    assert mail["Subject"] == "[failed] broken: broken (defaults) was interrupted"
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "The 2026-11-02 07:00 UTC run of job broken was cut short" in text
+    assert "3600 s grace period (AUTERITY_SCHEDULE_GRACE)" in text
+    assert "auterity schedule trigger broken" in text
+    assert not [o for o in outcomes if o.job == "greet"]  # lost already: left alone
+
+
+MINUTELY = """jobs:
+  minutely:
+    notebook: hello
+    parameters: crawl
+    cron: "* * * * *"
+    timezone: UTC
+    to: [team@example.com]
+    failure_to: [data-team@example.com]
+"""
+
+
+def _daemon(project: Path, smtp_port: int, *flags: str) -> subprocess.Popen:
+    """`auterity schedule run` in a process group of its own (it and its kernels)."""
+    exe = str(Path(sys.executable).parent / "auterity")
+    return subprocess.Popen(
+        [exe, "schedule", "run", "--no-pdf", "--poll", "1", *flags],
+        env=_env(project, smtp_port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_for(check, what: str, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _kill_mid_run(project: Path, smtp_port: int) -> tuple[set[datetime], int]:
+    """Start the daemon with a job every minute, SIGKILL its process group while a run is in
+    progress; the slots cut short (one, or two if the next minute had started too) and the
+    killed daemon's pid."""
+    (project / "parameters" / "hello" / "crawl.yml").write_text("seconds: 8.0\n")
+    (project / "parameters" / "schedule.yml").write_text(MINUTELY)
+    with warehouse.connect(write=True) as conn:  # known for 10 minutes: this minute is due
+        since = datetime.now(UTC) - timedelta(minutes=10)
+        warehouse.set_meta(conn, "schedule.since.minutely", since.isoformat())
+    warehouse.dispose_engines()
+    daemon = _daemon(project, smtp_port)
+    try:
+        running = _wait_for(
+            lambda: [r for r in _runs() if r["status"] == "running"], "the daemon to start a run"
+        )
+        time.sleep(3)  # 3 s into the run (the kernel is up or coming up)
+        assert [r["status"] for r in _runs() if r["run_id"] == running[0]["run_id"]] == ["running"]
+    finally:
+        os.killpg(daemon.pid, signal.SIGKILL)
+        daemon.communicate(timeout=30)  # reaped: its pid is gone, as after a real crash
+    warehouse.dispose_engines()
+    cut = {r["scheduled_for"] for r in _runs() if r["status"] == "running"}
+    assert running[0]["scheduled_for"] in cut and len(cut) <= 2
+    return cut, daemon.pid
+
+
+def test_a_killed_daemon_runs_the_cut_short_slot_again_once(
+    project: Path, inbox: Inbox, smtp_env: int
+) -> None:
+    """SIGKILL of a real daemon's process group mid-run; the restarted daemon and a run-due
+    started with it: the slot runs again exactly once (within the grace period) and its
+    email goes out."""
+    cut, killed_pid = _kill_mid_run(project, smtp_env)
+    for slot in [s for s in sched.slot_history() if s["scheduled_for"] in cut]:
+        assert (slot["status"], slot["attempt"]) == ("claimed", 1)
+        assert slot["claimed_by"].endswith(f":{killed_pid}")
+    restarted = _daemon(project, smtp_env)
+    cron = subprocess.run(  # a second scheduler recovering at the same time
+        [str(Path(sys.executable).parent / "auterity"), "schedule", "run-due", "--no-pdf"],
+        env=_env(project, smtp_env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    try:
+        _wait_for(
+            lambda: (
+                {
+                    r["scheduled_for"]
+                    for r in _runs()
+                    if r["scheduled_for"] in cut and r["status"] == "ok" and r["delivery_status"]
+                }
+                == cut
+            ),
+            "the cut-short slot to run again",
+            timeout=240,
+        )
+        warehouse.dispose_engines()
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        out, _ = restarted.communicate(timeout=240)
+    warehouse.dispose_engines()
+    assert restarted.returncode == 0, out
+    logs = out + cron.stdout + cron.stderr
+    runs = _runs()
+    slots = {s["scheduled_for"]: s for s in sched.slot_history()}
+    for when in cut:
+        again = sorted(
+            (r for r in runs if r["scheduled_for"] == when), key=lambda r: r["started_at"]
+        )
+        assert [(r["status"], r["delivery_status"]) for r in again] == [
+            ("failed", "retried"),
+            ("ok", "sent"),
+        ], logs
+        assert again[0]["error_message"] == (
+            f"interrupted: the process running it (pid {killed_pid}) ended without recording "
+            "a result"
+        )
+        assert again[0]["delivery_error"] == "run again (attempt 2)"
+        assert (slots[when]["status"], slots[when]["attempt"]) == ("done", 2)
+        assert slots[when]["run_id"] == again[1]["run_id"]
+    # Nothing else ran twice, and every report sent is in the inbox.
+    others = [r["scheduled_for"] for r in runs if r["scheduled_for"] not in cut]
+    assert len(others) == len(set(others)), logs
+    assert all(slots[when]["attempt"] == 1 for when in others)
+    sent = [r for r in runs if r["delivery_status"] == "sent"]
+    assert len(inbox.to("team@example.com")) == len(sent) >= 1
+    assert inbox.to("data-team@example.com") == []  # nothing failed for good
+    assert "was cut short; running it again" in logs
+
+
+def test_a_killed_daemon_back_after_the_grace_period_reports_the_lost_slot(
+    project: Path, inbox: Inbox, smtp_env: int
+) -> None:
+    """SIGKILL mid-run, restart after the grace period (5 s here): the slot is not run again,
+    the job's failure recipients get the failure email, recorded as its delivery status."""
+    cut_slots, killed_pid = _kill_mid_run(project, smtp_env)
+    cut = min(cut_slots)
+    grace = 5
+    _wait_for(
+        lambda: (
+            datetime.now(UTC).replace(tzinfo=None) - max(cut_slots) > timedelta(seconds=grace + 1)
+        ),
+        "the grace period to pass",
+    )
+    restarted = _daemon(project, smtp_env, "--grace", str(grace))
+    try:
+        failures = _wait_for(
+            lambda: (
+                len(inbox.to("data-team@example.com")) == len(cut_slots)
+                and inbox.to("data-team@example.com")
+            ),
+            "the failure email",
+            timeout=180,
+        )
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        out, _ = restarted.communicate(timeout=240)
+    warehouse.dispose_engines()
+    assert restarted.returncode == 0, out
+    (run,) = [r for r in _runs() if r["scheduled_for"] == cut]  # not run again
+    assert (run["status"], run["delivery_status"]) == ("failed", "failure_sent")
+    assert f"(pid {killed_pid}) ended without recording a result" in run["error_message"]
+    (slot,) = [s for s in sched.slot_history() if s["scheduled_for"] == cut]
+    assert (slot["status"], slot["attempt"], slot["run_id"]) == ("lost", 1, run["run_id"])
+    failure = next(m for m in failures if f"{cut:%Y-%m-%d %H:%M} UTC" in m.as_string())
+    assert failure["Subject"] == "[failed] minutely: hello (crawl) was interrupted"
+    text = failure.get_body(preferencelist=("plain",)).get_content()
+    assert f"The {cut:%Y-%m-%d %H:%M} UTC run of job minutely was cut short" in text
+    assert f"{grace} s grace period" in text and "Its report was not sent." in text
+    attached = [a.get_filename() for a in failure.iter_attachments()]
+    assert attached == ["hello.ipynb"]  # the notebook as far as it ran (masked on write)
+
+
+def test_a_slot_whose_run_finished_before_its_process_died_is_only_closed(
+    project: Path, inbox: Inbox
+) -> None:
+    """Killed after the email went out but before the slot was closed: not run again."""
+    loaded = _only(load_schedule(), "greet")
+    runner = sched.Scheduler(loaded, settings=FAST)
+    runner.due(datetime(2026, 11, 2, 7, 0, tzinfo=BERLIN))
+    (done,) = runner.run_due(datetime(2026, 11, 2, 8, 0, 30, tzinfo=BERLIN))
+    assert done.delivery_status == "sent"
+    _strand("greet")
+    assert runner.recover(datetime(2026, 11, 2, 8, 5, tzinfo=BERLIN)) == ([], [])
+    (slot,) = sched.slot_history()
+    assert (slot["status"], slot["run_id"], slot["attempt"]) == ("done", done.run_id, 1)
+    assert len(_runs()) == 1 and len(inbox.messages) == 1
+
+
+@pytest.mark.postgres
+def test_one_scheduler_takes_over_a_cut_short_slot_on_postgres(project: Path, pg_url: str) -> None:
+    loaded = _only(load_schedule(), "greet")
+    runner = sched.Scheduler(loaded, url=pg_url, settings=FAST)
+    t0 = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
+    runner.due(t0)
+    (slot,) = runner.due(t0 + timedelta(hours=1, minutes=1))
+    assert sched.claim(slot, url=pg_url)
+    _strand("greet", url=pg_url)
+    rivals = [sched.Scheduler(loaded, url=pg_url, settings=FAST) for _ in range(4)]
+    taken: list[list[sched.Slot]] = []
+    threads = [
+        threading.Thread(target=lambda r=r: taken.append(r.recover(t0 + timedelta(hours=1))[0]))
+        for r in rivals
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(len(t) for t in taken) == [0, 0, 0, 1]
+    (row,) = sched.slot_history(pg_url)
+    assert (row["status"], row["attempt"]) == ("claimed", 2)

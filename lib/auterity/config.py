@@ -17,7 +17,9 @@ AUTERITY_CACHE_URL   ``redis://...`` (or ``rediss://`` for TLS) to share the que
 AUTERITY_CACHE_KEY   Secret (at least 32 characters) that signs cache entries; required with Redis.
 AUTERITY_CACHE_CA_FILE  CA certificate(s) that the ``rediss://`` cache's certificate must chain to.
 AUTERITY_CACHE_TTL   Seconds a cached result may be served (default 300; 0 turns caching off).
-AUTERITY_KEEP_RUNS   Report runs kept per notebook and parameter set (default 10).
+AUTERITY_KEEP_RUNS   Successful report runs kept per notebook and parameter set (default 10).
+AUTERITY_KEEP_FAILED_RUNS  Failed report runs kept per notebook and parameter set, on top of
+                     the successful ones (default 10).
 AUTERITY_RUN_TIMEOUT Seconds a notebook cell may run before the run fails (default: no limit).
 """
 
@@ -43,6 +45,7 @@ ENV_CACHE_KEY = "AUTERITY_CACHE_KEY"
 ENV_CACHE_CA_FILE = "AUTERITY_CACHE_CA_FILE"
 CACHE_KEY_MIN_LENGTH = 32
 ENV_KEEP_RUNS = "AUTERITY_KEEP_RUNS"
+ENV_KEEP_FAILED_RUNS = "AUTERITY_KEEP_FAILED_RUNS"
 ENV_RUN_TIMEOUT = "AUTERITY_RUN_TIMEOUT"
 
 _dotenv_loaded = False
@@ -140,7 +143,10 @@ class Settings:
     cache_ca_file : str or None
         CA bundle for a ``rediss://`` cache whose certificate is not in the system store.
     keep_runs : int
-        Report runs kept per notebook and parameter set (at least 1).
+        Successful report runs kept per notebook and parameter set (at least 1).
+    keep_failed_runs : int
+        Failed report runs kept per notebook and parameter set (at least 1), counted apart
+        from the successful ones so a failure streak never deletes the last good reports.
     run_timeout_s : float or None
         Seconds a notebook cell may run (at least 1); None for no limit.
     """
@@ -155,6 +161,7 @@ class Settings:
     cache_key: str | None = None
     cache_ca_file: str | None = None
     keep_runs: int = 10
+    keep_failed_runs: int = 10
     run_timeout_s: float | None = None
 
 
@@ -181,6 +188,7 @@ def get_settings() -> Settings:
     lock_timeout = _seconds(ENV_LOCK_TIMEOUT, "60")
     cache_ttl = _seconds(ENV_CACHE_TTL, "300")
     keep_runs = _count(ENV_KEEP_RUNS, "10", "runs")
+    keep_failed_runs = _count(ENV_KEEP_FAILED_RUNS, "10", "runs")
     run_timeout = (
         max(1.0, _seconds(ENV_RUN_TIMEOUT, "")) if os.environ.get(ENV_RUN_TIMEOUT) else None
     )
@@ -199,6 +207,7 @@ def get_settings() -> Settings:
         cache_key=_cache_key(),
         cache_ca_file=os.environ.get(ENV_CACHE_CA_FILE) or None,
         keep_runs=keep_runs,
+        keep_failed_runs=keep_failed_runs,
         run_timeout_s=run_timeout,
     )
 

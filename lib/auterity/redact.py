@@ -1,4 +1,10 @@
-"""Keep secrets out of messages and logs: URL passwords and registered literal secrets.
+"""Keep secrets out of messages, logs and run records: URL passwords and known secrets.
+
+What is masked: the password of any ``scheme://user:password@host`` URL in the text, every
+literal secret registered with :func:`register_secret`, and every secret the environment
+(or ``.env``) holds for us - the value of any ``AUTERITY_*PASSWORD``, ``*SECRET``,
+``*TOKEN`` or ``*KEY`` variable and the password inside any ``AUTERITY_*_URL`` - whether
+or not the code that reads it has run yet in this process.
 
 Installed once on import: a log-record factory masks every record's message, so no
 logger (ours, SQLAlchemy's, Alembic's) can print a password that reached a message.
@@ -6,22 +12,77 @@ logger (ours, SQLAlchemy's, Alembic's) can print a password that reached a messa
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)")
+# Matched only where "://" follows a scheme character (found with str.find, which is fast):
+# a regex that had to try every position of a large text (a notebook with a chart or an
+# image inside) would take seconds.
+_URL_CREDENTIALS = re.compile(r"://[^:/@\s]*:(?P<pw>[^@\s]+)@")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-_")
+_SECRET_VARIABLE = re.compile(r"^AUTERITY_\w*(PASSWORD|SECRET|TOKEN|KEY)$")
+_MIN_SECRET = 3
 _secrets: set[str] = set()
 _installed = False
 
 
 def register_secret(value: str | None) -> None:
     """Add a literal secret (e.g. an SMTP password) that :func:`mask_secrets` must hide."""
-    if value and len(value) >= 3:
+    if value and len(value) >= _MIN_SECRET:
         _secrets.add(value)
+
+
+def _environment_secrets() -> set[str]:
+    """Secret values the environment holds (read anew: tests and .env may change it)."""
+    found: set[str] = set()
+    for name, value in os.environ.items():
+        if not name.startswith("AUTERITY_") or not value:
+            continue
+        if _SECRET_VARIABLE.match(name):
+            found.add(value)
+        elif name.endswith("_URL") and "@" in value:
+            try:
+                password = urlsplit(value).password
+            except ValueError:
+                continue
+            if password:
+                found.update({password, unquote(password)})
+    return {value for value in found if len(value) >= _MIN_SECRET}
+
+
+def known_secrets() -> list[str]:
+    """Every literal secret :func:`mask_secrets` hides, longest first."""
+    return sorted(_secrets | _environment_secrets(), key=len, reverse=True)
+
+
+def _url_password_spans(text: str) -> list[tuple[int, int]]:
+    """Where the passwords of ``scheme://user:password@host`` URLs sit in ``text``."""
+    spans = []
+    pos = text.find("://")
+    while pos != -1:
+        if pos and text[pos - 1] in _SCHEME_CHARS:
+            match = _URL_CREDENTIALS.match(text, pos)
+            if match:
+                spans.append(match.span("pw"))
+        pos = text.find("://", pos + 3)
+    return spans
+
+
+def may_hold_secret(text: str) -> bool:
+    """True if :func:`mask_secrets` could change ``text`` or its JSON-escaped form.
+
+    A quick test for large texts (an executed notebook's JSON) that are usually clean.
+    """
+    if _url_password_spans(text):
+        return True
+    return any(s in text or json.dumps(s)[1:-1] in text for s in known_secrets())
 
 
 def mask_secrets(text: str) -> str:
@@ -37,10 +98,29 @@ def mask_secrets(text: str) -> str:
     str
         The same text, safe to print or log.
     """
-    masked = _URL_PASSWORD.sub(r"\g<head>***\g<at>", text)
-    for secret in _secrets:
+    parts, last = [], 0
+    for start, end in _url_password_spans(text):
+        parts += [text[last:start], "***"]
+        last = end
+    masked = "".join(parts) + text[last:]
+    for secret in known_secrets():  # longest first: a secret containing another goes whole
         masked = masked.replace(secret, "***")
     return masked
+
+
+def mask_values(value: Any) -> Any:
+    """``value`` with :func:`mask_secrets` applied to every string inside it.
+
+    For parameter values and other JSON-like data (str, list, tuple, dict; other
+    types are returned as they are), e.g. before they are stored or shown.
+    """
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, dict):
+        return {mask_values(k): mask_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(mask_values(v) for v in value)
+    return value
 
 
 def mask_url(url: str | URL) -> str:

@@ -8,8 +8,10 @@ table of contents; charts drawn offline) and a PDF printed by headless Chromium.
 A failing notebook keeps its executed notebook up to the failing cell, is recorded as
 ``failed`` with the cell and the message, and still gets an HTML report (the failure
 email attaches it). A run whose process dies is closed as failed by the next run or
-listing (``recover_interrupted``), so nothing stays "running" forever. Old runs beyond
-``AUTERITY_KEEP_RUNS`` per notebook and parameter set are deleted and marked pruned.
+listing (``recover_interrupted``), so nothing stays "running" forever. Per notebook and
+parameter set, the newest ``AUTERITY_KEEP_RUNS`` successful runs and, counted apart, the
+newest ``AUTERITY_KEEP_FAILED_RUNS`` failed ones are kept; older ones are deleted and marked
+pruned.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from auterity import params, schema, warehouse
 from auterity.config import get_settings, reports_dir
 from auterity.errors import ConfigError
 from auterity.escape import html_attr, html_text
+from auterity.redact import mask_secrets, mask_values, may_hold_secret
 
 log = logging.getLogger("auterity.reports")
 
@@ -130,7 +133,7 @@ def _record_start(record: RunRecord, url: str | None) -> None:
                 run_id=record.run_id,
                 notebook=record.notebook,
                 parameter_set=record.parameter_set,
-                parameters=json.dumps(record.parameters, sort_keys=True, default=str),
+                parameters=json.dumps(mask_values(record.parameters), sort_keys=True, default=str),
                 trigger=record.trigger,
                 job_id=record.job_id,
                 acting_user=get_settings().user,
@@ -157,7 +160,7 @@ def _record_end(record: RunRecord, url: str | None, job_id: str | None = None) -
                 finished_at=record.finished_at,
                 duration_s=record.duration_s,
                 error_cell=record.error_cell,
-                error_message=record.error_message,
+                error_message=mask_secrets(record.error_message) if record.error_message else None,
                 outputs=json.dumps(record.outputs, sort_keys=True),
             )
         )
@@ -176,7 +179,7 @@ def _record_end(record: RunRecord, url: str | None, job_id: str | None = None) -
         )
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """True if a process with this pid exists on this host."""
     try:
         os.kill(pid, 0)
@@ -203,7 +206,7 @@ def recover_interrupted(url: str | None = None) -> int:
                 runs.c.status == "running", runs.c.worker_host == host
             )
         ).all()
-    dead = [r for r in stale if r.worker_pid is None or not _process_alive(r.worker_pid)]
+    dead = [r for r in stale if r.worker_pid is None or not process_alive(r.worker_pid)]
     if not dead:
         return 0
     with warehouse.connect(url, write=True) as conn:
@@ -254,6 +257,11 @@ def list_runs(
     for row in rows:
         for key in ("parameters", "outputs"):
             row[key] = json.loads(row[key]) if row[key] else {}
+        # Stored masked since issue 12; masking on read covers rows recorded before.
+        row["parameters"] = mask_values(row["parameters"])
+        for key in ("error_message", "delivery_error"):
+            if row[key]:
+                row[key] = mask_secrets(row[key])
         for key in ("started_at", "finished_at", "scheduled_for"):
             if row[key] is not None:
                 row[key] = row[key].isoformat(timespec="seconds")
@@ -264,8 +272,6 @@ def record_delivery(
     run_id: str, status: str, error: str | None = None, *, url: str | None = None
 ) -> None:
     """Store how a run's email went (``sent``, ``skipped``, ``delivery_failed`` ...)."""
-    from auterity.redact import mask_secrets
-
     runs = schema.report_runs
     with warehouse.connect(url, write=True) as conn:
         conn.execute(
@@ -280,6 +286,82 @@ def record_delivery(
             object_id=run_id,
             details={"status": status, "error": mask_secrets(error) if error else None},
         )
+
+
+def get_run(run_id: str, url: str | None = None) -> RunRecord:
+    """A recorded run as a :class:`RunRecord` (its partial notebook found if the run died).
+
+    Raises
+    ------
+    ConfigError
+        If there is no such run.
+    """
+    runs = schema.report_runs
+    with warehouse.connect(url) as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+    if row is None:
+        raise ConfigError(f"no recorded run {run_id!r}")
+    outputs = json.loads(row.outputs) if row.outputs else {}
+    folder = Path(row.output_dir) if row.output_dir else None
+    partial = folder / f"{row.notebook}.ipynb" if folder else None
+    if "notebook" not in outputs and partial is not None and partial.is_file():
+        outputs["notebook"] = str(partial)  # a killed run recorded no outputs
+    return RunRecord(
+        row.run_id,
+        row.notebook,
+        row.parameter_set,
+        json.loads(row.parameters) if row.parameters else {},
+        row.trigger,
+        row.status,
+        row.started_at,
+        finished_at=row.finished_at,
+        duration_s=row.duration_s,
+        error_cell=row.error_cell,
+        error_message=row.error_message,
+        output_dir=folder,
+        outputs=outputs,
+        scheduled_for=row.scheduled_for,
+        job_id=row.job_id,
+    )
+
+
+def record_unstarted_run(
+    notebook: str,
+    parameter_set: str | None,
+    *,
+    job_id: str,
+    scheduled_for: datetime,
+    reason: str,
+    url: str | None = None,
+) -> str:
+    """Record a scheduled run that never started (its scheduler died first) as failed.
+
+    So the slot has a run record to carry its delivery status. Returns the run id.
+    """
+    now = _utcnow()
+    run_id = uuid.uuid4().hex
+    with warehouse.connect(url, write=True) as conn:
+        conn.execute(
+            sa.insert(schema.report_runs).values(
+                run_id=run_id,
+                notebook=notebook,
+                parameter_set=parameter_set,
+                parameters="{}",
+                trigger="schedule",
+                job_id=job_id,
+                acting_user=get_settings().user,
+                status="failed",
+                started_at=now,
+                finished_at=now,
+                duration_s=0.0,
+                error_message=mask_secrets(f"interrupted: {reason}"),
+                worker_host=socket.gethostname(),
+                worker_pid=os.getpid(),
+                scheduled_for=scheduled_for,
+                pruned=False,
+            )
+        )
+    return run_id
 
 
 def mark_interrupted(reason: str, *, url: str | None = None) -> int:
@@ -331,6 +413,84 @@ def recorded_values(executed: str | Path) -> dict[str, Any]:
             if isinstance(data, dict):
                 values.update(data)
     return values
+
+
+# --------------------------------------------------------------------------- masking
+
+MASKED_SCHEME = "auterity-masked:"
+"""Prefix of an output path papermill writes through :class:`_MaskedNotebookWriter`."""
+_masking_registered = False
+
+
+def _mask_node(node: Any, key: str = "") -> Any:
+    """A notebook (or part of one) with every string masked; image data is left alone."""
+    if isinstance(node, str):
+        return node if key.startswith("image/") else mask_secrets(node)
+    if isinstance(node, dict):
+        for name, value in node.items():
+            node[name] = _mask_node(value, name)
+        return node
+    if isinstance(node, list):
+        return [_mask_node(value, key) for value in node]
+    return node
+
+
+def mask_notebook(text: str) -> str:
+    """A notebook's JSON with :func:`auterity.redact.mask_secrets` applied to every text.
+
+    Sources (the injected-parameters cell too), outputs (tracebacks, printed values,
+    HTML) and metadata (papermill's copy of the parameters) are masked; image data is not
+    searched. A notebook with nothing to mask comes back unchanged, without being parsed.
+    """
+    if not may_hold_secret(text):
+        return text
+    import nbformat
+
+    return nbformat.writes(_mask_node(nbformat.reads(text, as_version=4)))
+
+
+class _MaskedNotebookWriter:
+    """Papermill I/O handler writing ``auterity-masked:<path>`` to ``<path>``, masked.
+
+    Papermill saves the executed notebook as every cell starts and ends; through this
+    handler no save puts an unmasked secret on disk, not even that of a run killed halfway,
+    and each save replaces the file whole (a reader never sees half a notebook).
+    """
+
+    @staticmethod
+    def _path(path: str) -> Path:
+        """The real file behind a prefixed path."""
+        return Path(path[len(MASKED_SCHEME) :])
+
+    def read(self, path: str) -> str:
+        """The notebook's text."""
+        return self._path(path).read_text(encoding="utf-8")
+
+    def listdir(self, path: str) -> list[str]:
+        """Files in a folder (papermill's handler interface)."""
+        return [MASKED_SCHEME + str(p) for p in self._path(path).iterdir()]
+
+    def write(self, buf: str, path: str) -> None:
+        """Write the notebook with secrets masked (and its recorded output path unprefixed)."""
+        target = self._path(path)
+        text = buf.replace(json.dumps(path)[1:-1], json.dumps(str(target))[1:-1])
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        partial.write_text(mask_notebook(text), encoding="utf-8")
+        os.replace(partial, target)
+
+    def pretty_path(self, path: str) -> str:
+        """The path as logs show it."""
+        return str(self._path(path))
+
+
+def _register_masking() -> None:
+    """Make papermill write ``auterity-masked:`` paths through the masking handler (once)."""
+    global _masking_registered
+    if not _masking_registered:
+        from papermill.iorw import papermill_io
+
+        papermill_io.register(MASKED_SCHEME, _MaskedNotebookWriter())
+        _masking_registered = True
 
 
 # --------------------------------------------------------------------------- rendering
@@ -541,6 +701,26 @@ def _stamp(started: datetime, parameter_set: str | None, run_id: str) -> str:
     return f"{started:%Y%m%d-%H%M%S}-{parameter_set or 'defaults'}-{run_id[:6]}"
 
 
+def _running_cell(executed: Path) -> int | None:
+    """Execution count of the cell that was running when the run stopped, from the saved notebook.
+
+    Papermill stamps a cell's ``start_time`` as it starts it and saves; a timeout or a dead
+    kernel does not mark the cell failed, so the running cell is the last one started.
+    """
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(executed), as_version=4)
+    except (OSError, ValueError):  # never saved, or cut off mid-write
+        return None
+    started = [
+        cell
+        for cell in nb.cells
+        if cell.cell_type == "code" and cell.metadata.get("papermill", {}).get("start_time")
+    ]
+    return started[-1].get("execution_count") if started else None
+
+
 def _error_summary(exc: BaseException) -> tuple[int | None, str]:
     """(failing cell's execution count, one-line message) for any run failure."""
     from papermill.exceptions import PapermillExecutionError
@@ -616,7 +796,7 @@ def run(
     if trigger not in ("manual", "schedule"):
         raise ConfigError(f"trigger must be manual or schedule, not {trigger!r}")
     settings = get_settings()
-    keep, timeout = settings.keep_runs, settings.run_timeout_s
+    timeout = settings.run_timeout_s
     warehouse.ensure_schema(url)
     recover_interrupted(url)
 
@@ -640,10 +820,12 @@ def run(
     executed = out_dir / f"{path.stem}.ipynb"
     clock = time.monotonic()
     interrupted: BaseException | None = None
+    _register_masking()
     try:
+        # The kernel gets the values as given; what is saved, stored and shown is masked.
         papermill.execute_notebook(
             str(path),
-            str(executed),
+            MASKED_SCHEME + str(executed),
             parameters=parameter_values,
             kernel_name="python3",
             progress_bar=False,
@@ -654,7 +836,10 @@ def run(
         record.status = "ok"
     except Exception as exc:  # the notebook's failure is the run's result, not ours
         record.status = "failed"
-        record.error_cell, record.error_message = _error_summary(exc)
+        record.error_cell, message = _error_summary(exc)
+        record.error_message = mask_secrets(message)
+        if record.error_cell is None:  # a timeout or a dead kernel: the cell it was running
+            record.error_cell = _running_cell(executed)
     except BaseException as exc:  # SIGTERM / Ctrl-C: record, then let it propagate
         record.status = "failed"
         record.error_message = f"interrupted ({type(exc).__name__})"
@@ -669,7 +854,9 @@ def run(
         _record_end(record, url, job_id)
     if interrupted is not None:
         raise interrupted
-    prune(path.stem, set_name, keep=keep, url=url)
+    prune(
+        path.stem, set_name, keep=settings.keep_runs, keep_failed=settings.keep_failed_runs, url=url
+    )
     write_index(url)
     return record
 
@@ -680,7 +867,7 @@ def _render_outputs(record: RunRecord, executed: Path, *, pdf: bool, url: str | 
         html_file = render_html(
             executed,
             executed.with_suffix(".html"),
-            parameters=record.parameters,
+            parameters=mask_values(record.parameters),
             parameter_set=record.parameter_set,
             freshness=data_freshness(url),
             status=record.status,
@@ -689,18 +876,39 @@ def _render_outputs(record: RunRecord, executed: Path, *, pdf: bool, url: str | 
     except Exception as exc:  # a rendering problem must not lose the run record
         log.exception("HTML export of %s failed", executed)
         record.status = "failed"
-        record.error_message = record.error_message or f"HTML export failed: {exc}"
+        record.error_message = record.error_message or mask_secrets(f"HTML export failed: {exc}")
         return
     if pdf and record.status == "ok":
         try:
             record.outputs["pdf"] = str(render_pdf(html_file, executed.with_suffix(".pdf")))
         except Exception as exc:
             log.warning("PDF of %s not produced: %s", executed, exc)
-            record.outputs["pdf_error"] = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            reason = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            record.outputs["pdf_error"] = mask_secrets(reason)
 
 
-def prune(notebook: str, parameter_set: str | None, *, keep: int, url: str | None = None) -> int:
-    """Delete the outputs of all but the newest ``keep`` runs and mark them pruned."""
+def prune(
+    notebook: str,
+    parameter_set: str | None,
+    *,
+    keep: int,
+    keep_failed: int | None = None,
+    url: str | None = None,
+) -> int:
+    """Delete the outputs of old runs of one notebook and parameter set; mark them pruned.
+
+    Successful and failed runs are counted apart: the newest ``keep`` successful runs are
+    always kept, whatever failed after them (a failure streak, e.g. through a database
+    outage, must not delete the last good reports), and the newest ``keep_failed`` failed
+    runs besides (default ``AUTERITY_KEEP_FAILED_RUNS``). Running runs are never touched.
+
+    Returns
+    -------
+    int
+        How many runs were pruned.
+    """
+    if keep_failed is None:
+        keep_failed = get_settings().keep_failed_runs
     runs = schema.report_runs
     same_set = (
         runs.c.parameter_set == parameter_set
@@ -708,8 +916,8 @@ def prune(notebook: str, parameter_set: str | None, *, keep: int, url: str | Non
         else runs.c.parameter_set.is_(None)
     )
     with warehouse.connect(url) as conn:
-        old = conn.execute(
-            sa.select(runs.c.run_id, runs.c.output_dir)
+        rows = conn.execute(
+            sa.select(runs.c.run_id, runs.c.output_dir, runs.c.status)
             .where(
                 runs.c.notebook == notebook,
                 same_set,
@@ -717,8 +925,10 @@ def prune(notebook: str, parameter_set: str | None, *, keep: int, url: str | Non
                 runs.c.status != "running",
             )
             .order_by(runs.c.started_at.desc())
-            .offset(keep)
         ).all()
+    good = [r for r in rows if r.status == "ok"]
+    bad = [r for r in rows if r.status != "ok"]
+    old = good[keep:] + bad[keep_failed:]
     if not old:
         return 0
     root = reports_dir().resolve()
@@ -825,12 +1035,17 @@ def run_all(
 
 
 __all__ = [
+    "MASKED_SCHEME",
     "VALUES_MIME",
     "RunRecord",
     "chromium_sandbox",
+    "get_run",
     "list_runs",
     "mark_interrupted",
+    "mask_notebook",
+    "process_alive",
     "record_delivery",
+    "record_unstarted_run",
     "record_value",
     "recorded_values",
     "recover_interrupted",

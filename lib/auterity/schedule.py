@@ -24,6 +24,7 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -160,16 +161,45 @@ class Schedule:
             ) from None
 
 
+_ADDRESS_SPECIALS = set('()<>[]:;,\\"')
+
+
+def _valid_address(address: str) -> bool:
+    """True for a plain ``local@domain.tld`` address (no display name, no quoting)."""
+    local, at, domain = address.rpartition("@")
+    if not at or not local or "@" in local or len(address) > 254:
+        return False
+    if any(c.isspace() or c in _ADDRESS_SPECIALS for c in local):
+        return False
+    labels = domain.split(".")
+    return len(labels) > 1 and all(
+        label and label.replace("-", "").isalnum() and not label.startswith("-") for label in labels
+    )
+
+
 def _addresses(value: Any, where: str) -> tuple[str, ...]:
-    """A list of email addresses."""
+    """A list of email addresses, each exactly one valid address.
+
+    Each entry is parsed as a header would be (``email.utils.getaddresses``), so an entry
+    that would reach two mailboxes (``a@x.com,b@y.net``) or carry another header (a line
+    break) is refused, not split at delivery.
+    """
     if value is None:
         return ()
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(a, str) for a in items):
         raise ConfigError(f"{where}: must be a list of email addresses")
     for address in items:
-        local, _, domain = address.partition("@")
-        if not local or "." not in domain or " " in address:
+        if any(ord(c) < 32 or ord(c) == 127 for c in address):
+            raise ConfigError(f"{where}: {address!r} contains a line break or control character")
+        parsed = [pair for pair in getaddresses([address]) if any(pair)]
+        if len(parsed) > 1:
+            found = ", ".join(addr for _, addr in parsed)
+            raise ConfigError(
+                f"{where}: {address!r} is {len(parsed)} addresses ({found}), not one; "
+                "list each address as its own entry"
+            )
+        if len(parsed) != 1 or parsed[0] != ("", address) or not _valid_address(address):
             raise ConfigError(f"{where}: {address!r} is not an email address")
     return tuple(items)
 

@@ -15,6 +15,12 @@ restarts and is shared by every process that schedules:
 * Catch-up: the due slot of a job is the *latest* fire time after its last claimed slot,
   if it is at most ``grace`` seconds old. Several fire times missed while no scheduler ran
   are coalesced into that one run; older ones are dropped (and logged).
+* Cut-short runs: a claim names its process (``host:pid``) and its ``attempt``. A slot
+  still claimed (or recorded interrupted) by a process of this host that is gone was cut
+  short; the next scheduler takes it over with a compare-and-set on that row
+  (:meth:`Scheduler.recover`): within ``grace`` of its fire time and on its first attempt
+  it runs again (attempt 2); otherwise it ends ``lost`` and the job's failure recipients
+  get the failure email. So a slot runs at most twice, never by two schedulers at once.
 
 APScheduler 3's own persistent job store is not used: it pickles jobs, keeps a pooled
 connection on the database (a DuckDB file allows one writer process) and, as its FAQ says,
@@ -32,17 +38,19 @@ Every run is a ``report_runs`` row (trigger ``schedule`` or ``manual``, ``job_id
 ``delivery_failed``   SMTP refused or was unreachable after retries (reason recorded)
 ``failure_sent``      the notebook failed; the failure email went to ``failure_to``
 ``failure_not_sent``  the notebook failed and the job has no failure recipients
+``retried``           the run was cut short and its slot ran again
 """
 
 from __future__ import annotations
 
-import ast
 import logging
 import os
+import smtplib
 import socket
+import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -52,7 +60,7 @@ import sqlalchemy as sa
 
 from auterity import mailer, reports, schema, warehouse
 from auterity.config import _count, _seconds
-from auterity.errors import AuterityError
+from auterity.errors import AuterityError, ConfigError
 from auterity.redact import mask_secrets
 from auterity.schedule import Job, Schedule, evaluate_condition, render_subject
 from auterity.schedule_metrics import SchedulerMetrics
@@ -62,7 +70,18 @@ log = logging.getLogger("auterity.scheduler")
 ENV_GRACE = "AUTERITY_SCHEDULE_GRACE"
 ENV_MAX_PARALLEL = "AUTERITY_SCHEDULE_MAX_PARALLEL"
 SINCE_KEY = "schedule.since."
-DELIVERY_STATUSES = ("sent", "skipped", "delivery_failed", "failure_sent", "failure_not_sent")
+DELIVERY_STATUSES = (
+    "sent",
+    "skipped",
+    "delivery_failed",
+    "failure_sent",
+    "failure_not_sent",
+    "retried",
+)
+STRANDED = ("claimed", "interrupted")
+"""Slot states that, with the claiming process gone, mean its run was cut short."""
+MAX_ATTEMPTS = 2
+"""A slot cut short runs again once; cut short again, it is reported, not re-run."""
 Clock = Callable[[], datetime]
 
 
@@ -101,10 +120,12 @@ class SchedulerSettings:
 
 @dataclass(frozen=True)
 class Slot:
-    """One cron slot of a job: the (UTC) time it stands for."""
+    """One cron slot of a job: the (UTC) time it stands for, and which attempt at it this is
+    (2 for its one re-run after an interruption)."""
 
     job: Job
     scheduled_for: datetime
+    attempt: int = 1
 
 
 @dataclass
@@ -237,6 +258,76 @@ def slot_history(url: str | None = None, *, job: str | None = None) -> list[dict
         return [dict(r._mapping) for r in conn.execute(query)]
 
 
+def _claimer() -> str:
+    """How this process signs its claims: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def stranded_slots(url: str | None = None) -> list[Any]:
+    """Slots whose run was cut short: claimed (or stopped) by a process of this host that is gone.
+
+    A claim names its process (``host:pid``); while that process lives its slot is its own.
+    Claims made on another host are left to a scheduler there (their processes cannot be
+    seen from here).
+    """
+    slots = schema.schedule_slots
+    host = socket.gethostname()
+    with warehouse.connect(url) as conn:
+        rows = conn.execute(sa.select(slots).where(slots.c.status.in_(STRANDED))).all()
+    stranded = []
+    for row in rows:
+        owner, _, pid = (row.claimed_by or "").rpartition(":")
+        if owner == host and pid.isdigit() and not reports.process_alive(int(pid)):
+            stranded.append(row)
+    return sorted(stranded, key=lambda r: (r.scheduled_for, r.job_name))
+
+
+def _take_over(row: Any, status: str, attempt: int, detail: str, url: str | None) -> bool:
+    """Take a stranded slot for this process; True if this process won it.
+
+    A compare-and-set on the state the slot was left in (status, attempt, claimer): of
+    two schedulers taking it over at once, the second finds it changed and gets False
+    (PostgreSQL re-checks the condition after the first commits; DuckDB refuses the second
+    writer of the row, or runs them one after the other).
+    """
+    slots = schema.schedule_slots
+    try:
+        with warehouse.connect(url, write=True) as conn:
+            result = conn.execute(
+                sa.update(slots)
+                .where(
+                    slots.c.job_name == row.job_name,
+                    slots.c.scheduled_for == row.scheduled_for,
+                    slots.c.status == row.status,
+                    slots.c.attempt == row.attempt,
+                    slots.c.claimed_by == row.claimed_by,
+                )
+                .values(
+                    status=status,
+                    attempt=attempt,
+                    claimed_by=_claimer(),
+                    claimed_at=_naive(utc_now()),
+                    detail=detail,
+                )
+            )
+            return result.rowcount == 1
+    except sa.exc.DBAPIError as exc:  # two writers of one row: the other one won
+        log.info("slot %s %s taken by another scheduler (%s)", row.job_name, row.scheduled_for, exc)
+        return False
+
+
+def _slot_run(job: str, scheduled_for: datetime, url: str | None) -> Any:
+    """The newest recorded run of a slot (run_id, status, delivery_status), or None."""
+    runs = schema.report_runs
+    with warehouse.connect(url) as conn:
+        return conn.execute(
+            sa.select(runs.c.run_id, runs.c.status, runs.c.delivery_status, runs.c.error_message)
+            .where(runs.c.job_id == job, runs.c.scheduled_for == scheduled_for)
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
+        ).first()
+
+
 # --------------------------------------------------------------------------- emails
 
 
@@ -255,12 +346,10 @@ def _parameter_values(record: reports.RunRecord) -> dict[str, Any]:
     """The notebook's defaults overlaid with the values the run used."""
     from auterity import params
 
-    values: dict[str, Any] = {}
-    for name, spec in params.notebook_parameters(record.notebook).items():
-        try:
-            values[name] = ast.literal_eval(spec.default)
-        except (ValueError, SyntaxError):
-            values[name] = spec.default
+    values = {
+        name: spec.default_value()
+        for name, spec in params.notebook_parameters(record.notebook).items()
+    }
     values.update(record.parameters)
     return values
 
@@ -375,6 +464,109 @@ def build_failure_email(
         footer="Attached: the partial report and the notebook executed up to the failing cell.",
         settings=settings,
     )
+
+
+def build_interrupted_email(
+    job: Job,
+    record: reports.RunRecord,
+    reason: str,
+    *,
+    settings: mailer.SmtpSettings | None = None,
+) -> mailer.BuiltEmail:
+    """The failure email of a scheduled run that was cut short and is not run again."""
+    when = record.scheduled_for or record.started_at
+    notebook = record.outputs.get("notebook")
+    return mailer.build_report_email(
+        subject=f"[failed] {job.name}: {record.notebook} ({record.parameter_set or 'defaults'})"
+        " was interrupted",
+        to=job.failure_to,
+        title=f"Report not sent: {_title(record)}",
+        intro=f"The {when:%Y-%m-%d %H:%M} UTC run of job {job.name} was cut short "
+        f"({record.error_message or 'no message'}) and {reason}. Its report was not sent.",
+        attachments=[Path(notebook)] if notebook and Path(notebook).is_file() else [],
+        footer=f"Run it now with: auterity schedule trigger {job.name}"
+        + (". Attached: the notebook as far as it ran." if notebook else ""),
+        settings=settings,
+    )
+
+
+# --------------------------------------------------------------------------- SMTP check
+
+
+def check_smtp_settings(jobs: Iterable[Job]) -> mailer.SmtpSettings | None:
+    """Check the SMTP settings the jobs' emails need, before any report runs.
+
+    Every job emails (``to`` is required), so with any job given the settings must be
+    usable: a host, a port number, a known security mode, a readable CA file holding PEM
+    certificates and a sender address.
+
+    Returns
+    -------
+    SmtpSettings or None
+        The settings; None if no job was given.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the variable and what is wrong with it.
+    """
+    if not list(jobs):
+        return None
+    if not os.environ.get("AUTERITY_SMTP_HOST", "localhost").strip():
+        raise ConfigError(
+            "AUTERITY_SMTP_HOST is empty: set the SMTP server the report emails go through"
+        )
+    raw_port = os.environ.get("AUTERITY_SMTP_PORT")
+    settings = mailer.smtp_settings()  # the security mode, a numeric port, CA file, sender
+    if not 0 < settings.port < 65536:
+        raise ConfigError(f"AUTERITY_SMTP_PORT={raw_port!r} is not a port number (1-65535)")
+    if settings.ca_file:
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=settings.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"AUTERITY_SMTP_CA_FILE={settings.ca_file!r} cannot be read as PEM "
+                f"certificates: {exc.strerror or exc}"
+            ) from None
+    return settings
+
+
+def check_smtp_server(settings: mailer.SmtpSettings, *, timeout_s: float = 10.0) -> None:
+    """Connect to the SMTP server as a delivery would (TLS, login), send nothing.
+
+    Raises
+    ------
+    ConfigError
+        One line: which server did not answer, or refused the TLS handshake or the login.
+    """
+    server = f"{settings.host}:{settings.port} ({settings.security})"
+    context = ssl.create_default_context()
+    if settings.ca_file:
+        context.load_verify_locations(cafile=settings.ca_file)
+    try:
+        if settings.security == "ssl":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.host, settings.port, timeout=timeout_s, context=context
+            )
+        else:
+            client = smtplib.SMTP(settings.host, settings.port, timeout=timeout_s)
+        with client:
+            client.ehlo()
+            if settings.security == "starttls":
+                client.starttls(context=context)
+            if settings.user:
+                client.login(settings.user, settings.password or "")
+    except smtplib.SMTPAuthenticationError as exc:
+        raise ConfigError(
+            f"SMTP server {server} refused the login of AUTERITY_SMTP_USER={settings.user!r}: "
+            + mask_secrets(f"{exc.smtp_code} {exc.smtp_error!r}")
+        ) from None
+    except (OSError, smtplib.SMTPException) as exc:
+        reason = mask_secrets(f"{type(exc).__name__}: {exc}")
+        raise ConfigError(
+            f"SMTP server {server} cannot be used ({reason}); check AUTERITY_SMTP_HOST, "
+            "AUTERITY_SMTP_PORT and AUTERITY_SMTP_SECURITY"
+        ) from None
 
 
 # --------------------------------------------------------------------------- scheduler
@@ -510,11 +702,21 @@ class Scheduler:
             record.duration_s,
         )
 
-    def deliver(self, job: Job, record: reports.RunRecord) -> tuple[str, str | None]:
-        """Send the run's email (or the failure email): ``(delivery status, reason)``."""
+    def deliver(
+        self, job: Job, record: reports.RunRecord, *, not_rerun: str | None = None
+    ) -> tuple[str, str | None]:
+        """Send the run's email (or the failure email): ``(delivery status, reason)``.
+
+        ``not_rerun`` says why an interrupted run is not run again: the failure email
+        then reports the interruption.
+        """
         try:
             settings = mailer.smtp_settings()
-            if record.ok:
+            if not_rerun is not None:
+                if not job.failure_to:
+                    return "failure_not_sent", "the job has no failure_to recipients"
+                built = build_interrupted_email(job, record, not_rerun, settings=settings)
+            elif record.ok:
                 send, reason = evaluate_condition(job, record.values)
                 if not send:
                     return "skipped", reason
@@ -538,6 +740,113 @@ class Scheduler:
             return "failure_sent", None
         return "sent", (f"not attached: {', '.join(built.dropped)}" if built.dropped else None)
 
+    def recover(
+        self, now: datetime | None = None, *, limit: int | None = None
+    ) -> tuple[list[Slot], list[Outcome]]:
+        """Take over the slots whose run was cut short (:func:`stranded_slots`).
+
+        A slot on its first attempt whose fire time is at most the grace period old is
+        taken over as attempt 2, to be run again (at most ``limit`` of them: the free
+        workers; the others wait for the next call). Any other is marked ``lost``, and the
+        job's failure recipients get the failure email, recorded as the delivery status of
+        the interrupted run. A slot whose run had in fact finished and been delivered is
+        only closed. Taking a slot over is a compare-and-set on its row, so a slot is re-run
+        or reported by one scheduler only, once.
+
+        Returns
+        -------
+        (list of Slot, list of Outcome)
+            The slots this call took over to run again (the caller runs them), and the
+            outcomes of the slots it reported lost.
+        """
+        stranded = stranded_slots(self.url)
+        if not stranded:
+            return [], []
+        now = now or self.clock()
+        reports.recover_interrupted(self.url)  # close the cut-short runs' records first
+        grace = timedelta(seconds=self.settings.grace_s)
+        again: list[Slot] = []
+        lost: list[Outcome] = []
+        for row in stranded:
+            job = self.schedule.jobs.get(row.job_name)
+            if job is None or not job.enabled:
+                continue  # not this schedule's to run any more: left as it is
+            slot = Slot(job, _aware(row.scheduled_for), row.attempt)
+            run = _slot_run(job.name, row.scheduled_for, self.url)
+            if run is not None and run.status == "ok" and run.delivery_status:
+                if _take_over(
+                    row, "done", row.attempt, "finished before its process ended", self.url
+                ):
+                    _finish_slot(slot, "done", run.run_id, None, self.url)
+                continue
+            if row.attempt >= MAX_ATTEMPTS:
+                why = "was not run again: it had already been run again once"
+            elif now - slot.scheduled_for > grace:
+                why = (
+                    "was not run again: no scheduler was back within the "
+                    f"{self.settings.grace_s:.0f} s grace period (AUTERITY_SCHEDULE_GRACE); "
+                    f"it was {(now - slot.scheduled_for).total_seconds():.0f} s late"
+                )
+            else:
+                if limit is not None and len(again) >= limit:
+                    continue
+                retry = Slot(job, slot.scheduled_for, row.attempt + 1)
+                cut = run.error_message if run is not None else None
+                detail = f"attempt {retry.attempt} after: {cut or 'its process ended'}"
+                if _take_over(row, "claimed", retry.attempt, detail, self.url):
+                    if run is not None:
+                        reports.record_delivery(
+                            run.run_id,
+                            "retried",
+                            f"run again (attempt {retry.attempt})",
+                            url=self.url,
+                        )
+                    log.warning(
+                        "%s: the %s run was cut short; running it again",
+                        job.name,
+                        slot.scheduled_for.isoformat(),
+                    )
+                    again.append(retry)
+                continue
+            if _take_over(row, "lost", row.attempt, why, self.url):
+                lost.append(self._report_lost(slot, run, why))
+        return again, lost
+
+    def _report_lost(self, slot: Slot, run: Any, why: str) -> Outcome:
+        """Send (and record) the failure email of a slot that is not run again."""
+        job = slot.job
+        naive = _naive(slot.scheduled_for)
+        run_id = (
+            run.run_id
+            if run is not None
+            else reports.record_unstarted_run(
+                job.notebook,
+                job.parameter_set,
+                job_id=job.name,
+                scheduled_for=naive,
+                reason="the scheduler running it ended before the notebook started",
+                url=self.url,
+            )
+        )
+        record = reports.get_run(run_id, self.url)
+        status, error = self.deliver(job, record, not_rerun=why)
+        reports.record_delivery(run_id, status, error, url=self.url)
+        _finish_slot(slot, "lost", run_id, why, self.url)
+        self.metrics.observe(job.name, "failed", None, status)
+        log.warning(
+            "%s: the %s run was cut short and %s; email %s",
+            job.name,
+            slot.scheduled_for.isoformat(),
+            why,
+            status,
+        )
+        outcome = Outcome(
+            job.name, slot.scheduled_for, run_id, "failed", status, error, record.error_message
+        )
+        with self._lock:
+            self.outcomes.append(outcome)
+        return outcome
+
     def _run_slot(self, slot: Slot) -> Outcome:
         """Execute a claimed slot and close it."""
         outcome = self.execute(slot.job, scheduled_for=slot.scheduled_for)
@@ -553,31 +862,55 @@ class Scheduler:
     def run_due(self, now: datetime | None = None) -> list[Outcome]:
         """Run whatever is due once (claimed first), at most ``max_parallel`` at a time.
 
+        Slots cut short by a scheduler that died are dealt with first (:meth:`recover`):
+        run again, or reported lost.
+
         Returns
         -------
         list of Outcome
-            One per slot this call claimed and ran; slots already taken by another
-            scheduler are left alone.
+            One per slot this call claimed and ran, or reported lost; slots already taken
+            by another scheduler are left alone.
+
+        Raises
+        ------
+        ConfigError
+            SMTP settings unusable (:func:`check_smtp_settings`): nothing has run.
         """
-        claimed = [s for s in self.due(now) if claim(s, url=self.url)]
+        check_smtp_settings(j for j in self.schedule.jobs.values() if j.enabled)
+        again, lost = self.recover(now)
+        claimed = again + [s for s in self.due(now) if claim(s, url=self.url)]
         if not claimed:
-            return []
+            return lost
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=self.settings.max_parallel) as pool:
-            return list(pool.map(self._run_slot, claimed))
+            return lost + list(pool.map(self._run_slot, claimed))
 
-    def trigger(self, name: str) -> Outcome:
-        """Run one job now (trigger ``manual``), delivery included; takes no slot."""
-        return self.execute(self.schedule.job(name), trigger="manual")
+    def trigger(self, name: str, *, check_server: bool = True) -> Outcome:
+        """Run one job now (trigger ``manual``), delivery included; takes no slot.
+
+        The SMTP settings are checked first and, with ``check_server``, the server too
+        (connection, TLS, login): a report is not run for an email that cannot go out.
+
+        Raises
+        ------
+        ConfigError
+            Unknown job, or SMTP settings or server unusable (nothing has run).
+        """
+        job = self.schedule.job(name)
+        settings = check_smtp_settings([job])
+        if check_server and settings is not None:
+            check_smtp_server(settings)
+        return self.execute(job, trigger="manual")
 
     # -- the daemon ------------------------------------------------------------
 
     def tick(self, now: datetime | None = None) -> list[Slot]:
         """Start every due slot there is a free worker for, in the background.
 
-        A due slot without a free worker is not claimed: it stays due for the next tick
-        (within the grace period), so concurrency is bounded without losing runs.
+        Slots cut short by a scheduler that died come first (:meth:`recover`). A due slot
+        without a free worker is not claimed: it stays due for the next tick (within the
+        grace period), so concurrency is bounded without losing runs.
 
         Returns
         -------
@@ -587,6 +920,20 @@ class Scheduler:
         if self._stop.is_set():
             return []
         started = []
+        free = 0  # hold the free workers while cut-short slots are taken over
+        while free < self.settings.max_parallel and self._free.acquire(blocking=False):
+            free += 1
+        try:
+            again, _lost = self.recover(now, limit=free)
+        except Exception:
+            for _ in range(free):
+                self._free.release()
+            raise
+        for slot in again:
+            self._start(slot)
+            started.append(slot)
+        for _ in range(free - len(again)):
+            self._free.release()
         for slot in self.due(now):
             if not self._free.acquire(blocking=False):
                 log.info("all %d workers busy; %s waits", self.settings.max_parallel, slot.job.name)
@@ -594,14 +941,18 @@ class Scheduler:
             if not claim(slot, url=self.url):
                 self._free.release()
                 continue
-            worker = threading.Thread(
-                target=self._worker, args=(slot,), name=f"auterity-{slot.job.name}", daemon=True
-            )
-            with self._lock:
-                self._workers[worker] = slot
-            worker.start()
+            self._start(slot)
             started.append(slot)
         return started
+
+    def _start(self, slot: Slot) -> None:
+        """Run a claimed slot in a worker thread (its worker is already taken)."""
+        worker = threading.Thread(
+            target=self._worker, args=(slot,), name=f"auterity-{slot.job.name}", daemon=True
+        )
+        with self._lock:
+            self._workers[worker] = slot
+        worker.start()
 
     def _worker(self, slot: Slot) -> None:
         """Thread body: run the slot, free the worker."""
@@ -661,13 +1012,21 @@ class Scheduler:
 
         After :meth:`stop` (SIGTERM), no new run starts; running ones get
         ``drain_timeout_s`` to finish (a second SIGTERM cuts that short), after which
-        they are recorded as interrupted.
+        they are recorded as interrupted. Bad SMTP settings refuse the start
+        (ConfigError); an SMTP server that does not answer is logged as a warning (it
+        may be a passing outage, and deliveries retry).
 
         Returns
         -------
         int
             Runs recorded as interrupted (0 for a clean stop).
         """
+        settings = check_smtp_settings(j for j in self.schedule.jobs.values() if j.enabled)
+        if settings is not None:
+            try:
+                check_smtp_server(settings)
+            except ConfigError as exc:  # may be a passing outage: deliveries retry later
+                log.warning("%s; emails will be retried when runs finish", exc)
         log.info("scheduler started: %d job(s)", len(self.schedule.jobs))
         while not self._stop.is_set():
             try:
@@ -710,11 +1069,15 @@ __all__ = [
     "SchedulerSettings",
     "Slot",
     "build_failure_email",
+    "build_interrupted_email",
     "build_job_email",
+    "check_smtp_server",
+    "check_smtp_settings",
     "claim",
     "fire_times",
     "headline",
     "install_signal_handlers",
     "slot_history",
+    "stranded_slots",
     "utc_now",
 ]

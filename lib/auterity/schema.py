@@ -165,12 +165,22 @@ schedule_slots = sa.Table(
     sa.Column("job_name", sa.String(128), primary_key=True),
     sa.Column("scheduled_for", sa.DateTime(), primary_key=True, comment="UTC"),
     sa.Column(
-        "status", sa.String(16), nullable=False, comment="claimed | done | error | interrupted"
+        "status",
+        sa.String(16),
+        nullable=False,
+        comment="claimed | done | error | interrupted | lost",
     ),
     sa.Column("run_id", sa.String(64), comment="report_runs.run_id of the run"),
     sa.Column("claimed_at", sa.DateTime(), nullable=False, comment="UTC"),
     sa.Column("claimed_by", sa.String(255), comment="host:pid of the claiming process"),
     sa.Column("detail", sa.Text(), comment="why a slot ended in error or was interrupted"),
+    sa.Column(
+        "attempt",
+        sa.Integer(),
+        nullable=False,
+        server_default="1",
+        comment="1 for the slot's run, 2 for its one re-run after an interruption",
+    ),
     comment="One row per cron slot a scheduler took on: claiming it is what runs it.",
 )
 
