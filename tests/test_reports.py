@@ -376,6 +376,27 @@ def test_cli_run_and_runs(project: Path, capsys: pytest.CaptureFixture[str]) -> 
     table = capsys.readouterr().out
     assert "broken" in table
     assert {"job", "delivery_status"} <= set(table.splitlines()[0].split())
+    assert "None" not in table and "nan" not in table.lower()  # blanks, not placeholders
+
+
+def test_a_run_prints_only_what_concerns_the_user(project: Path) -> None:
+    """No kernel or library chatter: the kernel talks over Unix sockets, so it does not
+    warn that its traffic crosses TCP in plain text (it did on every run)."""
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("auterity")
+    done = subprocess.run(
+        [str(exe), "run", "hello", "--no-pdf"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AUTERITY_HOME": str(project)},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ok in" in done.stdout
+    assert "WARNING" not in done.stderr and "encryption" not in done.stderr, done.stderr
 
 
 def test_cli_run_all_exit_status_and_progress(

@@ -522,6 +522,23 @@ def data_freshness(url: str | None = None) -> datetime | None:
     return max(lasts) if lasts else None
 
 
+def _ipc_kernel_manager() -> type:
+    """A kernel manager whose kernel talks over Unix sockets, not loopback TCP.
+
+    Other local users cannot reach a Unix socket in the private runtime folder, and the
+    kernel has no reason to warn (on every run) that its traffic crosses TCP in plain text.
+    """
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc"
+
+    return IPCKernelManager
+
+
 def render_html(
     executed: Path,
     target: Path,
@@ -832,6 +849,7 @@ def run(
             cwd=str(path.parent),
             execution_timeout=timeout,
             request_save_on_cell_execute=True,
+            kernel_manager_class=_ipc_kernel_manager(),
         )
         record.status = "ok"
     except Exception as exc:  # the notebook's failure is the run's result, not ours
