@@ -533,6 +533,11 @@ def test_flat_fee_runs_from_the_first_to_the_last_request(custom_duck: str) -> N
         date(2026, 10, 10), date(2026, 10, 12), models=LLAMA, url=custom_duck
     )
     assert (gap["requests"] == 0).all() and gap["cost"].tolist() == pytest.approx([2400 / 31] * 2)
+    # ... and the leaderboard of those idle days lists it with no requests and that fee.
+    idle = modelhub.leaderboard(date(2026, 10, 10), date(2026, 10, 12), url=custom_duck)
+    llama = idle.set_index("model_id").loc[LLAMA]
+    assert llama["requests"] == 0 and llama["cost"] == pytest.approx(2 * 2400 / 31)
+    assert idle["model_id"].iloc[-1] == LLAMA  # sorted by requests: last
     # Every view charges the same fee: the feature and customer breakdowns share it out.
     features = modelhub.cost_by_feature(*spanning, models=LLAMA, url=custom_duck)
     assert features["cost"].sum() == pytest.approx(2400 * (12 / 31 + 9 / 30))

@@ -701,6 +701,9 @@ def leaderboard(
 ) -> pd.DataFrame:
     """One row per model with traffic in the period: volume, reliability, speed, cost, quality.
 
+    A flat-priced model deployed in the period without a request in it has a row too
+    (zero requests, its fee as cost): the fee accrues all the same.
+
     The statistics come from one statement: a single grouped scan of ``inference_events``
     whose per-model aggregates are then left-joined to ``models`` (names, prices).
 
@@ -758,7 +761,7 @@ def leaderboard(
         )
         return _priced_select(agg, pricing, M.c.name, M.c.provider)
 
-    frame = _fetch_priced(statement, pricing, url)
+    frame = _idle_flat_models(_fetch_priced(statement, pricing, url), pricing)
     if frame.empty:
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
     for col in ("requests", "ok_requests", "errors", "timeouts", "input_tokens", "output_tokens"):
@@ -783,6 +786,32 @@ def leaderboard(
         frame = frame[frame["model_id"].isin(wanted)]
     frame = frame.sort_values(["requests", "model_id"], ascending=[False, True])
     return frame[LEADERBOARD_COLUMNS].reset_index(drop=True)
+
+
+def _idle_flat_models(frame: pd.DataFrame, pricing: _Pricing) -> pd.DataFrame:
+    """``frame`` plus a row of zero requests for each flat model deployed in the period
+    without a request in it (its fee accrues all the same, and a leaderboard that left it
+    out would understate the period's cost)."""
+    fees = pricing.flat_fees()
+    seen = set(frame["model_id"]) if not frame.empty else set()
+    idle = [m for m, fee in fees.items() if fee > 0 and m not in seen]
+    if not idle:
+        return frame
+    names = pricing.catalogue.set_index("model_id")
+    rows = pd.DataFrame(
+        {
+            "model_id": idle,
+            "name": [names.at[m, "name"] for m in idle],
+            "provider": [names.at[m, "provider"] for m in idle],
+            **dict.fromkeys(
+                ("requests", "ok_requests", "errors", "timeouts", "input_tokens", "output_tokens"),
+                0,
+            ),
+            "quality_n": 0,
+            "cost": 0.0,  # the fee is added with every other flat model's
+        }
+    )
+    return pd.concat([frame, rows], ignore_index=True) if not frame.empty else rows
 
 
 # --------------------------------------------------------------------------- daily trend
