@@ -34,6 +34,22 @@ def need_service(name: str, reason: str) -> None:
     pytest.skip(message)
 
 
+def need_chromium() -> str:
+    """The Chromium that prints PDFs and runs browser tests (see :func:`need_service`)."""
+    from auterity import reports
+
+    path = reports.chromium_path()
+    if path is None:
+        need_service("Chromium (/usr/bin/chromium)", "install it with apt-get install chromium")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The Chromium binary (fails in CI, skips locally, when it is not installed)."""
+    return need_chromium()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Every test gets its own DuckDB file as the default warehouse; engines are disposed."""

@@ -16,7 +16,7 @@ import pytest
 from nbconvert.filters.markdown import markdown2html
 
 from auterity import charts, escape, reports
-from conftest import need_service
+from conftest import need_chromium
 from untrusted import PAYLOADS, scan_markup, shown, visit
 
 _LINE_BREAKS = re.compile(r"[\n\r\u2028\u2029]")
@@ -223,7 +223,7 @@ def test_every_chart_draws_hostile_values_as_text() -> None:
 
 def test_charts_show_hostile_values_as_text_in_chromium(tmp_path: Path) -> None:
     """The charts in a real browser: drawn, hovered (tooltips), no script runs."""
-    chromium = _chromium()
+    chromium = need_chromium()
     from playwright.sync_api import sync_playwright
 
     page = tmp_path / "charts.html"
@@ -244,13 +244,6 @@ def test_charts_show_hostile_values_as_text_in_chromium(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- report HTML
-
-
-def _chromium() -> str:
-    path = reports.chromium_path()
-    if path is None:
-        need_service("Chromium (/usr/bin/chromium)", "install it with apt-get install chromium")
-    return path
 
 
 def _executed_notebook(path: Path) -> Path:
@@ -312,7 +305,7 @@ def test_report_sanitises_markdown_and_keeps_charts_and_tiles(tmp_path: Path) ->
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page  # the escaped Markdown value
     seen_markup = page.split('data-mime-type="text/markdown"', 1)[1]
     assert "alert(1)" in shown(seen_markup)  # raw HTML's text survives, not its elements
-    chromium = _chromium()
+    chromium = need_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -331,7 +324,7 @@ def test_report_sanitises_markdown_and_keeps_charts_and_tiles(tmp_path: Path) ->
 def test_pdf_printer_reads_only_the_report_folder(tmp_path: Path) -> None:
     """A report that frames, fetches and links files outside its folder (the project's
     .env three levels up, an absolute path, a symlink) prints none of them."""
-    _chromium()
+    need_chromium()
     from pypdf import PdfReader
 
     (tmp_path / ".env").write_text("AUTERITY_SMTP_PASSWORD=hunter2-dotenv\n")
@@ -405,7 +398,7 @@ class _Listener:
 def test_pdf_printer_has_no_network(tmp_path: Path) -> None:
     """Images, fetches, preconnects, WebSockets and WebRTC (STUN/TURN) to a local server:
     nothing reaches it while the PDF is printed."""
-    _chromium()
+    need_chromium()
     listener = _Listener()
     here = f"127.0.0.1:{listener.port}"
     report = tmp_path / "net.html"
@@ -435,7 +428,7 @@ def test_pdf_sandbox_is_used_unless_root(
 ) -> None:
     """As root Chromium cannot start sandboxed, so it runs without; as any other user the
     sandbox is asked for, and a sandbox that cannot start is logged, not fatal."""
-    _chromium()
+    need_chromium()
     import os
 
     assert reports.chromium_sandbox() == (os.geteuid() != 0)

@@ -14,18 +14,9 @@ from pathlib import Path
 import pytest
 
 from auterity import business, charts, present, reports
-from conftest import need_service
 
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "test-output" / "reports"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = reports.chromium_path()
-    if path is None:
-        need_service("Chromium (/usr/bin/chromium)", "install it with apt-get install chromium")
-    return path
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from nbconvert.filters.markdown import markdown2html
 from auterity import charts, dashboards, demo_data, mailer, reports, scheduler, warehouse
 from auterity.errors import ConfigError
 from auterity.schedule import Job
-from conftest import DEMO_END, need_service
+from conftest import DEMO_END
 from untrusted import PAYLOADS, payload, scan_markup, shown, visit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,14 +95,6 @@ def _hostile_warehouse(path: Path) -> str:
         warehouse.mark_data_changed(conn)
     warehouse.dispose_engines()
     return url
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = reports.chromium_path()
-    if path is None:
-        need_service("Chromium (/usr/bin/chromium)", "install it with apt-get install chromium")
-    return path
 
 
 @pytest.fixture(scope="module")
