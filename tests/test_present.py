@@ -176,6 +176,16 @@ def test_top_movers_default_previous_period(analytics_duckdb: str) -> None:
     pd.testing.assert_frame_equal(implicit, explicit)
 
 
+def test_skipped_table_names_kinds_in_words() -> None:
+    table = present.skipped_table({"forecast_risk": "needs 112 days", "new_kind": "<why>"})
+    assert table.to_dict("records") == [
+        {"kind": "Forecast risk", "why": "needs 112 days"},
+        {"kind": "new_kind", "why": "<why>"},
+    ]
+    assert "&lt;why&gt;" in present.table_html(table)
+    assert list(present.skipped_table({}).columns) == ["kind", "why"]
+
+
 def test_period_line_and_insight_cards_show_values_as_text() -> None:
     from types import SimpleNamespace
 

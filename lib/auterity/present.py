@@ -280,6 +280,25 @@ KIND_LABELS = {
 """How each kind of insight card is named in reports."""
 
 
+def skipped_table(skipped: Mapping[str, str]) -> pd.DataFrame:
+    """What an insights report could not test, one row per kind, for :func:`table_html`.
+
+    Parameters
+    ----------
+    skipped : mapping of str to str
+        ``InsightReport.skipped``: card kind -> why it was not (fully) tested.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``kind`` (in words, as :data:`KIND_LABELS`) and ``why``.
+    """
+    return pd.DataFrame(
+        [(KIND_LABELS.get(kind, kind), why) for kind, why in skipped.items()],
+        columns=["kind", "why"],
+    )
+
+
 def insight_table(cards: Sequence[Any]) -> pd.DataFrame:
     """One row per insight card, in the given (ranked) order, for :func:`table_html`.
 
