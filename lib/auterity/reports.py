@@ -527,14 +527,21 @@ def _ipc_kernel_manager() -> type:
 
     Other local users cannot reach a Unix socket in the private runtime folder, and the
     kernel has no reason to warn (on every run) that its traffic crosses TCP in plain text.
+    Each kernel gets sockets of its own name: jupyter_client's default for a manager
+    without a connection file is ``kernel-ipc`` in the working directory, which parallel
+    runs would share (one client then talks to another run's kernel).
     """
     from jupyter_client import AsyncKernelManager
-    from traitlets import default
+    from jupyter_core.paths import jupyter_runtime_dir
 
     class IPCKernelManager(AsyncKernelManager):  # type: ignore[misc]
-        @default("transport")
         def _transport_default(self) -> str:
             return "ipc"
+
+        def _ip_default(self) -> str:
+            folder = Path(jupyter_runtime_dir())
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return str(folder / f"auterity-{uuid.uuid4().hex[:16]}-ipc")
 
     return IPCKernelManager
 
@@ -722,7 +729,9 @@ def _running_cell(executed: Path) -> int | None:
     """Execution count of the cell that was running when the run stopped, from the saved notebook.
 
     Papermill stamps a cell's ``start_time`` as it starts it and saves; a timeout or a dead
-    kernel does not mark the cell failed, so the running cell is the last one started.
+    kernel does not mark the cell failed, so the running cell is the last one started. A
+    kernel that died at once may not have announced the cell's number: it is then the one
+    after the previous cell's (every executed cell takes the next number).
     """
     import nbformat
 
@@ -735,7 +744,13 @@ def _running_cell(executed: Path) -> int | None:
         for cell in nb.cells
         if cell.cell_type == "code" and cell.metadata.get("papermill", {}).get("start_time")
     ]
-    return started[-1].get("execution_count") if started else None
+    if not started:
+        return None
+    running = started[-1].get("execution_count")
+    if running is None:
+        previous = started[-2].get("execution_count") if len(started) > 1 else 0
+        running = previous + 1 if previous is not None else None
+    return running
 
 
 def _error_summary(exc: BaseException) -> tuple[int | None, str]:
