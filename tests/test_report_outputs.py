@@ -95,6 +95,12 @@ def test_business_report_offline_with_library_numbers(
         assert tiles[row["metric"]] == charts.format_value(row["current"], row["unit"])
     pdf = Path(record.outputs["pdf"]).read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 50_000
+    # Every tile fits the A4 page (four 150 px tiles a row used to run off its right edge).
+    from pypdf import PdfReader
+
+    first_page = " ".join(PdfReader(record.outputs["pdf"]).pages[0].extract_text().split())
+    for _, row in kpis.iterrows():
+        assert charts.format_value(row["current"], row["unit"]) in first_page, row["metric"]
 
 
 def test_modelhub_report_draws_offline(home: Path, chromium: str) -> None:
