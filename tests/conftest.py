@@ -6,9 +6,13 @@ import dataclasses
 import email
 import email.policy
 import os
+import signal
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
@@ -190,3 +194,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def auterity_serve(
+    env: dict[str, str], log_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``auterity serve`` as a user starts it, on a free loopback port, in its own process
+    group with its output in ``log_path``; stopped (SIGTERM, then SIGKILL) afterwards.
+
+    Yields ``(process, port)``.
+    """
+    port = free_port()
+    exe = Path(sys.executable).with_name("auterity")
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process, port
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):  # pragma: no cover
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)

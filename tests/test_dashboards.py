@@ -6,8 +6,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +21,7 @@ import requests
 
 from auterity import business, charts, dashboards, demo_data, modelhub, present, serve, warehouse
 from auterity.errors import ConfigError, DatabaseUnavailable
+from conftest import auterity_serve, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "test-output" / "dashboards"
@@ -326,12 +325,6 @@ with warehouse.connect(sys.argv[1], write=True):
 """A writer that keeps the DuckDB file until its stdin closes (the database is 'down')."""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _events(n: int, ts: datetime, *, status: str = "ok", prefix: str = "rt") -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -373,41 +366,20 @@ def _wait_log(log_path: Path, text: str, count: int, seconds: float = 90) -> Non
         time.sleep(0.3)
 
 
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):  # pragma: no cover
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def server(live_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """`auterity serve` on a free loopback port against the live warehouse."""
     if not Path("/usr/bin/chromium").is_file():  # pragma: no cover
         pytest.fail("Chromium is not installed at /usr/bin/chromium")
-    port = _free_port()
     log_path = tmp_path_factory.mktemp("voila") / "voila.log"
     env = {**os.environ, "AUTERITY_DB_URL": live_url, serve.ENV_TOKEN: TOKEN}
     env["AUTERITY_DB_LOCK_TIMEOUT"] = "2"  # a locked warehouse reads as 'unavailable' soon
     env.pop("AUTERITY_TIMEZONE", None)
-    exe = Path(sys.executable).with_name("auterity")
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with auterity_serve(env, log_path) as (process, port):
+        base = f"http://127.0.0.1:{port}"
         _wait_started(base, process, log_path)
         _wait_log(log_path, "is filled", 3)  # the pre-heated pools
         yield {"base": base, "log": str(log_path)}
-    finally:
-        _kill(process)
 
 
 @pytest.fixture(scope="module")
@@ -840,7 +812,7 @@ def test_kernel_cap_and_idle_culling(tmp_path: Path) -> None:
         VoilaKernelManager={"fill_delay": 0.1},
     )
     log_path = tmp_path / "voila.log"
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log_file:
         process, url = serve.start(

@@ -13,9 +13,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +26,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketHandler, websocket_connect
 
 from auterity import serve
-from conftest import free_port
+from conftest import auterity_serve, free_port
 
 TOKEN = "serve-test-token-1234567890"
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +88,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     """`auterity serve` on a free loopback port, on the tiny dashboards folder."""
     root = tmp_path_factory.mktemp("serve")
     folder = _dashboards(root / "dashboards")
-    port = free_port()
     log_path = root / "serve.log"
     env = {
         **os.environ,
@@ -98,16 +95,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         serve.ENV_TOKEN: TOKEN,
         "AUTERITY_TEST_VIEWER_FILE": str(root / "viewers.jsonl"),
     }
-    exe = Path(sys.executable).with_name("auterity")
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with auterity_serve(env, log_path) as (process, port):
         _wait_log(log_path, "Kernel pool of tiny.ipynb is filled", process)
         yield {
             "base": f"http://127.0.0.1:{port}",
@@ -116,13 +104,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
             "routes": str(folder / "routes.json"),
             "viewers": str(root / "viewers.jsonl"),
         }
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def _viewers(server: dict[str, str], count: int) -> list[dict]:
