@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check --quiet
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo demo-data test test-fast lint format lab bench bench-accuracy lock clean
+.PHONY: help install chromium demo demo-data test test-fast lint format lab bench bench-accuracy lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,19 +20,24 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv and install the project with its dev extras
 
-demo: install  ## build the demo warehouse, run every report, then serve the dashboards
+chromium:  ## install Debian's Chromium if missing (PDF reports, browser tests), or say how
+	@bash .ci/ensure-chromium
+
+demo: install chromium  ## build the demo warehouse, run every report, then serve the dashboards
 	$(BIN)/auterity demo-data
 	$(BIN)/auterity run --all
 	@echo "Reports: file://$(CURDIR)/reports/index.html"
 	@echo "Serving the dashboards (Ctrl-C stops):"
 	$(BIN)/auterity serve
 
-test: install  ## run the whole test suite with coverage of lib/auterity
+test: install chromium  ## run the whole test suite with coverage of lib/auterity
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install  ## ruff lint and format check
+lint: install  ## ruff, mypy and the import-linter layers contract
 	$(BIN)/ruff check lib tests benchmarks
 	$(BIN)/ruff format --check lib tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: install  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix lib tests benchmarks

@@ -22,7 +22,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Build the notebooks' warehouse if any notebook was collected."""
     if not any(str(item.fspath).endswith(".ipynb") for item in session.items):
         return
-    from auterity import demo_data, warehouse
+    from auterity import warehouse
+    from auterity.demo import generate as demo_data
 
     folder = tempfile.mkdtemp(prefix="auterity-notebooks-")
     session.config._auterity_notebook_dir = folder  # type: ignore[attr-defined]

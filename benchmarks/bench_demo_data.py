@@ -18,7 +18,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-from auterity import demo_data, warehouse
+from auterity import redact, warehouse
+from auterity.demo import generate as demo_data
 
 
 def _build(events: int, url: str) -> dict:
@@ -59,7 +60,7 @@ def main() -> None:
         for events in args.events:
             url = args.db_url or f"duckdb:///{Path(tmp) / f'bench_{events}.duckdb'}"
             result = _build(events, url)
-            result["database"] = warehouse.mask_url(url).split(":")[0]
+            result["database"] = redact.mask_url(url).split(":")[0]
             if not args.db_url:
                 result["file_mb"] = round(
                     Path(url.removeprefix("duckdb:///")).stat().st_size / 2**20

@@ -186,7 +186,8 @@ def _is_planted_pair(card: dict[str, Any]) -> bool:
 def run_seed(args: tuple[int, str, int, int, int]) -> dict[str, Any]:
     """Build both worlds of one seed, run the insights, score them."""
     seed, workdir, events, months, burn_in = args
-    from auterity import demo_data, insights, warehouse
+    from auterity import insights, warehouse
+    from auterity.demo import generate as demo_data
 
     out: dict[str, Any] = {"seed": seed}
     end = date(2026, 11, 1)

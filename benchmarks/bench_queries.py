@@ -145,7 +145,9 @@ def main() -> None:
 
     url = f"duckdb:///{args.db.resolve()}"
     os.environ["AUTERITY_DB_URL"] = url
-    from auterity import business, cache, demo_data, modelhub, warehouse
+    from auterity import business, modelhub, warehouse
+    from auterity.demo import generate as demo_data
+    from auterity.warehouse import cache
 
     if not args.db.exists():
         print(f"building {args.events:,} events into {args.db} ...", flush=True)

@@ -78,7 +78,7 @@ def main() -> None:
 
     url = f"duckdb:///{args.db.resolve()}"
     if not args.db.exists():
-        from auterity import demo_data
+        from auterity.demo import generate as demo_data
 
         print(f"building the default demo warehouse into {args.db} ...", flush=True)
         demo_data.build(demo_data.DemoConfig(end=date(2026, 11, 1)), url=url)

@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from auterity import demo_data, warehouse
+from auterity import redact, warehouse
+from auterity.demo import generate as demo_data
 
 PG_SERVER_URL = os.environ.get(
     "AUTERITY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -73,7 +74,7 @@ def pg_server() -> str:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.DBAPIError as exc:
-        need_service(f"PostgreSQL at {warehouse.mask_url(PG_SERVER_URL)}", str(exc.orig).strip())
+        need_service(f"PostgreSQL at {redact.mask_url(PG_SERVER_URL)}", str(exc.orig).strip())
     finally:
         engine.dispose()
     return PG_SERVER_URL

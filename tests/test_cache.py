@@ -30,8 +30,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from auterity import cache, dialect, schema, warehouse
+from auterity import warehouse
 from auterity.errors import ConfigError
+from auterity.warehouse import cache, dialect, schema
 from conftest import free_port, need_service
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -143,7 +144,7 @@ def test_redis_cache_is_shared_between_processes(redis_url: str, _isolated_wareh
         [
             sys.executable,
             "-c",
-            "import sqlalchemy as sa; from auterity import cache, schema; "
+            "import sqlalchemy as sa; from auterity.warehouse import cache, schema; "
             "m = schema.models; "
             "cache.fetch(sa.select(m.c.provider, sa.func.count().label('n'))"
             ".group_by(m.c.provider).order_by(m.c.provider)); print(cache.stats)",
@@ -165,7 +166,7 @@ def test_redis_outage_degrades_to_no_cache(
     monkeypatch.setenv("AUTERITY_CACHE_KEY", CACHE_KEY)
     warehouse.ensure_schema()
     _add_models(_isolated_warehouse, "a")
-    with caplog.at_level(logging.WARNING, logger="auterity.cache"):
+    with caplog.at_level(logging.WARNING, logger="auterity.warehouse.cache"):
         started = time.monotonic()
         for _ in range(5):
             assert cache.fetch(_statement()).loc[0, "n"] == 1
@@ -177,7 +178,8 @@ def test_redis_outage_degrades_to_no_cache(
 
 
 def test_metrics_use_the_cache(_isolated_warehouse: str) -> None:
-    from auterity import demo_data, metrics
+    from auterity import metrics
+    from auterity.demo import generate as demo_data
 
     cfg = demo_data.DemoConfig(seed=2, events=3_000, months=3, end=date(2026, 5, 1))
     demo_data.build(cfg, url=_isolated_warehouse)
@@ -260,7 +262,7 @@ def test_forged_redis_entries_are_rejected_and_never_unpickled(
             key, zlib.compress(b'[["provider","n"],1,[{"$pickle":"x"},[1]]]')
         ),
     }
-    with caplog.at_level(logging.WARNING, logger="auterity.cache"):
+    with caplog.at_level(logging.WARNING, logger="auterity.warehouse.cache"):
         for rejected, (what, forged) in enumerate(forgeries.items(), start=2):
             client.set(key, forged)
             before = dict(cache.stats)
@@ -569,7 +571,7 @@ def test_redis_with_a_password_and_an_acl_user(
     for url, message in bad.items():
         monkeypatch.setenv("AUTERITY_CACHE_URL", url)
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="auterity.cache"):
+        with caplog.at_level(logging.WARNING, logger="auterity.warehouse.cache"):
             assert cache.fetch(_statement()).loc[0, "n"] == 1  # answered without the cache
         (warning,) = [r.getMessage() for r in caplog.records]
         assert message in warning and "AUTERITY_CACHE_URL" in warning, warning
@@ -625,13 +627,13 @@ def test_redis_over_tls(
     cache.fetch(_statement())
     assert cache.stats["hits"] == 2  # the same server and entries, CA named in the URL
     monkeypatch.setenv("AUTERITY_CACHE_URL", url)  # the system store does not know our CA
-    with caplog.at_level(logging.WARNING, logger="auterity.cache"):
+    with caplog.at_level(logging.WARNING, logger="auterity.warehouse.cache"):
         assert cache.fetch(_statement()).loc[0, "n"] == 1
     (warning,) = [r.getMessage() for r in caplog.records]
     assert "unavailable" in warning and "certificate verify failed" in warning, warning
     monkeypatch.setenv("AUTERITY_CACHE_URL", f"redis://:tls-pass-word@127.0.0.1:{port}/0")
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="auterity.cache"):
+    with caplog.at_level(logging.WARNING, logger="auterity.warehouse.cache"):
         assert cache.fetch(_statement()).loc[0, "n"] == 1  # plain text to a TLS port
     assert len(caplog.records) == 1
     assert "tls-pass-word" not in caplog.text

@@ -221,7 +221,7 @@ def test_real_process_demo_data_on_postgres(pg_url: str) -> None:
 def small_warehouse(tmp_path_factory: pytest.TempPathFactory) -> str:
     from datetime import date
 
-    from auterity import demo_data
+    from auterity.demo import generate as demo_data
 
     url = f"duckdb:///{tmp_path_factory.mktemp('cli') / 'w.duckdb'}"
     demo_data.build(
@@ -515,12 +515,12 @@ def test_tables_keep_warehouse_text_from_driving_the_terminal(
     """A value with an escape sequence or a line break prints as one harmless line."""
     import pandas as pd
 
-    from auterity.cli import _emit
+    from auterity.cli.output import emit
 
     hostile = "\x1b]0;owned\x07\x1b[2Jmodel\nsecond line"
-    _emit(pd.DataFrame({"model_id": [hostile], "requests": [3]}), "table")
+    emit(pd.DataFrame({"model_id": [hostile], "requests": [3]}), "table")
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
     assert len(out.strip().splitlines()) == 2  # header and one row
-    _emit(pd.DataFrame({"feature": ["=HYPERLINK(1)"], "requests": [3]}), "csv")
+    emit(pd.DataFrame({"feature": ["=HYPERLINK(1)"], "requests": [3]}), "csv")
     assert capsys.readouterr().out.splitlines()[1] == "'=HYPERLINK(1),3"

@@ -92,20 +92,53 @@ def test_root_found_from_working_directory(tmp_path: Path, monkeypatch: pytest.M
     assert config.project_root() == tmp_path
 
 
-def test_readme_configuration_table_lists_every_setting_the_code_reads() -> None:
-    """Every AUTERITY_* variable named in the library has a row in the README's table."""
+def test_every_setting_the_code_names_is_declared_once_and_the_readme_shows_the_declaration() -> (
+    None
+):
+    """config.SETTINGS is the one declaration: the README's table is exactly it, row by row."""
     import re
 
     named = set()
     for source in (REPO / "lib" / "auterity").rglob("*.py"):
         named |= set(re.findall(r"\bAUTERITY_[A-Z0-9_]*[A-Z0-9]\b", source.read_text()))
+    declared = [s.name for s in config.SETTINGS]
+    assert len(declared) == len(set(declared)), "a setting is declared twice"
+    assert sorted(named - set(declared)) == []
     readme = (REPO / "README.md").read_text()
     table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    rows = {
-        name
-        for line in table.splitlines()
-        if line.startswith("| `AUTERITY_")
-        for name in re.findall(r"`(AUTERITY_[A-Z0-9_]+)`", line.split(" | ")[0])
-    }
-    assert named, "no settings found: the scan is broken"
-    assert sorted(named - rows) == []
+    rows = [line for line in table.splitlines() if line.startswith("| `AUTERITY_")]
+    expected = [f"| `{s.name}` | {s.shown_default} | {s.meaning} |" for s in config.SETTINGS]
+    assert rows == expected
+
+
+def test_only_config_reads_auterity_variables_from_the_environment() -> None:
+    """Modules ask config.value() (or seconds/count) instead of reading os.environ."""
+    import re
+
+    offenders = []
+    for source in (REPO / "lib" / "auterity").rglob("*.py"):
+        if source.name == "config.py" and source.parent.name == "auterity":
+            continue
+        text = source.read_text()
+        for match in re.finditer(r"(os\.environ(\.get)?|os\.getenv)\s*[\(\[]\s*([A-Z_\"']+)", text):
+            argument = match.group(3)
+            if "AUTERITY" in argument or argument.startswith("ENV_"):
+                offenders.append(f"{source.relative_to(REPO)}: {match.group(0)}")
+    assert offenders == []
+
+
+def test_value_reads_the_environment_then_the_declared_default(monkeypatch) -> None:
+    monkeypatch.delenv("AUTERITY_SMTP_HOST", raising=False)
+    assert config.value("AUTERITY_SMTP_HOST") == "localhost"
+    monkeypatch.setenv("AUTERITY_SMTP_HOST", "mail.example.org")
+    assert config.value("AUTERITY_SMTP_HOST") == "mail.example.org"
+    monkeypatch.setenv("AUTERITY_SMTP_HOST", "")
+    assert config.value("AUTERITY_SMTP_HOST") == ""  # set but empty stays empty
+    with pytest.raises(KeyError):
+        config.value("AUTERITY_NOT_DECLARED")
+    monkeypatch.setenv("AUTERITY_SCHEDULE_GRACE", "soon")
+    with pytest.raises(ConfigError, match="AUTERITY_SCHEDULE_GRACE='soon' is not a number"):
+        config.seconds("AUTERITY_SCHEDULE_GRACE")
+    monkeypatch.setenv("AUTERITY_SCHEDULE_MAX_PARALLEL", "0")
+    with pytest.raises(ConfigError, match="at least 1"):
+        config.count("AUTERITY_SCHEDULE_MAX_PARALLEL", "concurrent runs")

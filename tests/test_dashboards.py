@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 import requests
 
-from auterity import business, charts, dashboards, demo_data, modelhub, present, serve, warehouse
+from auterity import business, charts, dashboards, modelhub, present, serve, warehouse
+from auterity.demo import generate as demo_data
 from auterity.errors import ConfigError, DatabaseUnavailable
 from conftest import auterity_serve, free_port
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from auterity import demo_data, warehouse
+from auterity import warehouse
+from auterity.demo import generate as demo_data
 from auterity.errors import ConfigError
 from conftest import DEMO_END, SMALL
 
@@ -69,12 +70,6 @@ def test_chunks_match_expected_rows_and_manifest() -> None:
 def test_bad_config_is_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         demo_data.DemoConfig(**kwargs)
-
-
-def test_parse_date() -> None:
-    assert demo_data.parse_date("2026-02-03") == date(2026, 2, 3)
-    with pytest.raises(ConfigError, match="expected YYYY-MM-DD"):
-        demo_data.parse_date("03/02/2026")
 
 
 # --------------------------------------------------------------------------- realism

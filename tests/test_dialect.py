@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from auterity import cache, dialect, schema
 from auterity.errors import ConfigError
+from auterity.warehouse import cache, dialect, schema
 from conftest import read_table
 
 

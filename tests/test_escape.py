@@ -444,7 +444,7 @@ def test_pdf_sandbox_is_used_unless_root(
     monkeypatch.setattr(BrowserType, "launch", spy)
     report = tmp_path / "s.html"
     report.write_text("<html><body><p>sandbox</p></body></html>")
-    monkeypatch.setattr(reports, "chromium_sandbox", lambda: True)
+    monkeypatch.setattr(reports.render, "chromium_sandbox", lambda: True)
     with caplog.at_level(logging.WARNING, logger="auterity.reports"):
         reports.render_pdf(report, tmp_path / "s.pdf")
     assert launches[0] is True

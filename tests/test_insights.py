@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auterity import correlate, demo_data, insights, warehouse
+from auterity import correlate, insights, warehouse
 from auterity.cli import main
+from auterity.demo import generate as demo_data
 from auterity.errors import ConfigError
 from conftest import build_duckdb, read_table
 

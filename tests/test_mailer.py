@@ -17,8 +17,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from auterity import business, charts, mailer, metrics, present
+from auterity import business, charts, metrics, present
 from auterity.errors import ConfigError
+from auterity.reports import mailer
 from conftest import Inbox, free_port
 
 
@@ -136,7 +137,7 @@ def test_smtp_down_retries_then_fails_with_reason(
     built = mailer.build_report_email(subject="s", to=["a@example.com"], title="t", intro="i")
     started = time.monotonic()
     with (
-        caplog.at_level(logging.WARNING, logger="auterity.mailer"),
+        caplog.at_level(logging.WARNING, logger="auterity.reports.mailer"),
         pytest.raises(mailer.DeliveryError, match="after 3 attempt") as err,
     ):
         mailer.send(built.message, attempts=3, backoff_s=0.1)

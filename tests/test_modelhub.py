@@ -24,8 +24,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from auterity import demo_data, modelhub, schema, warehouse
+from auterity import modelhub, warehouse
+from auterity.demo import generate as demo_data
 from auterity.errors import ConfigError
+from auterity.warehouse import schema
 from conftest import DEMO_END
 
 SMALL_MH = demo_data.DemoConfig(seed=5, events=20_000, months=4, end=DEMO_END)

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from auterity import anomaly, charts, dialect, insights, params, present, reports, schema, warehouse
+from auterity import anomaly, charts, insights, present, reports, warehouse
 from auterity.errors import ConfigError
+from auterity.reports import params
+from auterity.warehouse import dialect, schema
 
 REPO = Path(__file__).parents[1]
 BUSINESS, MODELHUB, EXECUTIVE, ANOMALIES, INSIGHTS = (

@@ -14,8 +14,10 @@ import nbformat
 import pytest
 import sqlalchemy as sa
 
-from auterity import params, reports, schema, warehouse
+from auterity import reports, warehouse
 from auterity.errors import ConfigError
+from auterity.reports import params
+from auterity.warehouse import schema
 
 
 def _notebook(path: Path, body: list[str], parameters: str) -> Path:
@@ -437,7 +439,7 @@ def test_mask_notebook_leaves_clean_notebooks_alone_and_masks_the_rest(tmp_path:
     assert masked.cells[0].outputs[0].text == "postgresql://u:***@h/db\n"
     assert masked.cells[0].outputs[1].data["image/png"] == "cG9zdGdyZXNxbDovL3U6cHc="
     # papermill's handler interface, through the masking prefix
-    handler = reports._MaskedNotebookWriter()
+    handler = reports.runner.MaskedNotebookWriter()
     target = tmp_path / "out.ipynb"
     handler.write(nbformat.writes(nb), reports.MASKED_SCHEME + str(target))
     assert "pw-77" not in handler.read(reports.MASKED_SCHEME + str(target))

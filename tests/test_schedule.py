@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from auterity import schedule
 from auterity.errors import ConfigError
+from auterity.reports import schedule
 
 GOOD_JOB = """
 jobs:

@@ -29,10 +29,11 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from auterity import business, charts, reports, schema, warehouse
-from auterity import scheduler as sched
-from auterity.schedule import Schedule, load_schedule
-from auterity.schedule_metrics import SchedulerMetrics
+from auterity import business, charts, reports, warehouse
+from auterity.reports import scheduler as sched
+from auterity.reports.prometheus import SchedulerMetrics
+from auterity.reports.schedule import Schedule, load_schedule
+from auterity.warehouse import schema
 from conftest import Inbox, free_port
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -252,8 +253,8 @@ def test_disabled_jobs_are_never_due_and_claims_are_exclusive(project: Path) -> 
 CLAIM_SCRIPT = """
 import sys
 from datetime import datetime
-from auterity import scheduler
-from auterity.schedule import Job
+from auterity.reports import scheduler
+from auterity.reports.schedule import Job
 job = Job("greet", "hello", None, None, "0 8 * * *", "Europe/Berlin", ("a@example.com",))
 slot = scheduler.Slot(job, datetime.fromisoformat(sys.argv[1]))
 print("claimed" if scheduler.claim(slot) else "taken")
@@ -321,7 +322,7 @@ def test_restart_catch_up_runs_a_missed_slot_once(
     # Missed beyond the grace period: not run at all.
     much_later = datetime(2026, 11, 6, 12, 0, tzinfo=BERLIN)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="auterity.scheduler"):
+    with caplog.at_level(logging.WARNING, logger="auterity.reports.scheduler"):
         assert restarted.due(much_later) == []
         assert restarted.due(much_later + timedelta(minutes=1)) == []
     (warning,) = [r.getMessage() for r in caplog.records if "grace period" in r.getMessage()]
@@ -806,7 +807,7 @@ def test_an_smtp_server_that_does_not_answer(
     runner = sched.Scheduler(_only(load_schedule(), "greet"), settings=FAST, pdf=False)
     stopper = threading.Timer(1.0, runner.stop)
     stopper.start()
-    with caplog.at_level(logging.WARNING, logger="auterity.scheduler"):
+    with caplog.at_level(logging.WARNING, logger="auterity.reports.scheduler"):
         assert runner.serve_forever(poll_s=0.2) == 0
     stopper.join()
     assert f"SMTP server 127.0.0.1:{smtp_env} (none) cannot be used" in caplog.text

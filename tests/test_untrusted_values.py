@@ -27,9 +27,11 @@ import pytest
 import sqlalchemy as sa
 from nbconvert.filters.markdown import markdown2html
 
-from auterity import charts, dashboards, demo_data, mailer, reports, scheduler, warehouse
+from auterity import charts, dashboards, reports, warehouse
+from auterity.demo import generate as demo_data
 from auterity.errors import ConfigError
-from auterity.schedule import Job
+from auterity.reports import mailer, scheduler
+from auterity.reports.schedule import Job
 from conftest import DEMO_END
 from untrusted import PAYLOADS, payload, scan_markup, shown, visit
 
@@ -299,7 +301,7 @@ def test_dashboards_show_hostile_values_as_text(
     """First paint (with charts, as a pre-heated kernel makes it), every widget's HTML,
     the live charts (hovered) and the exports of the three dashboards."""
     url = world["url"]
-    newest = reports.data_freshness(url)
+    newest = warehouse.data_freshness(url)
     assert newest is not None
     built = [
         dashboards.business(url=url),

@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from auterity import schema, warehouse
+from auterity import warehouse
 from auterity.errors import ConfigError, DatabaseUnavailable
+from auterity.warehouse import schema
 
 # --------------------------------------------------------------------------- configuration errors
 
@@ -384,7 +385,7 @@ def test_upgrade_from_an_older_revision_keeps_rows(
     url = request.getfixturevalue("pg_url") if backend == "postgres" else None
     url = url or os.environ["AUTERITY_DB_URL"]
     with warehouse.connect(url, write=True) as conn:
-        command.upgrade(warehouse._alembic_config(conn), "0001")
+        command.upgrade(warehouse.engine.alembic_config(conn), "0001")
     with warehouse.connect(url, write=True) as conn:
         conn.execute(
             sa.text(
@@ -454,7 +455,8 @@ _POLLER = textwrap.dedent(
     """
     import json, sys, time
     import sqlalchemy as sa
-    from auterity import schema, warehouse
+    from auterity import warehouse
+    from auterity.warehouse import schema
     url, stop = sys.argv[1], sys.argv[2]
     seen, errors, polls = set(), [], 0
     import os
@@ -487,7 +489,7 @@ def test_concurrent_rebuilds_are_exclusive_and_readers_see_whole_worlds(tmp_path
     A reader process polls every table the whole time: each poll must find all tables and
     the row counts of one complete world (the one before, or the winner's).
     """
-    from auterity import demo_data
+    from auterity.demo import generate as demo_data
 
     path = tmp_path / "raced.duckdb"
     url = f"duckdb:///{path}"
@@ -508,7 +510,7 @@ def test_concurrent_rebuilds_are_exclusive_and_readers_see_whole_worlds(tmp_path
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
 
-    winner = rebuild(2, 120_000)
+    winner = rebuild(2, 400_000)  # long enough to outlast the loser's start-up
     building = path.with_name(path.name + ".building")
     deadline = time.monotonic() + 120
     while not building.exists():  # the first rebuild is writing its new file

@@ -42,7 +42,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auterity import forecast
 from auterity.errors import AuterityError
+from auterity.timeseries import grain_of, infer_frequency, metric_series
 
 log = logging.getLogger("auterity.anomaly")
 
@@ -269,8 +271,6 @@ def _prophet(
     frame: pd.DataFrame, relative_floor: float, floor_level: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Prophet's in-sample fit and the residual in units of its interval (non-causal)."""
-    from auterity import forecast
-    from auterity.timeseries import grain_of, infer_frequency
 
     fit = forecast.in_sample(frame, grain=grain_of(infer_frequency(frame["ds"])))
     expected = fit["yhat"].to_numpy()
@@ -484,7 +484,6 @@ def scan(
     dict
         ``{metric: AnomalyResult}`` in the order given.
     """
-    from auterity.timeseries import metric_series
 
     step = {"day": timedelta(days=1), "week": timedelta(weeks=1), "month": timedelta(days=31)}
     if grain not in step:

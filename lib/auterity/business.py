@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from auterity import cache, dialect, metrics, schema
+from auterity import metrics
 from auterity.config import get_settings, validate_timezone
 from auterity.errors import ConfigError
+from auterity.warehouse import cache, dialect, schema
 
 KPI_METRICS = (
     "revenue",

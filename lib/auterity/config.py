@@ -4,23 +4,9 @@ Every path derives from one project root; every setting comes from the environme
 (optionally a git-ignored ``.env`` file at the project root). Notebooks never hold
 paths or secrets: they ask this module.
 
-Environment variables
----------------------
-AUTERITY_DB_URL      SQLAlchemy URL of the warehouse (default: ``data/auterity.duckdb``).
-AUTERITY_HOME        Project root override (default: the checkout this package lives in, else cwd).
-AUTERITY_TIMEZONE    Business time zone for day/week/month boundaries (default ``UTC``).
-AUTERITY_CURRENCY    Reporting currency of order amounts (default ``USD``).
-AUTERITY_USER        Acting user recorded on runs and audit rows (default: the OS user).
-AUTERITY_DB_LOCK_TIMEOUT  Seconds to wait for a DuckDB file held by another process (default 60).
-AUTERITY_CACHE_URL   ``redis://...`` (or ``rediss://`` for TLS) to share the query-result cache
-                     (default: in-process).
-AUTERITY_CACHE_KEY   Secret (at least 32 characters) that signs cache entries; required with Redis.
-AUTERITY_CACHE_CA_FILE  CA certificate(s) that the ``rediss://`` cache's certificate must chain to.
-AUTERITY_CACHE_TTL   Seconds a cached result may be served (default 300; 0 turns caching off).
-AUTERITY_KEEP_RUNS   Successful report runs kept per notebook and parameter set (default 10).
-AUTERITY_KEEP_FAILED_RUNS  Failed report runs kept per notebook and parameter set, on top of
-                     the successful ones (default 10).
-AUTERITY_RUN_TIMEOUT Seconds a notebook cell may run before the run fails (default: no limit).
+Every ``AUTERITY_*`` setting is declared once in :data:`SETTINGS` (name, default, meaning);
+modules ask :func:`value` (or :func:`seconds`, :func:`count`) instead of reading
+``os.environ``, and a test holds the README's configuration table to the declaration.
 """
 
 from __future__ import annotations
@@ -32,6 +18,194 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from auterity.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its environment variable, its default, and what it means.
+
+    Attributes
+    ----------
+    name
+        The environment variable (``AUTERITY_*``).
+    default
+        The value used when the variable is unset, as text (None: no value).
+    shown_default
+        How the documentation shows the default (e.g. "the OS user").
+    meaning
+        One sentence for the README's configuration table (Markdown).
+    """
+
+    name: str
+    default: str | None
+    shown_default: str
+    meaning: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "AUTERITY_DB_URL",
+        None,
+        "`duckdb:///<root>/data/auterity.duckdb`",
+        "SQLAlchemy URL of the warehouse, e.g. `postgresql+psycopg://user:pw@host:5432/db`",
+    ),
+    Setting(
+        "AUTERITY_TIMEZONE",
+        "UTC",
+        "`UTC`",
+        "business time zone for day/week/month boundaries (timestamps are stored in UTC)",
+    ),
+    Setting("AUTERITY_CURRENCY", "USD", "`USD`", "reporting currency of order amounts"),
+    Setting("AUTERITY_USER", None, "the OS user", "acting user recorded on runs and audit rows"),
+    Setting(
+        "AUTERITY_DB_LOCK_TIMEOUT",
+        "60",
+        "`60`",
+        "seconds to wait for a DuckDB file another process is writing",
+    ),
+    Setting(
+        "AUTERITY_CACHE_URL",
+        None,
+        "(in-process)",
+        "`redis://host:6379/0` to share the query-result cache between processes; "
+        "`redis://:password@host...`, `redis://user:password@host...` (ACL), `rediss://...` "
+        "for TLS",
+    ),
+    Setting(
+        "AUTERITY_CACHE_KEY",
+        None,
+        "(none; required with Redis)",
+        "secret of at least 32 characters that signs cache entries (HMAC-SHA256); the same "
+        "in every process sharing the cache",
+    ),
+    Setting(
+        "AUTERITY_CACHE_CA_FILE",
+        None,
+        "(system CAs)",
+        "CA bundle the `rediss://` cache's certificate must chain to (or "
+        "`?ssl_ca_certs=/path` in the URL)",
+    ),
+    Setting(
+        "AUTERITY_CACHE_TTL",
+        "300",
+        "`300`",
+        "seconds a cached result may be served; `0` turns the cache off",
+    ),
+    Setting(
+        "AUTERITY_METRICS_FILES",
+        None,
+        "",
+        "extra metric definition files, separated by `:`",
+    ),
+    Setting(
+        "AUTERITY_KEEP_RUNS",
+        "10",
+        "`10`",
+        "successful runs kept per notebook and parameter set; older outputs are deleted",
+    ),
+    Setting(
+        "AUTERITY_KEEP_FAILED_RUNS",
+        "10",
+        "`10`",
+        "failed runs kept per notebook and parameter set, counted apart from the successful ones",
+    ),
+    Setting(
+        "AUTERITY_RUN_TIMEOUT",
+        None,
+        "(none)",
+        "seconds a notebook cell may run before the run fails",
+    ),
+    Setting(
+        "AUTERITY_CHROMIUM",
+        "/usr/bin/chromium",
+        "`/usr/bin/chromium`",
+        "the browser that prints PDF reports",
+    ),
+    Setting(
+        "AUTERITY_SCHEDULE_GRACE",
+        "3600",
+        "`3600`",
+        "seconds a missed or cut-short scheduled run may be late and still run (once); a "
+        "cut-short run past it is reported to `failure_to`",
+    ),
+    Setting(
+        "AUTERITY_SCHEDULE_MAX_PARALLEL",
+        "2",
+        "`2`",
+        "reports the scheduler runs at once",
+    ),
+    Setting(
+        "AUTERITY_SMTP_HOST",
+        "localhost",
+        "`localhost`",
+        "SMTP server that delivers report emails",
+    ),
+    Setting(
+        "AUTERITY_SMTP_PORT",
+        None,
+        "`25`, `587` with `starttls`, `465` with `ssl`",
+        "its port",
+    ),
+    Setting(
+        "AUTERITY_SMTP_SECURITY",
+        "none",
+        "`none`",
+        "`none`, `starttls` or `ssl` (certificates are always verified)",
+    ),
+    Setting("AUTERITY_SMTP_USER", None, "(no login)", "SMTP login user"),
+    Setting(
+        "AUTERITY_SMTP_PASSWORD",
+        None,
+        "(no login)",
+        "SMTP login password; masked everywhere",
+    ),
+    Setting(
+        "AUTERITY_SMTP_CA_FILE",
+        None,
+        "(system CAs)",
+        "PEM bundle to trust for a private CA",
+    ),
+    Setting(
+        "AUTERITY_MAIL_FROM",
+        "auterity@localhost",
+        "`auterity@localhost`",
+        "sender address of report emails",
+    ),
+    Setting("AUTERITY_MAIL_REPLY_TO", None, "(none)", "Reply-To address of report emails"),
+    Setting(
+        "AUTERITY_DASHBOARD_TOKEN",
+        None,
+        "(random per start)",
+        "the token of `auterity serve` (URL `?token=`, login password, `Authorization: token ...`)",
+    ),
+    Setting(
+        "AUTERITY_DASHBOARDS_DIR",
+        None,
+        "`notebooks/dashboards`",
+        "the folder `auterity serve` serves (it holds `voila.json`)",
+    ),
+    Setting(
+        "AUTERITY_DASHBOARD_FRESH_S",
+        "300",
+        "`300`",
+        "a pre-heated dashboard whose data is older than this refreshes when a viewer gets it",
+    ),
+    Setting(
+        "AUTERITY_HOME",
+        None,
+        "the checkout",
+        "project root override (data/, reports/, parameters/)",
+    ),
+    Setting(
+        "AUTERITY_TEST_PG_URL",
+        "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        "`postgresql+psycopg://postgres@127.0.0.1:5432/test`",
+        "PostgreSQL server the tests create scratch databases on (tests only)",
+    ),
+)
+"""Every setting, declared once; the README's configuration table is tested against it."""
+
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 ENV_DB_URL = "AUTERITY_DB_URL"
 ENV_HOME = "AUTERITY_HOME"
@@ -47,6 +221,21 @@ CACHE_KEY_MIN_LENGTH = 32
 ENV_KEEP_RUNS = "AUTERITY_KEEP_RUNS"
 ENV_KEEP_FAILED_RUNS = "AUTERITY_KEEP_FAILED_RUNS"
 ENV_RUN_TIMEOUT = "AUTERITY_RUN_TIMEOUT"
+ENV_METRICS_FILES = "AUTERITY_METRICS_FILES"
+ENV_CHROMIUM = "AUTERITY_CHROMIUM"
+ENV_SCHEDULE_GRACE = "AUTERITY_SCHEDULE_GRACE"
+ENV_SCHEDULE_MAX_PARALLEL = "AUTERITY_SCHEDULE_MAX_PARALLEL"
+ENV_SMTP_HOST = "AUTERITY_SMTP_HOST"
+ENV_SMTP_PORT = "AUTERITY_SMTP_PORT"
+ENV_SMTP_SECURITY = "AUTERITY_SMTP_SECURITY"
+ENV_SMTP_USER = "AUTERITY_SMTP_USER"
+ENV_SMTP_PASSWORD = "AUTERITY_SMTP_PASSWORD"
+ENV_SMTP_CA_FILE = "AUTERITY_SMTP_CA_FILE"
+ENV_MAIL_FROM = "AUTERITY_MAIL_FROM"
+ENV_MAIL_REPLY_TO = "AUTERITY_MAIL_REPLY_TO"
+ENV_DASHBOARD_TOKEN = "AUTERITY_DASHBOARD_TOKEN"
+ENV_DASHBOARDS_DIR = "AUTERITY_DASHBOARDS_DIR"
+ENV_DASHBOARD_FRESH = "AUTERITY_DASHBOARD_FRESH_S"
 
 _dotenv_loaded = False
 
@@ -185,64 +374,109 @@ def get_settings() -> Settings:
         The current settings; read anew on each call so tests can change the environment.
     """
     load_env_file()
-    lock_timeout = _seconds(ENV_LOCK_TIMEOUT, "60")
-    cache_ttl = _seconds(ENV_CACHE_TTL, "300")
-    keep_runs = _count(ENV_KEEP_RUNS, "10", "runs")
-    keep_failed_runs = _count(ENV_KEEP_FAILED_RUNS, "10", "runs")
-    run_timeout = (
-        max(1.0, _seconds(ENV_RUN_TIMEOUT, "")) if os.environ.get(ENV_RUN_TIMEOUT) else None
-    )
+    lock_timeout = seconds(ENV_LOCK_TIMEOUT)
+    cache_ttl = seconds(ENV_CACHE_TTL)
+    keep_runs = count(ENV_KEEP_RUNS, "runs")
+    keep_failed_runs = count(ENV_KEEP_FAILED_RUNS, "runs")
+    run_timeout = max(1.0, seconds(ENV_RUN_TIMEOUT)) if value(ENV_RUN_TIMEOUT) else None
     try:
         default_user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (some containers)
         default_user = "unknown"
     return Settings(
-        db_url=os.environ.get(ENV_DB_URL) or default_db_url(),
-        timezone=validate_timezone(os.environ.get(ENV_TIMEZONE) or "UTC"),
-        currency=(os.environ.get(ENV_CURRENCY) or "USD").upper(),
-        user=os.environ.get(ENV_USER) or default_user,
+        db_url=value(ENV_DB_URL) or default_db_url(),
+        timezone=validate_timezone(value(ENV_TIMEZONE) or "UTC"),
+        currency=(value(ENV_CURRENCY) or "USD").upper(),
+        user=value(ENV_USER) or default_user,
         lock_timeout_s=lock_timeout,
-        cache_url=os.environ.get(ENV_CACHE_URL) or None,
+        cache_url=value(ENV_CACHE_URL) or None,
         cache_ttl_s=cache_ttl,
         cache_key=_cache_key(),
-        cache_ca_file=os.environ.get(ENV_CACHE_CA_FILE) or None,
+        cache_ca_file=value(ENV_CACHE_CA_FILE) or None,
         keep_runs=keep_runs,
         keep_failed_runs=keep_failed_runs,
         run_timeout_s=run_timeout,
     )
 
 
-def _seconds(name: str, default: str) -> float:
-    """A non-negative number of seconds from the environment variable ``name``."""
-    raw = os.environ.get(name, default)
+def value(name: str) -> str | None:
+    """The raw value of a declared setting: the environment (or ``.env``), else its default.
+
+    Parameters
+    ----------
+    name
+        A name declared in :data:`SETTINGS` (anything else is a programming error).
+
+    Returns
+    -------
+    str or None
+        The variable's text as set (an empty value stays empty), else the declared default.
+    """
+    setting = SETTINGS_BY_NAME[name]
+    load_env_file()
+    raw = os.environ.get(name)
+    return setting.default if raw is None else raw
+
+
+def seconds(name: str, default: str | None = None) -> float:
+    """A non-negative number of seconds from the declared setting ``name``.
+
+    Parameters
+    ----------
+    name
+        The setting.
+    default
+        Text used when the setting is unset and declares no default.
+
+    Returns
+    -------
+    float
+        The number; a :class:`ConfigError` names the variable when it is not one.
+    """
+    raw = value(name)
+    raw = default if raw is None else raw
+    raw = "" if raw is None else raw
     try:
-        value = float(raw)
+        number = float(raw)
     except ValueError:
-        value = -1.0
-    if value < 0:
+        number = -1.0
+    if number < 0:
         raise ConfigError(f"{name}={raw!r} is not a number of seconds")
-    return value
+    return number
 
 
-def _count(name: str, default: str, what: str) -> int:
-    """A whole number, at least 1, from the environment variable ``name``."""
-    raw = os.environ.get(name, default)
+def count(name: str, what: str) -> int:
+    """A whole number, at least 1, from the declared setting ``name``.
+
+    Parameters
+    ----------
+    name
+        The setting.
+    what
+        What is counted, for the error message ("runs").
+
+    Returns
+    -------
+    int
+        The number; a :class:`ConfigError` names the variable when it is not one.
+    """
+    raw = value(name) or ""
     try:
-        value = int(raw)
+        number = int(raw)
     except ValueError:
-        value = 0
-    if value < 1:
+        number = 0
+    if number < 1:
         raise ConfigError(f"{name}={raw!r} must be a whole number of {what}, at least 1")
-    return value
+    return number
 
 
 def _cache_key() -> str | None:
     """The cache signing secret, if set; too short a secret is refused (without echoing it)."""
-    value = os.environ.get(ENV_CACHE_KEY) or None
-    if value is not None and len(value) < CACHE_KEY_MIN_LENGTH:
+    secret = value(ENV_CACHE_KEY) or None
+    if secret is not None and len(secret) < CACHE_KEY_MIN_LENGTH:
         raise ConfigError(
-            f"{ENV_CACHE_KEY} is {len(value)} characters long; it signs the cache entries and "
+            f"{ENV_CACHE_KEY} is {len(secret)} characters long; it signs the cache entries and "
             f"needs at least {CACHE_KEY_MIN_LENGTH} (e.g. the output of "
             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
         )
-    return value
+    return secret

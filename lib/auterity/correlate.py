@@ -547,8 +547,8 @@ def load_series(
         and ``requests`` (per model), indexed by day.
     """
     from auterity import metrics, modelhub
-    from auterity.cache import fetch
-    from auterity.schema import models as models_table
+    from auterity.warehouse.cache import fetch
+    from auterity.warehouse.schema import models as models_table
 
     unknown = [m for m in ml_metrics if m not in ML_METRICS]
     if unknown:

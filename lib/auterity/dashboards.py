@@ -635,7 +635,8 @@ def realtime_snapshot(
     """
     import sqlalchemy as sa
 
-    from auterity import dialect, schema, warehouse
+    from auterity import warehouse
+    from auterity.warehouse import dialect, schema
 
     if minutes <= 0:
         raise ConfigError("minutes must be positive")

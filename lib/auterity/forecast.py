@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from auterity.errors import AuterityError
+from auterity.timeseries import infer_frequency
 
 GRAINS = ("day", "week", "month")
 SEASON = {"day": 7, "week": 52, "month": 12}
@@ -149,7 +150,6 @@ def _fit_predict(
 
 def _offset(frame: pd.DataFrame, grain: str) -> str:
     """The step of future periods: the series' own frequency when regular."""
-    from auterity.timeseries import infer_frequency
 
     return infer_frequency(frame["ds"]) or FREQ[grain]
 

@@ -72,10 +72,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from auterity import dialect, schema
-from auterity.cache import fetch
 from auterity.config import get_settings, parameters_dir, validate_timezone
 from auterity.errors import ConfigError
+from auterity.warehouse import dialect, schema
+from auterity.warehouse.cache import fetch
 
 log = logging.getLogger("auterity.modelhub")
 

@@ -46,7 +46,7 @@ def data_end(url: str | None = None, tz: str | None = None) -> date:
     from zoneinfo import ZoneInfo
 
     from auterity.config import get_settings
-    from auterity.reports import data_freshness
+    from auterity.warehouse import data_freshness
 
     newest = data_freshness(url)
     zone = ZoneInfo(tz or get_settings().timezone)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auterity import metrics
 from auterity.errors import AuterityError
 
 HEADERS = (("ds", "y"), ("timestamp", "value"))
@@ -262,7 +263,6 @@ def metric_series(
         periods without data are 0 (sums and counts; averages and ratios of nothing are 0
         too, so a detector sees the outage).
     """
-    from auterity import metrics
 
     frame = metrics.query(
         [metric], start=start, end=end, grain=grain, where=filters, tz=tz, url=url

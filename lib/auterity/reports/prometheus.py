@@ -23,7 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from auterity import schema, warehouse
+from auterity import warehouse
+from auterity.warehouse import schema
 
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 

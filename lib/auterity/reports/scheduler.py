@@ -58,17 +58,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from auterity import mailer, reports, schema, warehouse
-from auterity.config import _count, _seconds
+from auterity import business, charts, config, metrics, present, reports, warehouse
 from auterity.errors import AuterityError, ConfigError
 from auterity.redact import mask_secrets
-from auterity.schedule import Job, Schedule, evaluate_condition, render_subject
-from auterity.schedule_metrics import SchedulerMetrics
+from auterity.reports import mailer, params
+from auterity.reports.prometheus import SchedulerMetrics
+from auterity.reports.schedule import Job, Schedule, evaluate_condition, render_subject
+from auterity.warehouse import schema
 
-log = logging.getLogger("auterity.scheduler")
+log = logging.getLogger("auterity.reports.scheduler")
 
-ENV_GRACE = "AUTERITY_SCHEDULE_GRACE"
-ENV_MAX_PARALLEL = "AUTERITY_SCHEDULE_MAX_PARALLEL"
+ENV_GRACE = config.ENV_SCHEDULE_GRACE
+ENV_MAX_PARALLEL = config.ENV_SCHEDULE_MAX_PARALLEL
 SINCE_KEY = "schedule.since."
 DELIVERY_STATUSES = (
     "sent",
@@ -113,8 +114,8 @@ class SchedulerSettings:
     def from_env(cls) -> SchedulerSettings:
         """``AUTERITY_SCHEDULE_GRACE`` (seconds) and ``AUTERITY_SCHEDULE_MAX_PARALLEL``."""
         return cls(
-            grace_s=_seconds(ENV_GRACE, "3600"),
-            max_parallel=_count(ENV_MAX_PARALLEL, "2", "concurrent runs"),
+            grace_s=config.seconds(ENV_GRACE),
+            max_parallel=config.count(ENV_MAX_PARALLEL, "concurrent runs"),
         )
 
 
@@ -344,7 +345,6 @@ class Headline:
 
 def _parameter_values(record: reports.RunRecord) -> dict[str, Any]:
     """The notebook's defaults overlaid with the values the run used."""
-    from auterity import params
 
     values = {
         name: spec.default_value()
@@ -364,7 +364,6 @@ def headline(record: reports.RunRecord, url: str | None = None) -> Headline | No
     values = _parameter_values(record)
     if "period" not in values:
         return None
-    from auterity import business, charts, metrics, present
 
     tz = values.get("timezone") or None
     where = {k: values[k] for k in ("region", "segment") if values.get(k)}
@@ -390,7 +389,7 @@ def _title(record: reports.RunRecord) -> str:
 
     executed = record.outputs.get("notebook")
     if executed and Path(executed).is_file():
-        return reports._title(nbformat.read(executed, as_version=4), record.notebook)
+        return reports.report_title(nbformat.read(executed, as_version=4), record.notebook)
     return record.notebook
 
 
@@ -402,7 +401,6 @@ def build_job_email(
     settings: mailer.SmtpSettings | None = None,
 ) -> mailer.BuiltEmail:
     """The report email of a successful run: headline, inline charts, job's attachments."""
-    from auterity import charts, present
 
     top = headline(record, url)
     day = (record.scheduled_for or record.started_at).date()
@@ -512,11 +510,11 @@ def check_smtp_settings(jobs: Iterable[Job]) -> mailer.SmtpSettings | None:
     """
     if not list(jobs):
         return None
-    if not os.environ.get("AUTERITY_SMTP_HOST", "localhost").strip():
+    if not (config.value(config.ENV_SMTP_HOST) or "").strip():
         raise ConfigError(
             "AUTERITY_SMTP_HOST is empty: set the SMTP server the report emails go through"
         )
-    raw_port = os.environ.get("AUTERITY_SMTP_PORT")
+    raw_port = config.value(config.ENV_SMTP_PORT)
     settings = mailer.smtp_settings()  # the security mode, a numeric port, CA file, sender
     if not 0 < settings.port < 65536:
         raise ConfigError(f"AUTERITY_SMTP_PORT={raw_port!r} is not a port number (1-65535)")

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from auterity import params
+from auterity._yaml import read_yaml
 from auterity.config import parameters_dir, validate_timezone
 from auterity.errors import ConfigError
+from auterity.reports import params
 
 ATTACHMENT_KINDS = ("html", "pdf", "csv")
 Condition = Callable[[dict[str, Any]], tuple[bool, str]]
@@ -302,7 +303,6 @@ def load_schedule(path: str | Path | None = None) -> Schedule:
     ConfigError
         Naming the file, the job and the field of the first problem.
     """
-    from auterity.metrics import read_yaml
 
     file = Path(path) if path else parameters_dir() / "schedule.yml"
     data = read_yaml(file) or {}

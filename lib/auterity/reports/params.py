@@ -35,8 +35,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from auterity.config import notebooks_dir, parameters_dir
+from auterity._yaml import read_yaml
+from auterity.config import notebooks_dir, parameters_dir, validate_timezone
 from auterity.errors import ConfigError
+from auterity.metrics import load_catalog
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
@@ -53,7 +55,6 @@ _CHOICES = re.compile(r"^\s*(?P<kind>one|any) of:\s*(?P<options>[^;]*)")
 
 def _metric_names() -> list[str]:
     """Every metric of the catalog."""
-    from auterity.metrics import load_catalog
 
     return sorted(load_catalog().metrics)
 
@@ -68,7 +69,6 @@ def _is_date(value: str) -> bool:
 
 def _is_timezone(value: str) -> bool:
     """True for a known IANA time zone name."""
-    from auterity.config import validate_timezone
 
     try:
         validate_timezone(value)
@@ -287,7 +287,6 @@ def validate(notebook: str | Path, values: dict[str, Any], source: str) -> dict[
 
 def load_parameter_set(notebook: str | Path, path: str | Path) -> dict[str, Any]:
     """Read and validate a parameter set file (a YAML mapping of parameter values)."""
-    from auterity.metrics import read_yaml
 
     file = Path(path)
     data = read_yaml(file) or {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from alembic.ddl.impl import DefaultImpl
 
-from auterity.schema import metadata
+from auterity.warehouse.schema import metadata
 
 
 class DuckDBImpl(DefaultImpl):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-import os
 import smtplib
 import ssl
 import time
@@ -32,11 +31,12 @@ from typing import Any
 
 import pandas as pd
 
+from auterity import charts, config, present
 from auterity.errors import AuterityError, ConfigError
 from auterity.escape import csv_safe, html_attr, html_text, one_line
 from auterity.redact import mask_secrets, register_secret
 
-log = logging.getLogger("auterity.mailer")
+log = logging.getLogger("auterity.reports.mailer")
 
 DEFAULT_BUDGET_BYTES = 5 * 1024 * 1024
 SECURITY = ("none", "starttls", "ssl")
@@ -63,34 +63,34 @@ class SmtpSettings:
 
 def smtp_settings() -> SmtpSettings:
     """Read the SMTP settings from the environment; ConfigError names the bad variable."""
-    host = os.environ.get("AUTERITY_SMTP_HOST", "localhost")
-    security = os.environ.get("AUTERITY_SMTP_SECURITY", "none").lower()
+    host = config.value(config.ENV_SMTP_HOST) or ""
+    security = (config.value(config.ENV_SMTP_SECURITY) or "").lower()
     if security not in SECURITY:
         raise ConfigError(
             f"AUTERITY_SMTP_SECURITY={security!r} must be one of {', '.join(SECURITY)}"
         )
     default_port = {"none": 25, "starttls": 587, "ssl": 465}[security]
-    raw_port = os.environ.get("AUTERITY_SMTP_PORT", str(default_port))
+    raw_port = config.value(config.ENV_SMTP_PORT) or str(default_port)
     try:
         port = int(raw_port)
     except ValueError:
         raise ConfigError(f"AUTERITY_SMTP_PORT={raw_port!r} is not a port number") from None
-    password = os.environ.get("AUTERITY_SMTP_PASSWORD") or None
+    password = config.value(config.ENV_SMTP_PASSWORD) or None
     register_secret(password)
-    ca_file = os.environ.get("AUTERITY_SMTP_CA_FILE") or None
+    ca_file = config.value(config.ENV_SMTP_CA_FILE) or None
     if ca_file and not Path(ca_file).is_file():
         raise ConfigError(f"AUTERITY_SMTP_CA_FILE={ca_file!r} is not a file")
-    sender = os.environ.get("AUTERITY_MAIL_FROM", "auterity@localhost")
+    sender = config.value(config.ENV_MAIL_FROM) or ""
     if "@" not in sender:
         raise ConfigError(f"AUTERITY_MAIL_FROM={sender!r} is not an email address")
     return SmtpSettings(
         host,
         port,
         security,
-        os.environ.get("AUTERITY_SMTP_USER") or None,
+        config.value(config.ENV_SMTP_USER) or None,
         password,
         sender,
-        os.environ.get("AUTERITY_MAIL_REPLY_TO") or None,
+        config.value(config.ENV_MAIL_REPLY_TO) or None,
         ca_file=ca_file,
     )
 
@@ -108,7 +108,6 @@ class InlineChart:
 
 def chart_images(charts_by_title: dict[str, Any], *, scale: float = 1.5) -> list[InlineChart]:
     """Render Altair charts to PNG (vl-convert) for inline display."""
-    from auterity import charts
 
     return [
         InlineChart(title, charts.to_png(chart, scale=scale))
@@ -161,7 +160,6 @@ def _html_body(
 
 def _text_body(title: str, intro: str, kpis: pd.DataFrame | None, footer: str) -> str:
     """The plain-text part: the same headline numbers, readable anywhere."""
-    from auterity import charts
 
     lines = [title, "=" * len(title), "", intro, ""]
     if kpis is not None:
@@ -234,7 +232,6 @@ def build_report_email(
         ``multipart/related`` (HTML + PNGs)) + attachments) and the names of attachments
         dropped to respect the budget.
     """
-    from auterity import present
 
     if not to:
         raise ConfigError("an email needs at least one recipient in 'to'")

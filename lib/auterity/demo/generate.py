@@ -22,13 +22,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from auterity import __version__, warehouse
+from auterity._time import today_utc
+from auterity.config import get_settings
 from auterity.errors import ConfigError
 
 SECONDS_PER_DAY = 86_400
@@ -436,7 +439,7 @@ class DemoConfig:
     seed: int = 42
     events: int = 1_000_000
     months: int = 18
-    end: date = field(default_factory=lambda: datetime.now(UTC).date())
+    end: date = field(default_factory=today_utc)
     effects: bool = True
 
     def __post_init__(self) -> None:
@@ -899,7 +902,6 @@ def _orders(
 
 def _currency() -> str:
     """The reporting currency that demo order amounts are in."""
-    from auterity.config import get_settings
 
     return get_settings().currency
 
@@ -1102,7 +1104,6 @@ def generate(cfg: DemoConfig) -> DemoWorld:
     day_counts = _events_per_day(cfg, cal, biz)
     months = pd.DatetimeIndex(cal.days).to_period("M").asi8
     month_groups = [np.flatnonzero(months == m) for m in np.unique(months)]
-    from auterity import __version__
 
     expected = {
         "models": len(MODELS),
@@ -1167,7 +1168,6 @@ def build(
     dict
         The manifest, including the rows written per table and the new data version.
     """
-    from auterity import warehouse
 
     if isinstance(world, DemoConfig):
         world = generate(world)
@@ -1189,23 +1189,9 @@ def build(
 
 def load_manifest(url: str | None = None) -> dict[str, Any] | None:
     """The manifest of the demo data currently in the warehouse, if it holds demo data."""
-    from auterity import warehouse
 
     text = warehouse.get_meta("demo_manifest", url)
     return json.loads(text) if text else None
-
-
-def default_end() -> date:
-    """Today's date in UTC: the default (exclusive) end of the demo data."""
-    return datetime.now(UTC).date()
-
-
-def parse_date(text: str) -> date:
-    """Parse ``YYYY-MM-DD`` or raise a ConfigError saying what was expected."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
 
 
 __all__ = [
@@ -1214,9 +1200,7 @@ __all__ = [
     "DemoConfig",
     "DemoWorld",
     "build",
-    "default_end",
     "generate",
     "load_manifest",
     "models_frame",
-    "parse_date",
 ]

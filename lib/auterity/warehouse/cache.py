@@ -58,12 +58,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from auterity import dialect, schema, warehouse
 from auterity.config import ENV_CACHE_CA_FILE, ENV_CACHE_KEY, ENV_CACHE_URL, get_settings
 from auterity.errors import ConfigError
 from auterity.redact import mask_secrets, mask_url, register_secret
+from auterity.warehouse import dialect, engine, schema
+from auterity.warehouse.writes import DATA_VERSION_KEY
 
-log = logging.getLogger("auterity.cache")
+log = logging.getLogger("auterity.warehouse.cache")
 
 KEY_PREFIX = "auterity:q:"
 REDIS_RETRY_AFTER_S = 30.0
@@ -449,7 +450,7 @@ def _data_version(conn: sa.Connection) -> str:
     meta = schema.warehouse_meta
     try:
         version = conn.execute(
-            sa.select(meta.c.value).where(meta.c.key == warehouse.DATA_VERSION_KEY)
+            sa.select(meta.c.value).where(meta.c.key == DATA_VERSION_KEY)
         ).scalar()
     except sa.exc.DBAPIError:
         raise ConfigError(
@@ -507,9 +508,9 @@ def fetch(statement: sa.Executable, *, url: str | URL | None = None) -> pd.DataF
     pandas.DataFrame
         The rows; a new frame on every call, so callers may modify it.
     """
-    parsed = url if isinstance(url, URL) else warehouse.database_url(url)
+    parsed = url if isinstance(url, URL) else engine.database_url(url)
     ttl = get_settings().cache_ttl_s
-    with warehouse.connect(parsed) as conn:
+    with engine.connect(parsed) as conn:
         dialect.check_supported(conn)
         if ttl <= 0:
             return dialect.read_frame(conn, statement)

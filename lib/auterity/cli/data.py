@@ -1,0 +1,137 @@
+"""``auterity demo-data`` and ``auterity db``: build the demo warehouse, upgrade, inspect."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from auterity import _time, config, redact, warehouse
+from auterity.cli.main import cli
+from auterity.cli.output import FORMATS, Progress, echo_json
+from auterity.demo import generate as demo_data
+from auterity.errors import AuterityError
+
+
+@cli.command("demo-data")
+@click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
+@click.option(
+    "--events",
+    type=int,
+    default=1_000_000,
+    show_default=True,
+    help="Approximate number of inference events; business volume scales with it.",
+)
+@click.option("--months", type=int, default=18, show_default=True, help="Months of history.")
+@click.option(
+    "--end",
+    "end_text",
+    metavar="YYYY-MM-DD",
+    help="First day after the data (UTC). Default: today. Fix it for reproducible data.",
+)
+@click.option("--no-effects", is_flag=True, help="Plant no effects (for false-positive checks).")
+@click.option(
+    "--manifest",
+    "manifest_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the manifest JSON. Default: data/demo_manifest.json.",
+)
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def demo_data_cmd(
+    seed: int,
+    events: int,
+    months: int,
+    end_text: str | None,
+    no_effects: bool,
+    manifest_path: Path | None,
+    quiet: bool,
+    fmt: str,
+) -> None:
+    """Build the demo warehouse: deterministic synthetic business and ModelHub data.
+
+    Replaces the analysed data (run history and audit rows are kept) and writes a
+    manifest of the planted effects. Readers keep working while it builds.
+    """
+
+    end = _time.parse_date(end_text) if end_text else _time.today_utc()
+    cfg = demo_data.DemoConfig(
+        seed=seed, events=events, months=months, end=end, effects=not no_effects
+    )
+    url = warehouse.database_url()
+    started = time.perf_counter()
+    world = demo_data.generate(cfg)
+    if not quiet:
+        click.echo(
+            f"Building demo data (seed {seed}, {events:,} inference events, {months} months "
+            f"to {end}) in {redact.mask_url(url)}",
+            err=True,
+        )
+    progress = Progress(world.expected_rows, enabled=not quiet)
+    target = manifest_path or config.data_dir() / "demo_manifest.json"
+    try:
+        manifest = demo_data.build(world, url=url, progress=progress, manifest_path=target)
+    finally:
+        progress.close()
+    elapsed = time.perf_counter() - started
+    summary = warehouse.table_summary(url)
+    if fmt == "json":
+        echo_json(
+            {"manifest": manifest, "manifest_path": str(target), "seconds": elapsed, **summary}
+        )
+        return
+    click.echo(_summary_text(summary, url=redact.mask_url(url)))
+    click.echo(f"\nPlanted effects ({len(manifest['effects'])}), see {target}:")
+    for effect in manifest["effects"]:
+        click.echo(f"  - {effect['type']}: {effect['description']}")
+    if not manifest["effects"]:
+        click.echo("  (none: generated with --no-effects)")
+    click.echo(f"\nBuilt in {elapsed:.1f} s.")
+
+
+def _summary_text(summary: dict[str, dict[str, Any]], *, url: str) -> str:
+    """A small table of row counts and time ranges."""
+    lines = [f"Warehouse {url}", f"  {'table':<18}{'rows':>12}  first .. last (UTC)"]
+    for table, info in summary.items():
+        span = ""
+        if info["first"] is not None:
+            span = f"  {info['first']:%Y-%m-%d} .. {info['last']:%Y-%m-%d %H:%M}"
+        lines.append(f"  {table:<18}{info['rows']:>12,}{span}")
+    return "\n".join(lines)
+
+
+@cli.group()
+def db() -> None:
+    """Warehouse administration: schema upgrades and a summary of what is loaded."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create the schema or upgrade it to the newest revision (idempotent)."""
+
+    url = warehouse.database_url()
+    revision = warehouse.ensure_schema(url)
+    click.echo(f"{redact.mask_url(url)} is at schema revision {revision}")
+
+
+@db.command("info")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def db_info(fmt: str) -> None:
+    """Show the warehouse URL (password masked), schema revision and table sizes."""
+
+    url = warehouse.database_url()
+    with warehouse.connect(url) as conn:
+        revision = warehouse.current_revision(conn)
+    if revision is None:
+        raise AuterityError(
+            f"{redact.mask_url(url)} has no Auterity schema yet; run `auterity db upgrade` "
+            "or `auterity demo-data`"
+        )
+    summary = warehouse.table_summary(url)
+    if fmt == "json":
+        echo_json({"url": redact.mask_url(url), "revision": revision, "tables": summary})
+        return
+    click.echo(_summary_text(summary, url=redact.mask_url(url)))
+    click.echo(f"Schema revision {revision}, data version {warehouse.data_version(url)}")
