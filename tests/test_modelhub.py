@@ -26,6 +26,8 @@ import sqlalchemy as sa
 
 from auterity import demo_data, modelhub, schema, warehouse
 from auterity.errors import ConfigError
+from auterity.modelhub.drift_stats import drift_level
+from auterity.modelhub.pricing import parse_tiers, tier_price, tiered_cost
 from conftest import DEMO_END
 
 SMALL_MH = demo_data.DemoConfig(seed=5, events=20_000, months=4, end=DEMO_END)
@@ -279,7 +281,7 @@ def _assert_same(actual: pd.DataFrame, expected: pd.DataFrame, rtol: float = 1e-
 
 
 def test_tiers_split_a_month_that_crosses_a_boundary() -> None:
-    tiers = modelhub._tiers(
+    tiers = parse_tiers(
         "m",
         {
             "tiers": [
@@ -294,31 +296,31 @@ def test_tiers_split_a_month_that_crosses_a_boundary() -> None:
     )
     # 60M tokens: 50/60 of the volume at tier 1, 10/60 at tier 2, each with the 2:1 mix.
     crossing = 50 / 60 * (40e3 * 0.0025 + 20e3 * 0.01) + 10 / 60 * (40e3 * 0.002 + 20e3 * 0.008)
-    assert modelhub._tiered_cost(40e6, 20e6, tiers) == pytest.approx(crossing, rel=1e-12)
-    assert modelhub._tiered_cost(40e6, 20e6, tiers) == pytest.approx(290.0, rel=1e-12)
-    assert modelhub._tiered_cost(10e6, 5e6, tiers) == pytest.approx(10e3 * 0.0025 + 5e3 * 0.01)
+    assert tiered_cost(40e6, 20e6, tiers) == pytest.approx(crossing, rel=1e-12)
+    assert tiered_cost(40e6, 20e6, tiers) == pytest.approx(290.0, rel=1e-12)
+    assert tiered_cost(10e6, 5e6, tiers) == pytest.approx(10e3 * 0.0025 + 5e3 * 0.01)
     # Exactly at the boundary everything is still tier 1.
-    assert modelhub._tiered_cost(30e6, 20e6, tiers) == pytest.approx(30e3 * 0.0025 + 20e3 * 0.01)
-    assert modelhub._tiered_cost(0, 0, tiers) == 0.0
+    assert tiered_cost(30e6, 20e6, tiers) == pytest.approx(30e3 * 0.0025 + 20e3 * 0.01)
+    assert tiered_cost(0, 0, tiers) == 0.0
     # The month's price per token prorates the month's cost by token share.
-    assert modelhub._tier_price(40e6, 20e6, tiers) * 60e6 == pytest.approx(crossing, rel=1e-12)
+    assert tier_price(40e6, 20e6, tiers) * 60e6 == pytest.approx(crossing, rel=1e-12)
 
 
 def test_three_tiers_and_bad_tier_configs() -> None:
-    tiers = modelhub._tiers("m", {"tiers": TIERS})
+    tiers = parse_tiers("m", {"tiers": TIERS})
     expected = (
         300_000 * 0.0025 / 1000 + 300_000 * 0.002 / 1000 + 400_000 * 0.0015 / 1000
     )  # input tokens only: 1M tokens across three tiers
-    assert modelhub._tiered_cost(1_000_000, 0, tiers) == pytest.approx(expected, rel=1e-12)
-    assert modelhub._tiered_cost(1_000_000, 0, tiers) == pytest.approx(
+    assert tiered_cost(1_000_000, 0, tiers) == pytest.approx(expected, rel=1e-12)
+    assert tiered_cost(1_000_000, 0, tiers) == pytest.approx(
         _month_cost(1_000_000, 0, TIERS), rel=1e-12
     )
     with pytest.raises(ConfigError, match=r"'m'.*non-empty list"):
-        modelhub._tiers("m", {"tiers": []})
+        parse_tiers("m", {"tiers": []})
     with pytest.raises(ConfigError, match="tier 1 needs"):
-        modelhub._tiers("m", {"tiers": [{"up_to_tokens": 5}]})
+        parse_tiers("m", {"tiers": [{"up_to_tokens": 5}]})
     with pytest.raises(ConfigError, match="must increase"):
-        modelhub._tiers("m", {"tiers": [TIERS[1], TIERS[0], TIERS[2]]})
+        parse_tiers("m", {"tiers": [TIERS[1], TIERS[0], TIERS[2]]})
 
 
 def test_flat_fee_is_prorated_by_days_across_two_months() -> None:
@@ -920,12 +922,12 @@ def test_planted_drift_is_significant_only_where_planted(
 
 
 def test_drift_levels() -> None:
-    assert modelhub._drift_level(0.3, 0.5) == "significant"
-    assert modelhub._drift_level(0.25, 0.5) == "significant"
-    assert modelhub._drift_level(0.1, 0.5) == "moderate"
-    assert modelhub._drift_level(0.05, 0.5) == "none"
-    assert modelhub._drift_level(0.05, 0.001) == "moderate"
-    assert modelhub._drift_level(math.nan, math.nan) == "insufficient data"
+    assert drift_level(0.3, 0.5) == "significant"
+    assert drift_level(0.25, 0.5) == "significant"
+    assert drift_level(0.1, 0.5) == "moderate"
+    assert drift_level(0.05, 0.5) == "none"
+    assert drift_level(0.05, 0.001) == "moderate"
+    assert drift_level(math.nan, math.nan) == "insufficient data"
 
 
 # --------------------------------------------------------------------------- savings
