@@ -157,8 +157,9 @@ def deployed_fees(
     Returns
     -------
     dict
-        Model id to :class:`FlatFee`, its days cut to the period (empty when it was not
-        deployed in it).
+        Model id to :class:`FlatFee` for every flat model: deployed from ``deployed_on``
+        to ``retired_on`` where configured, else from its first request through the day
+        of its last one, those two cut to the period.
 
     Raises
     ------
