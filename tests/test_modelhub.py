@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 
 from auterity import demo_data, modelhub, schema, warehouse
 from auterity.errors import ConfigError
+from auterity.modelhub import _periods, _sql, flat_fees, pricing
 from auterity.modelhub.drift_stats import drift_level
 from auterity.modelhub.pricing import parse_tiers, tier_price, tiered_cost
 from conftest import DEMO_END
@@ -1056,6 +1058,125 @@ def test_postgres_prices_tiers_like_duckdb(pg_url: str, custom_duck: str) -> Non
     costs = board.set_index("model_id")["cost"]
     assert costs["mistral-large"] == pytest.approx(3100 * (30 / 31 + 2))
     assert costs[LLAMA] == pytest.approx(2400 * (12 / 31 + 2))
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def test_periods_are_local_days_with_utc_bounds() -> None:
+    period = _periods.parse_period("2026-03-28", date(2026, 3, 30), "Europe/Paris")
+    assert (period.start, period.end, period.tz, period.days) == (
+        date(2026, 3, 28),
+        date(2026, 3, 30),
+        "Europe/Paris",
+        2,
+    )
+    # Paris moves to summer time on 2026-03-29: these two local days last 47 hours.
+    assert (period.lo, period.hi) == (datetime(2026, 3, 27, 23), datetime(2026, 3, 29, 22))
+    assert (period.lo, period.hi) == (_utc(period.start, period.tz), _utc(period.end, period.tz))
+    whole_day = _periods.parse_period(datetime(2026, 1, 1, 15, 30), "2026-01-02", None)
+    assert (whole_day.start, whole_day.tz, whole_day.days) == (date(2026, 1, 1), "UTC", 1)
+    assert _periods.as_date(datetime(2026, 1, 1, 15, 30), "x") == date(2026, 1, 1)
+    assert (
+        _periods.business_tz(None) == "UTC" and _periods.business_tz("Asia/Tokyo") == "Asia/Tokyo"
+    )
+    with pytest.raises(ConfigError, match=r"the end of the reference window \(2026-01-01\) must"):
+        _periods.parse_period("2026-01-01", "2026-01-01", "UTC", "reference window")
+    with pytest.raises(ConfigError, match=r"the start of the period must be a date .*'soon'"):
+        _periods.parse_period("soon", "2026-01-02", "UTC")
+    with pytest.raises(ConfigError, match="unknown time zone 'Mars/Olympus'"):
+        _periods.business_tz("Mars/Olympus")
+
+
+def test_check_models_keeps_the_order_and_refuses_unknown_ids() -> None:
+    known = pd.DataFrame({"model_id": ["a", "b", "c"]})
+    assert pricing.check_models(None, known) is None
+    assert pricing.check_models("b", known) == ["b"]
+    assert pricing.check_models(["c", "a", "c"], known) == ["c", "a"]
+    with pytest.raises(ConfigError, match="models is empty"):
+        pricing.check_models([], known)
+    with pytest.raises(ConfigError, match=r"unknown model id\(s\): 'x', 'y' \(known: a, b, c\)"):
+        pricing.check_models(["a", "x", "y"], known)
+
+
+def test_sql_results_become_typed_columns() -> None:
+    counts = _sql.as_int(pd.Series([3, None, Decimal("4")], dtype=object))
+    assert counts.dtype == "int64" and counts.tolist() == [3, 0, 4]
+    costs = _sql.as_float(pd.Series([Decimal("0.5"), None, 2], dtype=object))
+    assert costs.dtype == "float64" and costs[0] == 0.5 and math.isnan(costs[1])
+    low, high = _sql.quality_ci(pd.Series([0.8, 0.8]), pd.Series([0.1, 0.1]), pd.Series([100, 1]))
+    assert (low[0], high[0]) == pytest.approx((0.8 - 1.959963984540054 * 0.01, 0.8 + 0.0196), 1e-4)
+    assert math.isnan(low[1]) and math.isnan(high[1])  # one scored request: no interval
+
+
+def test_unpriced_groups_are_named_in_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="auterity.modelhub"):
+        pricing.warn_unpriced([], "leaderboard")
+        assert not caplog.records
+        pricing.warn_unpriced(["b", "a", "b"], "daily_trend")
+    assert [r.getMessage() for r in caplog.records] == [
+        "daily_trend: cost is unknown for a, b (requests of models without prices); shown as NaN"
+    ]
+
+
+def test_deployed_fees_use_the_configured_dates_without_a_query() -> None:
+    models = pd.DataFrame(
+        {
+            "model_id": ["own", "api"],
+            "pricing_kind": ["flat", "per_token"],
+            "config": [
+                {"monthly_cost": 3100, "deployed_on": "2026-01-25", "retired_on": "2026-03-10"},
+                {},
+            ],
+        }
+    )
+    period = _periods.parse_period(date(2026, 1, 1), date(2026, 4, 1), "UTC")
+    # Both dates are configured, so no warehouse is asked (there is none at this URL).
+    fees = flat_fees.deployed_fees(models, period, "duckdb:////nonexistent/none.duckdb")
+    assert fees == {"own": modelhub.FlatFee(3100.0, date(2026, 1, 25), date(2026, 3, 10))}
+    bad = models.assign(config=[{"monthly_cost": -1}, {}])
+    with pytest.raises(ConfigError, match="flat-priced 'own' needs a non-negative number"):
+        flat_fees.deployed_fees(bad, period, None)
+
+
+def test_statement_pieces_give_the_leaderboards_numbers(small_duck: str) -> None:
+    """A report built from the shared pieces agrees with the leaderboard built from them."""
+    period = _periods.parse_period(date(2026, 9, 1), date(2026, 10, 1), "UTC")
+    prices = pricing.for_period(period, small_duck)
+    models = pricing.catalogue(small_duck)
+    assert models["model_id"].is_monotonic_increasing
+    assert all(isinstance(config, dict) for config in models["config"])
+    kinds = models.set_index("model_id")["pricing_kind"]
+    assert set(prices.tiers) == set(kinds[kinds == "tiered"].index)
+    assert set(prices.flat) == set(kinds[kinds == "flat"].index)
+
+    def statement(prices: pricing.Pricing) -> sa.Select:
+        rows = _sql.raw_rows(period.where()).subquery()
+        agg = (
+            sa.select(
+                rows.c.model_id,
+                sa.func.count().label("requests"),
+                sa.func.sum(_sql.flag(rows.c.status == "error")).label("errors"),
+                *_sql.latency_percentiles(rows.c.ok_latency, (50, 95)),
+                *prices.parts(rows.c),
+            )
+            .group_by(rows.c.model_id)
+            .subquery()
+        )
+        return pricing.priced_select(agg, prices)
+
+    frame = pricing.fetch_priced(statement, prices, small_duck).set_index("model_id")
+    assert len(frame) >= 3
+    board = modelhub.leaderboard(period.start, period.end, tz="UTC", url=small_duck)
+    board = board.set_index("model_id").loc[frame.index]
+    fees = frame.index.map(prices.flat_fees()).fillna(0.0)
+    assert (_sql.as_int(frame["requests"]) == board["requests"]).all()
+    assert (_sql.as_int(frame["errors"]) / board["requests"]).tolist() == pytest.approx(
+        board["error_rate"].tolist()
+    )
+    for col in ("p50_latency_ms", "p95_latency_ms"):
+        assert _sql.as_float(frame[col]).tolist() == pytest.approx(board[col].tolist())
+    assert (_sql.as_float(frame["cost"]) + fees).tolist() == pytest.approx(board["cost"].tolist())
 
 
 # --------------------------------------------------------------------------- packaging
