@@ -234,7 +234,7 @@ def drift(
 
     out = []
     for metric in names:
-        result = {"metric": metric, "psi": math.nan, "ks_statistic": math.nan}
+        result: dict[str, Any] = {"metric": metric, "psi": math.nan, "ks_statistic": math.nan}
         result["ks_pvalue"] = math.nan
         hist = np.zeros((2, bins))
         mine = counts[counts["metric"] == metric]

@@ -202,7 +202,7 @@ class Pricing:
     def parts(self, c: Any) -> list[ColumnElement[Any]]:
         """Aggregates over raw rows (columns ``c``) that the effective cost is built from."""
         pending = _pending(c)
-        parts = [
+        parts: list[ColumnElement[Any]] = [
             dialect.to_float(sa.func.sum(c.cost)).label("reported_cost"),
             sa.func.sum(_sql.flag(pending)).label("pending"),
             dialect.to_float(sa.func.sum(sa.case((pending, c.input_tokens)))).label(
