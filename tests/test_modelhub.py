@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -27,6 +28,9 @@ import sqlalchemy as sa
 from auterity import modelhub, warehouse
 from auterity.demo import generate as demo_data
 from auterity.errors import ConfigError
+from auterity.modelhub import _periods, _sql, flat_fees, pricing
+from auterity.modelhub.drift_stats import drift_level
+from auterity.modelhub.pricing import parse_tiers, tier_price, tiered_cost
 from auterity.warehouse import schema
 from conftest import DEMO_END
 
@@ -281,7 +285,7 @@ def _assert_same(actual: pd.DataFrame, expected: pd.DataFrame, rtol: float = 1e-
 
 
 def test_tiers_split_a_month_that_crosses_a_boundary() -> None:
-    tiers = modelhub._tiers(
+    tiers = parse_tiers(
         "m",
         {
             "tiers": [
@@ -296,31 +300,31 @@ def test_tiers_split_a_month_that_crosses_a_boundary() -> None:
     )
     # 60M tokens: 50/60 of the volume at tier 1, 10/60 at tier 2, each with the 2:1 mix.
     crossing = 50 / 60 * (40e3 * 0.0025 + 20e3 * 0.01) + 10 / 60 * (40e3 * 0.002 + 20e3 * 0.008)
-    assert modelhub._tiered_cost(40e6, 20e6, tiers) == pytest.approx(crossing, rel=1e-12)
-    assert modelhub._tiered_cost(40e6, 20e6, tiers) == pytest.approx(290.0, rel=1e-12)
-    assert modelhub._tiered_cost(10e6, 5e6, tiers) == pytest.approx(10e3 * 0.0025 + 5e3 * 0.01)
+    assert tiered_cost(40e6, 20e6, tiers) == pytest.approx(crossing, rel=1e-12)
+    assert tiered_cost(40e6, 20e6, tiers) == pytest.approx(290.0, rel=1e-12)
+    assert tiered_cost(10e6, 5e6, tiers) == pytest.approx(10e3 * 0.0025 + 5e3 * 0.01)
     # Exactly at the boundary everything is still tier 1.
-    assert modelhub._tiered_cost(30e6, 20e6, tiers) == pytest.approx(30e3 * 0.0025 + 20e3 * 0.01)
-    assert modelhub._tiered_cost(0, 0, tiers) == 0.0
+    assert tiered_cost(30e6, 20e6, tiers) == pytest.approx(30e3 * 0.0025 + 20e3 * 0.01)
+    assert tiered_cost(0, 0, tiers) == 0.0
     # The month's price per token prorates the month's cost by token share.
-    assert modelhub._tier_price(40e6, 20e6, tiers) * 60e6 == pytest.approx(crossing, rel=1e-12)
+    assert tier_price(40e6, 20e6, tiers) * 60e6 == pytest.approx(crossing, rel=1e-12)
 
 
 def test_three_tiers_and_bad_tier_configs() -> None:
-    tiers = modelhub._tiers("m", {"tiers": TIERS})
+    tiers = parse_tiers("m", {"tiers": TIERS})
     expected = (
         300_000 * 0.0025 / 1000 + 300_000 * 0.002 / 1000 + 400_000 * 0.0015 / 1000
     )  # input tokens only: 1M tokens across three tiers
-    assert modelhub._tiered_cost(1_000_000, 0, tiers) == pytest.approx(expected, rel=1e-12)
-    assert modelhub._tiered_cost(1_000_000, 0, tiers) == pytest.approx(
+    assert tiered_cost(1_000_000, 0, tiers) == pytest.approx(expected, rel=1e-12)
+    assert tiered_cost(1_000_000, 0, tiers) == pytest.approx(
         _month_cost(1_000_000, 0, TIERS), rel=1e-12
     )
     with pytest.raises(ConfigError, match=r"'m'.*non-empty list"):
-        modelhub._tiers("m", {"tiers": []})
+        parse_tiers("m", {"tiers": []})
     with pytest.raises(ConfigError, match="tier 1 needs"):
-        modelhub._tiers("m", {"tiers": [{"up_to_tokens": 5}]})
+        parse_tiers("m", {"tiers": [{"up_to_tokens": 5}]})
     with pytest.raises(ConfigError, match="must increase"):
-        modelhub._tiers("m", {"tiers": [TIERS[1], TIERS[0], TIERS[2]]})
+        parse_tiers("m", {"tiers": [TIERS[1], TIERS[0], TIERS[2]]})
 
 
 def test_flat_fee_is_prorated_by_days_across_two_months() -> None:
@@ -922,12 +926,12 @@ def test_planted_drift_is_significant_only_where_planted(
 
 
 def test_drift_levels() -> None:
-    assert modelhub._drift_level(0.3, 0.5) == "significant"
-    assert modelhub._drift_level(0.25, 0.5) == "significant"
-    assert modelhub._drift_level(0.1, 0.5) == "moderate"
-    assert modelhub._drift_level(0.05, 0.5) == "none"
-    assert modelhub._drift_level(0.05, 0.001) == "moderate"
-    assert modelhub._drift_level(math.nan, math.nan) == "insufficient data"
+    assert drift_level(0.3, 0.5) == "significant"
+    assert drift_level(0.25, 0.5) == "significant"
+    assert drift_level(0.1, 0.5) == "moderate"
+    assert drift_level(0.05, 0.5) == "none"
+    assert drift_level(0.05, 0.001) == "moderate"
+    assert drift_level(math.nan, math.nan) == "insufficient data"
 
 
 # --------------------------------------------------------------------------- savings
@@ -1056,6 +1060,125 @@ def test_postgres_prices_tiers_like_duckdb(pg_url: str, custom_duck: str) -> Non
     costs = board.set_index("model_id")["cost"]
     assert costs["mistral-large"] == pytest.approx(3100 * (30 / 31 + 2))
     assert costs[LLAMA] == pytest.approx(2400 * (12 / 31 + 2))
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def test_periods_are_local_days_with_utc_bounds() -> None:
+    period = _periods.parse_period("2026-03-28", date(2026, 3, 30), "Europe/Paris")
+    assert (period.start, period.end, period.tz, period.days) == (
+        date(2026, 3, 28),
+        date(2026, 3, 30),
+        "Europe/Paris",
+        2,
+    )
+    # Paris moves to summer time on 2026-03-29: these two local days last 47 hours.
+    assert (period.lo, period.hi) == (datetime(2026, 3, 27, 23), datetime(2026, 3, 29, 22))
+    assert (period.lo, period.hi) == (_utc(period.start, period.tz), _utc(period.end, period.tz))
+    whole_day = _periods.parse_period(datetime(2026, 1, 1, 15, 30), "2026-01-02", None)
+    assert (whole_day.start, whole_day.tz, whole_day.days) == (date(2026, 1, 1), "UTC", 1)
+    assert _periods.as_date(datetime(2026, 1, 1, 15, 30), "x") == date(2026, 1, 1)
+    assert (
+        _periods.business_tz(None) == "UTC" and _periods.business_tz("Asia/Tokyo") == "Asia/Tokyo"
+    )
+    with pytest.raises(ConfigError, match=r"the end of the reference window \(2026-01-01\) must"):
+        _periods.parse_period("2026-01-01", "2026-01-01", "UTC", "reference window")
+    with pytest.raises(ConfigError, match=r"the start of the period must be a date .*'soon'"):
+        _periods.parse_period("soon", "2026-01-02", "UTC")
+    with pytest.raises(ConfigError, match="unknown time zone 'Mars/Olympus'"):
+        _periods.business_tz("Mars/Olympus")
+
+
+def test_check_models_keeps_the_order_and_refuses_unknown_ids() -> None:
+    known = pd.DataFrame({"model_id": ["a", "b", "c"]})
+    assert pricing.check_models(None, known) is None
+    assert pricing.check_models("b", known) == ["b"]
+    assert pricing.check_models(["c", "a", "c"], known) == ["c", "a"]
+    with pytest.raises(ConfigError, match="models is empty"):
+        pricing.check_models([], known)
+    with pytest.raises(ConfigError, match=r"unknown model id\(s\): 'x', 'y' \(known: a, b, c\)"):
+        pricing.check_models(["a", "x", "y"], known)
+
+
+def test_sql_results_become_typed_columns() -> None:
+    counts = _sql.as_int(pd.Series([3, None, Decimal("4")], dtype=object))
+    assert counts.dtype == "int64" and counts.tolist() == [3, 0, 4]
+    costs = _sql.as_float(pd.Series([Decimal("0.5"), None, 2], dtype=object))
+    assert costs.dtype == "float64" and costs[0] == 0.5 and math.isnan(costs[1])
+    low, high = _sql.quality_ci(pd.Series([0.8, 0.8]), pd.Series([0.1, 0.1]), pd.Series([100, 1]))
+    assert (low[0], high[0]) == pytest.approx((0.8 - 1.959963984540054 * 0.01, 0.8 + 0.0196), 1e-4)
+    assert math.isnan(low[1]) and math.isnan(high[1])  # one scored request: no interval
+
+
+def test_unpriced_groups_are_named_in_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="auterity.modelhub"):
+        pricing.warn_unpriced([], "leaderboard")
+        assert not caplog.records
+        pricing.warn_unpriced(["b", "a", "b"], "daily_trend")
+    assert [r.getMessage() for r in caplog.records] == [
+        "daily_trend: cost is unknown for a, b (requests of models without prices); shown as NaN"
+    ]
+
+
+def test_deployed_fees_use_the_configured_dates_without_a_query() -> None:
+    models = pd.DataFrame(
+        {
+            "model_id": ["own", "api"],
+            "pricing_kind": ["flat", "per_token"],
+            "config": [
+                {"monthly_cost": 3100, "deployed_on": "2026-01-25", "retired_on": "2026-03-10"},
+                {},
+            ],
+        }
+    )
+    period = _periods.parse_period(date(2026, 1, 1), date(2026, 4, 1), "UTC")
+    # Both dates are configured, so no warehouse is asked (there is none at this URL).
+    fees = flat_fees.deployed_fees(models, period, "duckdb:////nonexistent/none.duckdb")
+    assert fees == {"own": modelhub.FlatFee(3100.0, date(2026, 1, 25), date(2026, 3, 10))}
+    bad = models.assign(config=[{"monthly_cost": -1}, {}])
+    with pytest.raises(ConfigError, match="flat-priced 'own' needs a non-negative number"):
+        flat_fees.deployed_fees(bad, period, None)
+
+
+def test_statement_pieces_give_the_leaderboards_numbers(small_duck: str) -> None:
+    """A report built from the shared pieces agrees with the leaderboard built from them."""
+    period = _periods.parse_period(date(2026, 9, 1), date(2026, 10, 1), "UTC")
+    prices = pricing.for_period(period, small_duck)
+    models = pricing.catalogue(small_duck)
+    assert models["model_id"].is_monotonic_increasing
+    assert all(isinstance(config, dict) for config in models["config"])
+    kinds = models.set_index("model_id")["pricing_kind"]
+    assert set(prices.tiers) == set(kinds[kinds == "tiered"].index)
+    assert set(prices.flat) == set(kinds[kinds == "flat"].index)
+
+    def statement(prices: pricing.Pricing) -> sa.Select:
+        rows = _sql.raw_rows(period.where()).subquery()
+        agg = (
+            sa.select(
+                rows.c.model_id,
+                sa.func.count().label("requests"),
+                sa.func.sum(_sql.flag(rows.c.status == "error")).label("errors"),
+                *_sql.latency_percentiles(rows.c.ok_latency, (50, 95)),
+                *prices.parts(rows.c),
+            )
+            .group_by(rows.c.model_id)
+            .subquery()
+        )
+        return pricing.priced_select(agg, prices)
+
+    frame = pricing.fetch_priced(statement, prices, small_duck).set_index("model_id")
+    assert len(frame) >= 3
+    board = modelhub.leaderboard(period.start, period.end, tz="UTC", url=small_duck)
+    board = board.set_index("model_id").loc[frame.index]
+    fees = frame.index.map(prices.flat_fees()).fillna(0.0)
+    assert (_sql.as_int(frame["requests"]) == board["requests"]).all()
+    assert (_sql.as_int(frame["errors"]) / board["requests"]).tolist() == pytest.approx(
+        board["error_rate"].tolist()
+    )
+    for col in ("p50_latency_ms", "p95_latency_ms"):
+        assert _sql.as_float(frame[col]).tolist() == pytest.approx(board[col].tolist())
+    assert (_sql.as_float(frame["cost"]) + fees).tolist() == pytest.approx(board["cost"].tolist())
 
 
 # --------------------------------------------------------------------------- packaging
