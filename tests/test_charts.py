@@ -34,17 +34,17 @@ def _restore_altair() -> Iterator[None]:
     """Tests enable themes and renderers: put Altair's global state back afterwards."""
     theme, renderer = alt.theme.active, alt.renderers.active
     options = dict(alt.renderers.options)
-    sent = charts._renderer_state["bundle_sent"]
+    sent = charts.renderer_state["bundle_sent"]
     yield
     alt.theme.enable(theme)
     alt.renderers.enable(renderer, **options)
-    charts._renderer_state["bundle_sent"] = sent
+    charts.renderer_state["bundle_sent"] = sent
 
 
 def compiled(chart: Any, theme: str | None = None) -> dict:
     """The chart's Vega-Lite spec, after checking that Vega-Lite compiles it to Vega."""
     spec = charts.to_dict(chart, theme=theme)
-    vega = vlc.vegalite_to_vega(spec, vl_version=charts._vl_version())
+    vega = vlc.vegalite_to_vega(spec, vl_version=charts.vl_version())
     assert vega["marks"] or vega.get("data")
     return spec
 
