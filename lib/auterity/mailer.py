@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from auterity import charts
 from auterity.errors import AuterityError, ConfigError
 from auterity.escape import csv_safe, html_attr, html_text, one_line
 from auterity.redact import mask_secrets, register_secret
@@ -108,8 +109,6 @@ class InlineChart:
 
 def chart_images(charts_by_title: dict[str, Any], *, scale: float = 1.5) -> list[InlineChart]:
     """Render Altair charts to PNG (vl-convert) for inline display."""
-    from auterity import charts
-
     return [
         InlineChart(title, charts.to_png(chart, scale=scale))
         for title, chart in charts_by_title.items()
@@ -161,8 +160,6 @@ def _html_body(
 
 def _text_body(title: str, intro: str, kpis: pd.DataFrame | None, footer: str) -> str:
     """The plain-text part: the same headline numbers, readable anywhere."""
-    from auterity import charts
-
     lines = [title, "=" * len(title), "", intro, ""]
     if kpis is not None:
         for _, row in kpis.iterrows():
