@@ -290,15 +290,15 @@ def units(names: Iterable[str]) -> dict[str, str]:
 
     Parameters
     ----------
-    names : iterable of str, or DataFrame
-        Column names (a DataFrame stands for its columns).
+    names : iterable of str
+        Column names, or a DataFrame (iterating one gives its column names).
 
     Returns
     -------
     dict
         ``{name: unit}`` of the names whose column has a unit, in the given order.
     """
-    found = {str(name): unit(str(name)) for name in _names(names)}
+    found = {str(name): unit(str(name)) for name in names}
     return {name: u for name, u in found.items() if u is not None}
 
 
@@ -307,8 +307,8 @@ def labels(names: Iterable[str]) -> dict[str, str]:
 
     Parameters
     ----------
-    names : iterable of str, or DataFrame
-        Column names (a DataFrame stands for its columns).
+    names : iterable of str
+        Column names, or a DataFrame (iterating one gives its column names).
 
     Returns
     -------
@@ -317,7 +317,7 @@ def labels(names: Iterable[str]) -> dict[str, str]:
         are both "Model"), the later one gets its name in brackets: "Model (name)".
     """
     out: dict[str, str] = {}
-    for name in map(str, _names(names)):
+    for name in map(str, names):
         text = label(name)
         out[name] = f"{text} ({name})" if text in out.values() else text
     return out
@@ -338,11 +338,6 @@ def labelled(frame: pd.DataFrame) -> pd.DataFrame:
         The frame with columns renamed by :func:`labels`.
     """
     return frame.rename(columns=labels(frame.columns))
-
-
-def _names(names: Iterable[str]) -> list[str]:
-    """Column names from names or a DataFrame."""
-    return list(names.columns) if isinstance(names, pd.DataFrame) else list(names)
 
 
 def _catalog() -> Mapping[str, Column]:
