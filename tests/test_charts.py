@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import altair as alt
@@ -34,17 +36,17 @@ def _restore_altair() -> Iterator[None]:
     """Tests enable themes and renderers: put Altair's global state back afterwards."""
     theme, renderer = alt.theme.active, alt.renderers.active
     options = dict(alt.renderers.options)
-    sent = charts._renderer_state["bundle_sent"]
+    sent = charts.renderer_state["bundle_sent"]
     yield
     alt.theme.enable(theme)
     alt.renderers.enable(renderer, **options)
-    charts._renderer_state["bundle_sent"] = sent
+    charts.renderer_state["bundle_sent"] = sent
 
 
 def compiled(chart: Any, theme: str | None = None) -> dict:
     """The chart's Vega-Lite spec, after checking that Vega-Lite compiles it to Vega."""
     spec = charts.to_dict(chart, theme=theme)
-    vega = vlc.vegalite_to_vega(spec, vl_version=charts._vl_version())
+    vega = vlc.vegalite_to_vega(spec, vl_version=charts.vl_version())
     assert vega["marks"] or vega.get("data")
     return spec
 
@@ -200,6 +202,36 @@ def test_import_is_light_and_auterity_does_not_import_charts() -> None:
 def test_units_and_directions_match_the_metric_layer() -> None:
     assert charts.UNITS == metrics.UNITS
     assert charts.GOOD == metrics.GOOD
+
+
+def test_charts_import_only_base_modules_and_the_metric_layer() -> None:
+    """charts sits low in the layers: analytics, reports and dashboards build on it."""
+    allowed = ("charts", "errors", "config", "escape", "redact", "metrics")
+    modules = list(Path(charts.__file__).parent.glob("*.py"))
+    assert len(modules) >= 8
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "auterity":
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("auterity."):
+                names = [node.module.split(".")[1]]
+            elif isinstance(node, ast.Import):
+                names = [a.name.split(".")[1] for a in node.names if a.name.startswith("auterity.")]
+            else:
+                continue
+            assert set(names) <= set(allowed), (path.name, names)
+
+
+def test_load_altair_registers_the_themes_and_resolve_theme_follows_the_enabled_one() -> None:
+    assert charts.load_altair() is alt
+    assert {"auterity-light", "auterity-dark"} <= set(alt.theme.names())
+    alt.theme.enable("default")
+    assert charts.theme.resolve_theme(None) == "light"
+    charts.use_theme("dark")
+    assert charts.theme.resolve_theme(None) == "dark"
+    assert charts.theme.resolve_theme("light") == "light"
+    with pytest.raises(ConfigError, match="unknown chart theme 'sepia'"):
+        charts.theme.resolve_theme("sepia")
 
 
 # --------------------------------------------------------------------------- theme

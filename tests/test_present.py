@@ -9,7 +9,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from auterity import business, modelhub, present
+from auterity import business, charts, modelhub, present
 from auterity.errors import ConfigError
 
 END = "2026-11-01"  # a Sunday-after: the data's last day is Saturday 31 October 2026
@@ -212,3 +212,16 @@ def test_period_line_and_insight_cards_show_values_as_text() -> None:
     markup, text = _rendered(present.insight_markdown(2, card))
     assert markup.startswith("<h3") and set(re.findall(r"<(\w+)", markup)) == {"h3", "a", "p"}
     assert "2. Save on <script>alert(1)</script>" in text and "Move `x` [a](b)" in text
+
+
+def test_table_html_formats_by_the_column_table_unless_given_units() -> None:
+    frame = pd.DataFrame(
+        {"model_id": ["m"], "cost": [1234.5], "error_rate": [0.05], "quality_mean": [0.8766]}
+    )
+    out = present.table_html(frame)
+    assert "$1,234" in out and "5.0 %" in out and "0.877" in out  # units from charts.columns
+    assert ">model_id<" in out  # headers stay the column names unless labels are given
+    only = present.table_html(frame, {"error_rate": "percent"})
+    assert "1234.5" in only and "0.8766" in only and "5.0 %" in only
+    headed = present.table_html(frame, labels=charts.columns.labels(frame))
+    assert ">Model<" in headed and ">Quality (mean score)<" in headed

@@ -50,25 +50,21 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from auterity import metrics, modelhub
+from auterity.charts import columns
 from auterity.errors import ConfigError
+from auterity.warehouse.cache import fetch
+from auterity.warehouse.schema import models as models_table
 
 BUSINESS_METRICS = ("conversion_rate", "revenue", "active_customers")
 """Business metrics correlated with the ML metrics by default."""
 ML_METRICS = ("p95_latency_ms", "error_rate", "cost_per_request", "quality_mean")
 """Per-model ML metrics (columns of :func:`auterity.modelhub.daily_trend`, plus cost per
 request)."""
-ML_LABELS = {
-    "p95_latency_ms": "p95 latency",
-    "error_rate": "error rate",
-    "cost_per_request": "cost per request",
-    "quality_mean": "quality",
-}
-ML_UNITS = {
-    "p95_latency_ms": "ms",
-    "error_rate": "percent",
-    "cost_per_request": "currency",
-    "quality_mean": "number",
-}
+ML_LABELS = {name: columns.phrase(name) for name in ML_METRICS}
+"""How each ML metric is named in a sentence ("p95 latency"; from the column table)."""
+ML_UNITS = {name: columns.unit(name) or "number" for name in ML_METRICS}
+"""The unit of each ML metric (from the column table, :mod:`auterity.charts.columns`)."""
 TREND_WINDOW = 21
 """Days of the centred rolling median that estimates each series' trend."""
 EPISODE_DAYS = 10
@@ -546,9 +542,6 @@ def load_series(
         ``ml`` (columns ``"<model_id>:<metric>"``), ``business`` (one column per metric)
         and ``requests`` (per model), indexed by day.
     """
-    from auterity import metrics, modelhub
-    from auterity.warehouse.cache import fetch
-    from auterity.warehouse.schema import models as models_table
 
     unknown = [m for m in ml_metrics if m not in ML_METRICS]
     if unknown:

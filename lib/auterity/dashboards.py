@@ -558,7 +558,7 @@ def linked_cost_chart(daily: pd.DataFrame) -> Any:
     """
     from auterity import charts
 
-    alt = charts._alt()
+    alt = charts.load_altair()
     data = daily[["day", "model_id", "requests", "cost"]].copy()
     data["day"] = pd.to_datetime(data["day"])
     money = charts.d3_format("currency")

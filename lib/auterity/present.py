@@ -17,8 +17,11 @@ from typing import Any
 
 import pandas as pd
 
+from auterity import charts
+from auterity.config import get_settings
 from auterity.errors import ConfigError
 from auterity.escape import html_attr, html_text, md_code, md_text
+from auterity.warehouse import data_freshness
 
 PERIODS = (
     "last_7_days",
@@ -44,9 +47,6 @@ def _parse(text: str, name: str) -> date:
 def data_end(url: str | None = None, tz: str | None = None) -> date:
     """The day after the newest data (local), or tomorrow if the warehouse is empty."""
     from zoneinfo import ZoneInfo
-
-    from auterity.config import get_settings
-    from auterity.warehouse import data_freshness
 
     newest = data_freshness(url)
     zone = ZoneInfo(tz or get_settings().timezone)
@@ -107,8 +107,6 @@ def resolve_period(
 
 def setup(theme: str = "light") -> None:
     """Prepare a notebook: project chart theme, offline chart rendering, tidy tables."""
-    from auterity import charts
-
     charts.use_theme(theme)
     charts.enable_offline_notebook_rendering(theme)
     pd.set_option("display.max_columns", 30)
@@ -224,8 +222,6 @@ def kpi_tiles_html(
         An HTML fragment with inline styles only (safe for reports, dashboards and email
         when there are no sparklines).
     """
-    from auterity import charts
-
     cells = []
     for _, row in kpis.iterrows():
         value = charts.format_value(row["current"], row["unit"])
@@ -259,8 +255,6 @@ def _spark(frame: pd.DataFrame | None, metric: str, current: Any) -> str:
 
 def format_table(frame: pd.DataFrame, units: Mapping[str, str]) -> pd.DataFrame:
     """A copy with the listed columns turned into display strings (``{column: unit}``)."""
-    from auterity import charts
-
     out = frame.copy()
     for column, unit in units.items():
         if column in out:
@@ -333,8 +327,28 @@ def table_html(
     *,
     labels: Mapping[str, str] | None = None,
 ) -> str:
-    """A compact, inline-styled HTML table of a small frame (formatted by ``units``)."""
-    shown = format_table(frame, units or {}).rename(columns=dict(labels or {}))
+    """A compact, inline-styled HTML table of a small frame.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The rows to show; every value is shown as text.
+    units : mapping, optional
+        ``{column: unit}`` of the columns to format (:func:`auterity.charts.format_value`);
+        default the units the column table declares for the frame's columns
+        (:func:`auterity.charts.columns.units`).
+    labels : mapping, optional
+        ``{column: header}``; default the column names (for the declared labels pass
+        :func:`auterity.charts.columns.labels` of the frame).
+
+    Returns
+    -------
+    str
+        A ``<table>`` with inline styles only (safe for reports, dashboards and email).
+    """
+    if units is None:
+        units = charts.columns.units(frame)
+    shown = format_table(frame, units).rename(columns=dict(labels or {}))
     head = "".join(
         f'<th style="text-align:left;padding:4px 10px;border-bottom:2px solid #d8dde3;">'
         f"{html_text(c)}</th>"
@@ -375,8 +389,6 @@ def modelhub_narrative(
     can never disagree. Model ids are shown as code and feature names in bold, both
     through :mod:`auterity.escape`: a backtick, ``*``, ``$`` or HTML in a name is text.
     """
-    from auterity import charts
-
     if leaderboard.empty:
         return "No model traffic in this period."
     busiest = leaderboard.iloc[0]

@@ -108,7 +108,6 @@ class InlineChart:
 
 def chart_images(charts_by_title: dict[str, Any], *, scale: float = 1.5) -> list[InlineChart]:
     """Render Altair charts to PNG (vl-convert) for inline display."""
-
     return [
         InlineChart(title, charts.to_png(chart, scale=scale))
         for title, chart in charts_by_title.items()
@@ -160,7 +159,6 @@ def _html_body(
 
 def _text_body(title: str, intro: str, kpis: pd.DataFrame | None, footer: str) -> str:
     """The plain-text part: the same headline numbers, readable anywhere."""
-
     lines = [title, "=" * len(title), "", intro, ""]
     if kpis is not None:
         for _, row in kpis.iterrows():
