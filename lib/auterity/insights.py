@@ -171,7 +171,7 @@ class InsightCard:
             "title": self.title,
             "sentence": self.sentence,
             "importance": round(float(self.importance), 4),
-            "evidence": correlate._plain(self.evidence),
+            "evidence": correlate.json_safe(self.evidence),
             "chart": self.chart,
         }
 
@@ -192,7 +192,7 @@ class InsightReport:
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "cards": [c.to_dict() for c in self.cards],
-            "tested": correlate._plain(self.tested),
+            "tested": correlate.json_safe(self.tested),
             "skipped": dict(self.skipped),
         }
 
