@@ -293,7 +293,7 @@ def test_series_too_short_to_judge_are_not_counted_as_judged() -> None:
     }
     cards, judged = insights.anomaly_cards(frames)
     assert judged == 1 and cards == []
-    assert insights._anomaly_skipped(frames) == (
+    assert insights.anomaly.skipped_reason(frames) == (
         "1 series with fewer than 28 days of data (history included) not judged: short"
     )
 
@@ -361,7 +361,7 @@ def test_short_ranges_and_broken_charts_give_no_cards() -> None:
     assert insights.mover_cards(start, end) == ([], 0)
     assert insights.drift_cards(start, end) == ([], 0)
     assert insights.level_shift_cards(start, end) == ([], 0)
-    assert insights._chart("trend", pd.DataFrame({"x": [1]}), "y", unit="number") is None
+    assert insights.cards.chart_spec("trend", pd.DataFrame({"x": [1]}), "y", unit="number") is None
     card = insights.InsightCard("savings", "t", "s.", 0.5, {"when": date(2026, 1, 1)})
     assert card.to_dict() == {
         "kind": "savings",
@@ -403,9 +403,9 @@ def test_a_fall_back_to_normal_does_not_turn_a_slowdown_into_a_drop() -> None:
     # The detector's own window spans both and takes the larger peak's direction ...
     assert [(w.start, w.end, w.direction) for w in merged] == [(days[2], days[7], down)]
     # ... but when only rises matter, the window is formed by the rises alone.
-    rises = insights._windows_in(result, ("up",))
+    rises = insights.anomaly.windows_in(result, ("up",))
     assert [(w.start, w.end, w.direction, w.score) for w in rises] == [(days[2], days[5], up, 12.5)]
-    assert insights._windows_in(result, ("up", "down")) == merged
+    assert insights.anomaly.windows_in(result, ("up", "down")) == merged
 
 
 def test_revenue_is_judged_on_a_log_scale() -> None:
@@ -421,7 +421,7 @@ def test_revenue_is_judged_on_a_log_scale() -> None:
         ml=pd.DataFrame(index=days),
         business=pd.DataFrame({"revenue": revenue, "orders": revenue / 100}, index=days),
     )
-    frames = insights._series_frames(series)
+    frames = insights.anomaly.series_frames(series)
     assert frames["revenue"][5] is True and frames["orders"][5] is False
     cards, tested = insights.anomaly_cards(
         {"revenue": frames["revenue"]}, report_from=days[60].date()
@@ -550,7 +550,7 @@ def test_slow_requests_are_counted_through_the_metric_layer(
     slowdown = _windows(manifest, "latency_degradation")[0][0]
     normal = slowdown - timedelta(days=10)
     asked = [(slowdown, 7000.0), (normal, 7000.0)]
-    slow, total = insights._slow_requests("gpt-4o", asked, url=url)
+    slow, total = insights.anomaly_checks.count_slow_requests("gpt-4o", asked, url=url)
     warehouse.dispose_engines()
     with duckdb.connect(url.removeprefix("duckdb:///"), read_only=True) as con:
         expected = [
@@ -573,7 +573,7 @@ def test_level_shift_scan_without_a_mix_dimension_uses_the_metric_itself(
 ) -> None:
     url, _ = plain_world
     # No dimension to hold constant: the daily metric itself is scanned (no step here).
-    monkeypatch.setattr(insights, "LEVEL_METRICS", {"average_order_value": ()})
+    monkeypatch.setattr(insights.level_shift, "LEVEL_METRICS", {"average_order_value": ()})
     assert insights.level_shift_cards(START, END, alpha=0.01, url=url) == ([], 1)
     warehouse.dispose_engines()
 
