@@ -604,3 +604,70 @@ def test_order_counts_are_judged_against_poisson_noise_too() -> None:
     both, _ = insights.anomaly_cards(other, report_from=days[60].date())
     assert [c.evidence["start"] for c in both] == [days[90], days[105]]
     assert "poisson_score" not in both[0].evidence
+
+
+def test_every_kind_registers_itself_in_the_order_run_asks_them() -> None:
+    """Each kind's module registers its finder; run() asks them in registration order (the
+    order of the report's tested and skipped), and ranks ties in the order of KINDS."""
+    names = insights.insight_kinds.names()
+    assert names == (
+        "correlation",
+        "mover",
+        "level_shift",
+        "drift",
+        "savings",
+        "anomaly",
+        "forecast_risk",
+    )
+    assert sorted(names) == sorted(insights.KINDS)
+    assert insights.insight_kinds.ranked() == insights.KINDS
+    assert insights.insight_kinds.get("savings") is insights.savings.find_savings
+    assert insights.insight_kinds.get("anomaly") is insights.anomaly.find_anomalies
+
+
+def test_a_new_kind_is_one_registration_away_from_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[insights.Context] = []
+
+    def find_tiny(context: insights.Context) -> insights.Found:
+        asked.append(context)
+        days = (context.end - context.start).days
+        card = insights.InsightCard("tiny", "A tiny finding", "Small.", 0.5, {"days": days})
+        return insights.Found(cards=[card], tested={"tiny_checks": 1}, skipped="only a test")
+
+    with pytest.raises(ConfigError, match="unknown insight kind 'tiny'"):
+        insights.run(START, END, kinds=["tiny"])
+    insights.insight_kinds.register("tiny", find_tiny)
+    try:
+        assert insights.insight_kinds.names()[-1] == "tiny"
+        assert insights.insight_kinds.ranked() == (*insights.KINDS, "tiny")
+        report = insights.run(START, END, kinds=["tiny"], alpha=0.01, period_days=30)
+        assert [(c.kind, c.title) for c in report.cards] == [("tiny", "A tiny finding")]
+        assert report.cards[0].evidence == {"days": (END - START).days}
+        assert report.tested == {"tiny_checks": 1}
+        assert report.skipped == {"tiny": "only a test"}
+        (context,) = asked
+        assert (context.start, context.end, context.alpha, context.period_days) == (
+            START,
+            END,
+            0.01,
+            30,
+        )
+        with pytest.raises(ConfigError, match="registered already"):
+            insights.insight_kinds.register("tiny", find_tiny)
+        # Without kinds every registered kind runs; ties of importance rank the kinds of
+        # KINDS first (whatever their titles and registration order), then the new ones.
+        only = insights.registry.InsightKinds()
+        only.register("tiny", find_tiny)
+        only.register(
+            "savings",
+            lambda context: insights.Found(cards=[insights.InsightCard("savings", "Z", "s.", 0.5)]),
+        )
+        with monkeypatch.context() as patch:
+            patch.setattr(insights.registry, "insight_kinds", only)
+            assert [c.kind for c in insights.generate(START, END)] == ["savings", "tiny"]
+        assert len(asked) == 2
+    finally:
+        insights.insight_kinds.unregister("tiny")
+    assert "tiny" not in insights.insight_kinds
+    with pytest.raises(ConfigError, match="unknown insight kind 'tiny'"):
+        insights.run(START, END, kinds=["tiny"])
