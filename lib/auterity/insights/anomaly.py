@@ -274,7 +274,7 @@ def anomaly_cards(
     cards, series_judged = [], 0
     for name, (frame, unit, label, directions, severities, log) in frames.items():
         data = frame.dropna()
-        if len(data) < MIN_SERIES_DAYS:  # listed in the report's skipped (find_anomalies)
+        if len(data) < MIN_SERIES_DAYS:  # listed in the report's skipped (by _find)
             continue
         series_judged += 1
         scale_log = bool(log) and bool((data["y"] > 0).all())
@@ -350,22 +350,10 @@ def skipped_reason(frames: Watched) -> str | None:
     )
 
 
-def find_anomalies(context: Context) -> Found:
-    """The ``anomaly`` kind: :func:`anomaly_cards` on the business KPIs and the per-model
-    series, with :data:`ANOMALY_HISTORY_DAYS` of history before the range, holidays
-    expected, and slow p95 latencies confirmed by their requests.
-
-    Parameters
-    ----------
-    context : Context
-        The range and options of the report.
-
-    Returns
-    -------
-    Found
-        The cards; tested: ``anomaly_series`` (the series judged); skipped names the
-        series too short to judge.
-    """
+def _find(context: Context) -> Found:
+    """The ``anomaly`` kind: :func:`anomaly_cards` on the business KPIs and per-model series
+    with :data:`ANOMALY_HISTORY_DAYS` of history, holidays expected, slow p95 latencies
+    confirmed by their requests (skipped names the series too short to judge)."""
     start, end, tz, url = context.start, context.end, context.tz, context.url
     history = correlate.load_series(
         start - timedelta(days=ANOMALY_HISTORY_DAYS),
@@ -390,7 +378,7 @@ def find_anomalies(context: Context) -> Found:
     return Found(cards=cards, tested={"anomaly_series": judged}, skipped=skipped_reason(frames))
 
 
-insight_kinds.register("anomaly", find_anomalies)
+insight_kinds.register("anomaly", _find)
 
 __all__ = [
     "ANOMALY_BUSINESS",
@@ -403,7 +391,6 @@ __all__ = [
     "SEVERITY_IMPORTANCE",
     "Watched",
     "anomaly_cards",
-    "find_anomalies",
     "series_frames",
     "skipped_reason",
     "windows_in",

@@ -130,21 +130,10 @@ def correlation_cards(result: correlate.CorrelationResult) -> list[InsightCard]:
     return cards
 
 
-def find_correlations(context: Context) -> Found:
-    """The ``correlation`` kind: every per-model ML series against the business metrics of
-    :data:`auterity.correlate.BUSINESS_METRICS` over the range.
-
-    Parameters
-    ----------
-    context : Context
-        The range and options of the report.
-
-    Returns
-    -------
-    Found
-        The cards; tested: ``correlation_hypotheses`` (the BH family) and
-        ``correlation_single_episode_dropped``.
-    """
+def _find(context: Context) -> Found:
+    """The ``correlation`` kind: every per-model ML series against the business metrics
+    of :data:`auterity.correlate.BUSINESS_METRICS` (tested: the BH family and the pairs a
+    single episode carried)."""
     series = correlate.load_series(
         context.start,
         context.end,
@@ -166,6 +155,6 @@ def find_correlations(context: Context) -> Found:
     )
 
 
-insight_kinds.register("correlation", find_correlations)
+insight_kinds.register("correlation", _find)
 
-__all__ = ["CLEAREST_DAYS", "correlation_cards", "find_correlations"]
+__all__ = ["CLEAREST_DAYS", "correlation_cards"]

@@ -186,20 +186,9 @@ def drift_cards(
     return cards, tested
 
 
-def find_drift(context: Context) -> Found:
-    """The ``drift`` kind: :func:`drift_cards` for every model with requests in the range.
-
-    Parameters
-    ----------
-    context : Context
-        The range and options of the report.
-
-    Returns
-    -------
-    Found
-        The cards; tested: ``drift_comparisons``; skipped when the range is shorter than
-        two windows or no model had requests.
-    """
+def _find(context: Context) -> Found:
+    """The ``drift`` kind: :func:`drift_cards` for every model with requests (skipped when
+    the range is shorter than two windows or no model had requests)."""
     start, end, period_days = context.start, context.end, context.period_days
     cards, tested = drift_cards(
         start, end, period_days=period_days, alpha=context.alpha, tz=context.tz, url=context.url
@@ -214,7 +203,7 @@ def find_drift(context: Context) -> Found:
     return Found(cards=cards, tested={"drift_comparisons": tested}, skipped=skipped)
 
 
-insight_kinds.register("drift", find_drift)
+insight_kinds.register("drift", _find)
 
 __all__ = [
     "DRIFT_BINS",
@@ -222,6 +211,5 @@ __all__ = [
     "TOKEN_METRICS",
     "drift_cards",
     "drift_windows",
-    "find_drift",
     "psi_noise",
 ]

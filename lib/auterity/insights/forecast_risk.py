@@ -82,7 +82,7 @@ def forecast_cards(
         if name not in series.business.columns:
             continue
         if _history_days(series.business[name]) < FORECAST_HISTORY_PERIODS * period_days:
-            continue  # listed in the report's skipped (find_forecast_risks)
+            continue  # listed in the report's skipped (by _find)
         values = _with_data(series.business[name]).dropna()
         tested += 1
         unit, good = metric_meta(name)
@@ -158,20 +158,9 @@ def _skipped_reason(series: correlate.Series, end: date, period_days: int) -> st
     )
 
 
-def find_forecast_risks(context: Context) -> Found:
-    """The ``forecast_risk`` kind: :func:`forecast_cards` on :func:`forecast_series`.
-
-    Parameters
-    ----------
-    context : Context
-        The range and options of the report.
-
-    Returns
-    -------
-    Found
-        The cards; tested: ``forecast_metrics``; skipped names the KPIs with too little
-        history.
-    """
+def _find(context: Context) -> Found:
+    """The ``forecast_risk`` kind: :func:`forecast_cards` on :func:`forecast_series`
+    (skipped names the KPIs with too little history)."""
     history = forecast_series(
         context.start,
         context.end,
@@ -188,12 +177,11 @@ def find_forecast_risks(context: Context) -> Found:
     )
 
 
-insight_kinds.register("forecast_risk", find_forecast_risks)
+insight_kinds.register("forecast_risk", _find)
 
 __all__ = [
     "FORECAST_HISTORY_PERIODS",
     "FORECAST_METRICS",
-    "find_forecast_risks",
     "forecast_cards",
     "forecast_series",
 ]

@@ -331,21 +331,9 @@ def level_shift_cards(
     return cards, len(names)
 
 
-def find_level_shifts(context: Context) -> Found:
-    """The ``level_shift`` kind: :func:`level_shift_cards` over the range, at
-    :data:`LEVEL_ALPHA_SHARE` of the report's ``alpha``.
-
-    Parameters
-    ----------
-    context : Context
-        The range and options of the report.
-
-    Returns
-    -------
-    Found
-        The cards; tested: ``level_shift_metrics``; skipped when the range has fewer than
-        three windows.
-    """
+def _find(context: Context) -> Found:
+    """The ``level_shift`` kind: :func:`level_shift_cards` at :data:`LEVEL_ALPHA_SHARE` of
+    the report's ``alpha`` (skipped when the range is shorter than three windows)."""
     start, end = context.start, context.end
     cards, tested = level_shift_cards(
         start, end, alpha=context.alpha * LEVEL_ALPHA_SHARE, tz=context.tz, url=context.url
@@ -364,13 +352,12 @@ def find_level_shifts(context: Context) -> Found:
     )
 
 
-insight_kinds.register("level_shift", find_level_shifts)
+insight_kinds.register("level_shift", _find)
 
 __all__ = [
     "LEVEL_ALPHA_SHARE",
     "LEVEL_METRICS",
     "LEVEL_WINDOW_DAYS",
-    "find_level_shifts",
     "level_shift_cards",
     "mix_adjusted",
     "step_scan",

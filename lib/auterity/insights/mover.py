@@ -236,20 +236,9 @@ def mover_cards(
     return cards, len(names)
 
 
-def find_movers(context: Context) -> Found:
-    """The ``mover`` kind: :func:`mover_cards` over the last two ``period_days`` windows.
-
-    Parameters
-    ----------
-    context : Context
-        The range and options of the report.
-
-    Returns
-    -------
-    Found
-        The cards; tested: ``mover_metrics``; skipped when the range is shorter than two
-        windows.
-    """
+def _find(context: Context) -> Found:
+    """The ``mover`` kind: :func:`mover_cards` (skipped when the range is shorter than two
+    windows)."""
     start, end, period_days = context.start, context.end, context.period_days
     cards, tested = mover_cards(
         start, end, period_days=period_days, alpha=context.alpha, tz=context.tz, url=context.url
@@ -265,6 +254,6 @@ def find_movers(context: Context) -> Found:
     )
 
 
-insight_kinds.register("mover", find_movers)
+insight_kinds.register("mover", _find)
 
-__all__ = ["MOVER_METRICS", "find_movers", "mover_cards"]
+__all__ = ["MOVER_METRICS", "mover_cards"]

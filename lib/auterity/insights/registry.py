@@ -232,20 +232,7 @@ def generate(
     limit: int | None = None,
     holidays: str | None = "US",
 ) -> list[InsightCard]:
-    """The insight cards of a date range, most important first (see :func:`run`).
-
-    Parameters
-    ----------
-    start, end : date
-        Local dates, ``start`` inclusive, ``end`` exclusive (at least 8 weeks).
-    url, tz, kinds, alpha, period_days, limit, holidays
-        As for :func:`run`.
-
-    Returns
-    -------
-    list of InsightCard
-        The report's cards.
-    """
+    """The insight cards of a date range, most important first (see :func:`run`)."""
     return run(
         start,
         end,

@@ -73,23 +73,12 @@ def savings_cards(
     ]
 
 
-def find_savings(context: Context) -> Found:
-    """The ``savings`` kind: :func:`savings_cards` over the range (nothing counted as
-    tested, never skipped).
-
-    Parameters
-    ----------
-    context : Context
-        The range and options of the report.
-
-    Returns
-    -------
-    Found
-        The cards.
-    """
+def _find(context: Context) -> Found:
+    """The ``savings`` kind: :func:`savings_cards` (nothing counted as tested, never
+    skipped)."""
     return Found(cards=savings_cards(context.start, context.end, tz=context.tz, url=context.url))
 
 
-insight_kinds.register("savings", find_savings)
+insight_kinds.register("savings", _find)
 
-__all__ = ["find_savings", "savings_cards"]
+__all__ = ["savings_cards"]
