@@ -294,7 +294,7 @@ def test_series_too_short_to_judge_are_not_counted_as_judged() -> None:
     }
     cards, judged = insights.anomaly_cards(frames)
     assert judged == 1 and cards == []
-    assert insights._anomaly_skipped(frames) == (
+    assert insights.anomaly.skipped_reason(frames) == (
         "1 series with fewer than 28 days of data (history included) not judged: short"
     )
 
@@ -362,7 +362,7 @@ def test_short_ranges_and_broken_charts_give_no_cards() -> None:
     assert insights.mover_cards(start, end) == ([], 0)
     assert insights.drift_cards(start, end) == ([], 0)
     assert insights.level_shift_cards(start, end) == ([], 0)
-    assert insights._chart("trend", pd.DataFrame({"x": [1]}), "y", unit="number") is None
+    assert insights.cards.chart_spec("trend", pd.DataFrame({"x": [1]}), "y", unit="number") is None
     card = insights.InsightCard("savings", "t", "s.", 0.5, {"when": date(2026, 1, 1)})
     assert card.to_dict() == {
         "kind": "savings",
@@ -404,9 +404,9 @@ def test_a_fall_back_to_normal_does_not_turn_a_slowdown_into_a_drop() -> None:
     # The detector's own window spans both and takes the larger peak's direction ...
     assert [(w.start, w.end, w.direction) for w in merged] == [(days[2], days[7], down)]
     # ... but when only rises matter, the window is formed by the rises alone.
-    rises = insights._windows_in(result, ("up",))
+    rises = insights.anomaly.windows_in(result, ("up",))
     assert [(w.start, w.end, w.direction, w.score) for w in rises] == [(days[2], days[5], up, 12.5)]
-    assert insights._windows_in(result, ("up", "down")) == merged
+    assert insights.anomaly.windows_in(result, ("up", "down")) == merged
 
 
 def test_revenue_is_judged_on_a_log_scale() -> None:
@@ -422,7 +422,7 @@ def test_revenue_is_judged_on_a_log_scale() -> None:
         ml=pd.DataFrame(index=days),
         business=pd.DataFrame({"revenue": revenue, "orders": revenue / 100}, index=days),
     )
-    frames = insights._series_frames(series)
+    frames = insights.anomaly.series_frames(series)
     assert frames["revenue"][5] is True and frames["orders"][5] is False
     cards, tested = insights.anomaly_cards(
         {"revenue": frames["revenue"]}, report_from=days[60].date()
@@ -551,7 +551,7 @@ def test_slow_requests_are_counted_through_the_metric_layer(
     slowdown = _windows(manifest, "latency_degradation")[0][0]
     normal = slowdown - timedelta(days=10)
     asked = [(slowdown, 7000.0), (normal, 7000.0)]
-    slow, total = insights._slow_requests("gpt-4o", asked, url=url)
+    slow, total = insights.anomaly_checks.count_slow_requests("gpt-4o", asked, url=url)
     warehouse.dispose_engines()
     with duckdb.connect(url.removeprefix("duckdb:///"), read_only=True) as con:
         expected = [
@@ -574,7 +574,7 @@ def test_level_shift_scan_without_a_mix_dimension_uses_the_metric_itself(
 ) -> None:
     url, _ = plain_world
     # No dimension to hold constant: the daily metric itself is scanned (no step here).
-    monkeypatch.setattr(insights, "LEVEL_METRICS", {"average_order_value": ()})
+    monkeypatch.setattr(insights.level_shift, "LEVEL_METRICS", {"average_order_value": ()})
     assert insights.level_shift_cards(START, END, alpha=0.01, url=url) == ([], 1)
     warehouse.dispose_engines()
 
@@ -605,3 +605,71 @@ def test_order_counts_are_judged_against_poisson_noise_too() -> None:
     both, _ = insights.anomaly_cards(other, report_from=days[60].date())
     assert [c.evidence["start"] for c in both] == [days[90], days[105]]
     assert "poisson_score" not in both[0].evidence
+
+
+def test_every_kind_registers_itself_in_the_order_run_asks_them() -> None:
+    """Each kind's module registers its finder; run() asks them in registration order (the
+    order of the report's tested and skipped), and ranks ties in the order of KINDS."""
+    names = insights.insight_kinds.names()
+    assert names == (
+        "correlation",
+        "mover",
+        "level_shift",
+        "drift",
+        "savings",
+        "anomaly",
+        "forecast_risk",
+    )
+    assert sorted(names) == sorted(insights.KINDS)
+    assert insights.insight_kinds.ranked() == insights.KINDS
+    # ... each by its own module (named after the kind)
+    registered_by = [insights.insight_kinds.get(name).__module__ for name in names]
+    assert registered_by == [f"auterity.insights.{name}" for name in names]
+
+
+def test_a_new_kind_is_one_registration_away_from_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[insights.Context] = []
+
+    def find_tiny(context: insights.Context) -> insights.Found:
+        asked.append(context)
+        days = (context.end - context.start).days
+        card = insights.InsightCard("tiny", "A tiny finding", "Small.", 0.5, {"days": days})
+        return insights.Found(cards=[card], tested={"tiny_checks": 1}, skipped="only a test")
+
+    with pytest.raises(ConfigError, match="unknown insight kind 'tiny'"):
+        insights.run(START, END, kinds=["tiny"])
+    insights.insight_kinds.register("tiny", find_tiny)
+    try:
+        assert insights.insight_kinds.names()[-1] == "tiny"
+        assert insights.insight_kinds.ranked() == (*insights.KINDS, "tiny")
+        report = insights.run(START, END, kinds=["tiny"], alpha=0.01, period_days=30)
+        assert [(c.kind, c.title) for c in report.cards] == [("tiny", "A tiny finding")]
+        assert report.cards[0].evidence == {"days": (END - START).days}
+        assert report.tested == {"tiny_checks": 1}
+        assert report.skipped == {"tiny": "only a test"}
+        (context,) = asked
+        assert (context.start, context.end, context.alpha, context.period_days) == (
+            START,
+            END,
+            0.01,
+            30,
+        )
+        with pytest.raises(ConfigError, match="registered already"):
+            insights.insight_kinds.register("tiny", find_tiny)
+        # Without kinds every registered kind runs; ties of importance rank the kinds of
+        # KINDS first (whatever their titles and registration order), then the new ones.
+        only = insights.registry.InsightKinds()
+        only.register("tiny", find_tiny)
+        only.register(
+            "savings",
+            lambda context: insights.Found(cards=[insights.InsightCard("savings", "Z", "s.", 0.5)]),
+        )
+        with monkeypatch.context() as patch:
+            patch.setattr(insights.registry, "insight_kinds", only)
+            assert [c.kind for c in insights.generate(START, END)] == ["savings", "tiny"]
+        assert len(asked) == 2
+    finally:
+        insights.insight_kinds.unregister("tiny")
+    assert "tiny" not in insights.insight_kinds
+    with pytest.raises(ConfigError, match="unknown insight kind 'tiny'"):
+        insights.run(START, END, kinds=["tiny"])

@@ -687,16 +687,29 @@ def as_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-safe records of a frame (NaN -> None, numpy scalars -> Python)."""
     out = []
     for row in frame.to_dict("records"):
-        out.append({k: _plain(v) for k, v in row.items()})
+        out.append({k: json_safe(v) for k, v in row.items()})
     return out
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-safe Python value."""
+def json_safe(value: Any) -> Any:
+    """A JSON-safe Python value (what :func:`as_records` does to each cell, for any value).
+
+    Parameters
+    ----------
+    value : Any
+        A value, or mappings and sequences of them (nested).
+
+    Returns
+    -------
+    Any
+        Mappings as dicts with string keys, sequences and arrays as lists, numpy scalars as
+        Python ones, NaN, infinities and NaT as None, dates as ISO strings (a timestamp at
+        midnight as its date).
+    """
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.bool_ | bool):
         return bool(value)
     if isinstance(value, np.integer):
@@ -726,6 +739,7 @@ __all__ = [
     "episode_robust",
     "findings",
     "holiday_days",
+    "json_safe",
     "lagged_correlations",
     "load_series",
     "residuals",
