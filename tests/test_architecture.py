@@ -47,7 +47,10 @@ def test_own_modules_are_imported_at_the_top_of_files() -> None:
     """Lazy imports are for heavy third-party libraries only (one documented exception)."""
     import ast
 
-    allowed = {("cli/serve.py", "auterity")}  # the server module loads Voila (see there)
+    allowed = {
+        ("cli/serve.py", "auterity"),  # the server module loads Voila (see there)
+        ("charts/columns.py", "auterity"),  # the metric layer pulls SQLAlchemy (see there)
+    }
     found = []
     for source in sorted((REPO / "lib" / "auterity").rglob("*.py")):
         tree = ast.parse(source.read_text())

@@ -673,3 +673,8 @@ def test_a_new_kind_is_one_registration_away_from_run(monkeypatch: pytest.Monkey
     assert "tiny" not in insights.insight_kinds
     with pytest.raises(ConfigError, match="unknown insight kind 'tiny'"):
         insights.run(START, END, kinds=["tiny"])
+
+
+def test_an_unknown_holiday_country_is_refused_whichever_kinds_run() -> None:
+    with pytest.raises(ConfigError, match="unknown holiday country 'XX'"):
+        insights.run(date(2026, 5, 1), date(2026, 7, 1), kinds=["drift"], holidays="XX")

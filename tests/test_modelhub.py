@@ -734,6 +734,11 @@ def test_default_slo_file_loads() -> None:
         ("- default\n", r"expected a mapping with 'default' and 'models'"),
         ("defaults: {}\n", r"unknown section\(s\) 'defaults'"),
         ("default: [\n", r"not valid YAML"),
+        (
+            "default: {latency_percentile: 95, latency_ms: 900, error_rate: 0.01}\n"
+            "default: {latency_percentile: 99, latency_ms: 100, error_rate: 0.5}\n",
+            r"line 2: duplicate key 'default'",
+        ),
     ],
 )
 def test_slo_file_errors_name_file_model_and_field(tmp_path: Path, text: str, message: str) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from auterity import metrics
-from auterity.config import get_settings, validate_timezone
+from auterity._time import business_tz
 from auterity.errors import ConfigError
 from auterity.warehouse import cache, dialect, schema
 
@@ -63,11 +63,6 @@ FUNNEL_STEPS = (
     ("activation", "activations"),
     ("purchase", "purchases"),
 )
-
-
-def _tz(tz: str | None) -> str:
-    """The business time zone (validated)."""
-    return validate_timezone(tz or get_settings().timezone)
 
 
 def _good_news(delta: float, good: str) -> bool | None:
@@ -134,7 +129,7 @@ def churn_rate(
         ``{"base": customers active before, "churned": of those, inactive now,
         "churn_rate": churned / base (NaN if base is 0)}``.
     """
-    tz = _tz(tz)
+    tz = business_tz(tz)
     previous = start - (end - start)
     lo, mid = dialect.utc_bounds(previous, start, tz)
     _, hi = dialect.utc_bounds(start, end, tz)
@@ -174,7 +169,7 @@ def churn_as_of(
     """
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise ConfigError(f"days must be a positive integer (got {days!r})")
-    ((base, churned),) = _churn_counts([_churn_windows(as_of, days, _tz(tz))], url)
+    ((base, churned),) = _churn_counts([_churn_windows(as_of, days, business_tz(tz))], url)
     return _churn_result(base, churned)
 
 
@@ -226,7 +221,7 @@ def kpi_summary(
         One row per KPI: ``metric, label, unit, good, current, previous, previous_delta,
         previous_delta_pct, last_year, last_year_delta, last_year_delta_pct, good_news``.
     """
-    tz = _tz(tz)
+    tz = business_tz(tz)
     catalog = metrics.load_catalog()
     # A KPI that cannot be filtered the way asked (e.g. visits are anonymous, so conversion
     # has no region) is shown empty rather than unfiltered.
@@ -381,7 +376,7 @@ def kpi_daily(
         end=end,
         grain="day",
         where=where,
-        tz=_tz(tz),
+        tz=business_tz(tz),
         catalog=catalog,
         url=url,
     )
@@ -443,7 +438,7 @@ def cohort_retention(
         Index ``cohort`` (month start), column ``size`` (customers who signed up), then
         columns ``0..max_age`` with the retained share (NaN for months not yet reached).
     """
-    tz = _tz(tz)
+    tz = business_tz(tz)
     lo, hi = dialect.utc_bounds(start, end, tz)
     c, o = schema.customers, schema.orders
     cohort = dialect.period_start(c.c.signup_ts, "month", tz)

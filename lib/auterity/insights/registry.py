@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import pandas as pd
+
+from auterity import correlate
 from auterity.errors import ConfigError
 from auterity.insights.cards import KINDS, InsightCard, InsightReport
 
@@ -195,6 +198,8 @@ def run(
         )
     if limit is not None and limit < 1:
         raise ConfigError(f"limit must be at least 1 (got {limit})")
+    # an unknown holiday country is refused up front, whichever kinds are asked for
+    correlate.holiday_days(pd.DatetimeIndex([pd.Timestamp(start)]), holidays)
     context = Context(
         start=start,
         end=end,

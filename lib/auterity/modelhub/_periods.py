@@ -4,12 +4,8 @@
 (default ``AUTERITY_TIMEZONE``). They are converted to UTC bounds and the raw ``ts``
 column is filtered with them; days are cut in ``tz``.
 
-The one home of ModelHub's time-zone and date-argument helpers (the package's other modules
-import them from here).
+Dates and the time zone come from the shared toolkit :mod:`auterity._time`.
 """
-
-# TODO(lead): _time — business_tz, as_date and parse_period move to the shared
-# auterity/_time.py; this module then re-exports or disappears.
 
 from __future__ import annotations
 
@@ -20,63 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from auterity.config import get_settings, validate_timezone
+from auterity._time import as_date, business_tz
 from auterity.errors import ConfigError
 from auterity.warehouse import dialect, schema
 
 E = schema.inference_events
-
-
-def business_tz(tz: str | None) -> str:
-    """The business time zone of a report.
-
-    Parameters
-    ----------
-    tz : str, optional
-        An IANA time zone name; validated when given.
-
-    Returns
-    -------
-    str
-        ``tz``, else the ``AUTERITY_TIMEZONE`` setting.
-
-    Raises
-    ------
-    ConfigError
-        ``tz`` is not a known time zone.
-    """
-    return validate_timezone(tz) if tz else get_settings().timezone
-
-
-def as_date(value: Any, name: str) -> date:
-    """A date argument, from a date, a datetime (its date) or an ISO string.
-
-    Parameters
-    ----------
-    value : date, datetime or str
-        The value given by the caller.
-    name : str
-        What the value is, for the error message (e.g. ``"the start of the period"``).
-
-    Returns
-    -------
-    datetime.date
-
-    Raises
-    ------
-    ConfigError
-        ``value`` is none of these; the message names ``name``.
-    """
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise ConfigError(f"{name} must be a date such as 2026-01-31 (got {value!r})")
 
 
 @dataclass(frozen=True)

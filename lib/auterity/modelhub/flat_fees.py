@@ -28,6 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from auterity import _time
 from auterity.errors import ConfigError
 from auterity.modelhub import _periods
 from auterity.warehouse import cache, schema
@@ -79,7 +80,7 @@ def _config_date(model_id: str, config: Mapping[str, Any], key: str) -> date | N
     if value is None:
         return None
     try:
-        return date.fromisoformat(value) if isinstance(value, str) else _periods.as_date(value, key)
+        return date.fromisoformat(value) if isinstance(value, str) else _time.as_date(value, key)
     except (ConfigError, ValueError):
         raise ConfigError(
             f"models.pricing_config of {model_id!r}: {key!r} must be a date such as "

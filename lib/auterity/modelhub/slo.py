@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-import yaml
 
+from auterity._yaml import parse_yaml
 from auterity.config import parameters_dir
 from auterity.errors import ConfigError
 from auterity.modelhub import _periods, _sql, pricing
@@ -127,15 +127,8 @@ def load_slos(path: str | Path | None = None) -> dict[str, Any]:
         text = file.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read the SLO file {file}: {exc.strerror or exc}") from None
-    # TODO(lead): _yaml — read with the shared duplicate-key-refusing loader
-    # (auterity/_yaml.py, load_yaml(path, "SLO file")) once it exists. metrics.read_yaml is
-    # public today but words its errors differently ("cannot read <path>", not "cannot read
-    # the SLO file <path>", which tests hold), so plain safe_load stays until then.
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return _validate_slos(raw, str(file))
+    # the shared reader refuses duplicate keys, like metrics.yml's and schedule.yml's
+    return _validate_slos(parse_yaml(text, str(file)), str(file))
 
 
 def _slo_for(slos: Mapping[str, Any], model_id: str) -> dict[str, float]:
