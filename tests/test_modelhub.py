@@ -551,6 +551,31 @@ def test_flat_fee_runs_from_the_first_to_the_last_request(custom_duck: str) -> N
     assert customers["cost"].sum() == pytest.approx(2400 * (12 / 31 + 9 / 30))
 
 
+def test_flat_fee_of_a_model_idle_for_weeks_before_a_period_runs_from_its_start(
+    custom_duck: str, tmp_path: Path
+) -> None:
+    # By hand: llama serves from 2026-08-20, then nothing from 09-17 to 10-04 (a gap longer
+    # than the week the cheap check looks back), then again from 10-05. It was deployed
+    # all along, so a period from 10-01 to 10-10 charges all 9 days, not 5 from 10-05.
+    path = tmp_path / "gap.duckdb"
+    shutil.copy(sa.make_url(custom_duck).database, path)
+    url = f"duckdb:///{path}"
+    events = schema.inference_events
+    with warehouse.connect(url, write=True) as conn:
+        conn.execute(
+            sa.delete(events).where(
+                events.c.model_id == LLAMA,
+                events.c.ts >= datetime(2026, 9, 17),
+                events.c.ts < datetime(2026, 10, 5),
+            )
+        )
+        warehouse.mark_data_changed(conn)
+    warehouse.dispose_engines()
+    assert _llama_cost(url, date(2026, 10, 1), date(2026, 10, 10)) == pytest.approx(2400 * 9 / 31)
+    # Idle through the whole period but serving before and after: deployed all of it.
+    assert _llama_cost(url, date(2026, 9, 20), date(2026, 10, 1)) == pytest.approx(2400 * 11 / 30)
+
+
 def test_flat_fee_days_are_local_days(custom_duck: str) -> None:
     # In Tokyo (UTC+9) the last request, late on 2026-10-31 UTC, falls on November 1st.
     tz = "Asia/Tokyo"

@@ -88,38 +88,61 @@ def _config_date(model_id: str, config: Mapping[str, Any], key: str) -> date | N
         ) from None
 
 
+RECENT_DAYS = 7
+"""A model with a request in the week before a period was already deployed at its start.
+
+Checked first because it is cheap (a bounded time range); only a model idle that week is
+then asked whether it ever served before the period, a scan of its older history."""
+
+
 def _traffic_days(
     model_ids: list[str], period: _periods.Period, url: str | None
 ) -> dict[str, tuple]:
     """Per model, the local days of ``period`` between its first and last request (over the
     whole warehouse) as ``(first, until)``, ``until`` exclusive; empty when none fall in it.
 
-    One statement of scalar subqueries per model: whether any request comes before the
-    period and after it (``LIMIT 1``: the scan stops at the first one; an index lookup on
-    PostgreSQL), and the first and last request inside it. Global ``min``/``max`` would
-    read the model's whole history on every report.
+    One statement of subqueries per model: whether any request comes in the
+    :data:`RECENT_DAYS` before the period and any after it, and the first and last request
+    inside it. Only models idle in that week need a second statement, whether any request
+    came before the period at all. Global ``min``/``max`` would read the model's whole
+    history on every report.
     """
+    recent = period.lo - timedelta(days=RECENT_DAYS)
+
+    def exists(mine: ColumnElement[bool], *where: ColumnElement[bool]) -> Any:
+        return sa.exists(sa.select(sa.literal(1)).select_from(E).where(mine, *where))
 
     def one(model_id: str) -> sa.Select:
         mine = E.c.model_id == model_id
-
-        def exists(*where: ColumnElement[bool]) -> Any:
-            probe = sa.select(sa.literal(1)).select_from(E).where(mine, *where).limit(1)
-            return probe.scalar_subquery()
-
-        def inside(agg: Any) -> Any:
-            return sa.select(agg(E.c.ts)).where(mine, period.where()).scalar_subquery()
-
+        inside = (
+            sa.select(sa.func.min(E.c.ts).label("first_ts"), sa.func.max(E.c.ts).label("last_ts"))
+            .where(mine, period.where())
+            .subquery()
+        )
         return sa.select(
             sa.literal(model_id, sa.String()).label("model_id"),
-            exists(E.c.ts < period.lo).label("before"),
-            exists(E.c.ts >= period.hi).label("after"),
-            inside(sa.func.min).label("first_ts"),
-            inside(sa.func.max).label("last_ts"),
+            exists(mine, E.c.ts >= recent, E.c.ts < period.lo).label("before"),
+            exists(mine, E.c.ts >= period.hi).label("after"),
+            inside.c.first_ts,
+            inside.c.last_ts,
+        ).select_from(inside)
+
+    def older(model_id: str) -> sa.Select:
+        mine = E.c.model_id == model_id
+        return sa.select(
+            sa.literal(model_id, sa.String()).label("model_id"),
+            exists(mine, E.c.ts < recent).label("before"),
         )
 
-    selects = [one(m) for m in model_ids]
-    frame = cache.fetch(selects[0] if len(selects) == 1 else sa.union_all(*selects), url=url)
+    def fetch(selects: list[sa.Select]) -> pd.DataFrame:
+        return cache.fetch(selects[0] if len(selects) == 1 else sa.union_all(*selects), url=url)
+
+    frame = fetch([one(m) for m in model_ids])
+    frame["before"] = frame["before"].astype(bool)
+    idle = frame.loc[~frame["before"], "model_id"].astype(str).tolist()
+    if idle:
+        seen_before = fetch([older(m) for m in idle]).set_index("model_id")["before"]
+        frame["before"] |= frame["model_id"].map(seen_before).fillna(False).astype(bool)
 
     def local_day(ts: Any) -> date:
         return pd.Timestamp(ts).tz_localize("UTC").tz_convert(period.tz).date()
@@ -127,11 +150,11 @@ def _traffic_days(
     out: dict[str, tuple] = {}
     for row in frame.itertuples(index=False):
         seen_inside = pd.notna(row.first_ts)
-        if pd.notna(row.before):
+        if row.before:
             first = period.start
         else:  # the first request is in the period, or after it (then nothing is in it)
             first = local_day(row.first_ts) if seen_inside else period.end
-        if pd.notna(row.after):
+        if bool(row.after):
             until = period.end
         else:  # the last request is in the period, or before it
             until = local_day(row.last_ts) + timedelta(days=1) if seen_inside else period.start
