@@ -266,7 +266,7 @@ def accuracy(
     predicted: Sequence[float] | np.ndarray,
     *,
     scale: float | None = None,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """MAE, MAPE (%), sMAPE (%) and, given the MASE scale, MASE of a forecast.
 
     MAPE skips actual zeros (NaN if all are zero); sMAPE is ``200 |e| / (|y| + |yhat|)``

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import click
 
@@ -133,6 +133,19 @@ def _schedule_file_option(fn: Any) -> Any:
     )(fn)
 
 
+class _ScheduleRow(TypedDict):
+    """One job as `schedule list` shows it."""
+
+    job: str
+    enabled: bool
+    notebook: str
+    parameters: str | None
+    cron: str
+    timezone: str
+    condition: str
+    next_runs: list[str]
+
+
 @schedule.command("list")
 @_schedule_file_option
 @click.option("--count", type=int, default=3, show_default=True, help="Next run times per job.")
@@ -141,7 +154,7 @@ def schedule_list(schedule_file: Path | None, count: int, fmt: str) -> None:
     """Show each job, whether it is enabled and its next run times (in the job's time zone)."""
 
     loaded = load_schedule(schedule_file)
-    rows = [
+    rows: list[_ScheduleRow] = [
         {
             "job": job.name,
             "enabled": job.enabled,

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy.engine import URL
 
 from auterity import __version__, warehouse
 from auterity._time import today_utc
@@ -1146,7 +1147,7 @@ def generate(cfg: DemoConfig) -> DemoWorld:
 def build(
     world: DemoWorld | DemoConfig,
     *,
-    url: str | None = None,
+    url: str | URL | None = None,
     progress: Any = None,
     manifest_path: Path | None = None,
 ) -> dict[str, Any]:
@@ -1156,7 +1157,7 @@ def build(
     ----------
     world : DemoWorld or DemoConfig
         A world from :func:`generate`, or the config to generate one from.
-    url : str, optional
+    url : str or URL, optional
         Warehouse URL; default from the settings.
     progress : callable, optional
         ``progress(table, rows)`` after each written chunk.

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, TypeGuard
 
 import pandas as pd
 
@@ -168,6 +168,23 @@ def _columns_of(table: str) -> set[str]:
     return set(schema.metadata.tables[table].c.keys())
 
 
+def _is_table(name: Any) -> TypeGuard[str]:
+    """Whether ``name`` names a warehouse table."""
+    return name in schema.metadata.tables
+
+
+class _CommonFields(TypedDict):
+    """The fields every metric has, base or derived."""
+
+    name: str
+    label: str
+    description: str
+    aggregate: str
+    unit: str
+    good: str
+    source: str
+
+
 class _Checker:
     """Validation helpers that name the file, the metric and the field."""
 
@@ -211,7 +228,7 @@ def _parse_metric(
     aggregate = check.choice(
         "aggregate", spec.get("aggregate"), BASE_AGGREGATES + DERIVED_AGGREGATES
     )
-    common = {
+    common: _CommonFields = {
         "name": name,
         "label": str(spec.get("label") or name.replace("_", " ").capitalize()),
         "description": str(spec.get("description") or ""),
@@ -356,7 +373,7 @@ def load_catalog(files: Sequence[Path] | None = None) -> Catalog:
             if not isinstance(spec, dict):
                 raise ConfigError(f"{source}: dimension {name!r}: must be a mapping")
             table = spec.get("table")
-            if table not in schema.metadata.tables or spec.get("column") not in _columns_of(table):
+            if not _is_table(table) or spec.get("column") not in _columns_of(table):
                 raise ConfigError(
                     f"{source}: dimension {name!r}: table/column "
                     f"{table}.{spec.get('column')} does not exist"

@@ -10,7 +10,7 @@ this period do against the previous one and the same period last year".
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import pairwise
@@ -60,6 +60,7 @@ def _aggregate(
     if metric.aggregate == "count":
         target = table.c[metric.column] if metric.column else sa.literal(1)
         return sa.func.count(only(target))
+    assert metric.column is not None  # the catalog requires a column unless counting rows
     column = only(table.c[metric.column])
     if metric.aggregate == "count_distinct":
         return sa.func.count(sa.distinct(column))
@@ -74,7 +75,12 @@ def _aggregate(
         if len(set(together) | {p}) == 1:
             return dialect.percentile(column, p)
         return dialect.percentile_of_many(column, p, together)
-    func = {"sum": sa.func.sum, "avg": sa.func.avg, "min": sa.func.min, "max": sa.func.max}
+    func: dict[str, Callable[[ColumnElement[Any]], ColumnElement[Any]]] = {
+        "sum": sa.func.sum,
+        "avg": sa.func.avg,
+        "min": sa.func.min,
+        "max": sa.func.max,
+    }
     return dialect.to_float(func[metric.aggregate](column))
 
 
@@ -100,9 +106,11 @@ def _table_select(
 ) -> sa.Select:
     """One table's aggregate sub-select, with NULL columns for other tables' metrics."""
     table = schema.metadata.tables[table_name]
-    time_col = table.c[bases[0].time_column]
+    time_column = bases[0].time_column
+    assert time_column is not None  # the catalog requires one on every base metric
+    time_col = table.c[time_column]
     source: sa.FromClause = table
-    joined: dict[str, sa.Table] = {}
+    joined: dict[str, sa.FromClause] = {}
 
     def dim_column(name: str) -> ColumnElement[Any]:
         dim = catalog.dimensions[name]
@@ -135,11 +143,11 @@ def _table_select(
         if metric.name in own:
             columns.append(_aggregate(metric, table, bases).label(metric.name))
         else:
-            kind = (
+            kind: sa.types.TypeEngine[Any] = (
                 sa.BigInteger() if metric.aggregate in ("count", "count_distinct") else sa.Double()
             )
             columns.append(sa.cast(sa.null(), kind).label(metric.name))
-    group = [sa.literal_column(str(i + 1)) for i in range(1 + len(by))]
+    group: list[ColumnElement[Any]] = [sa.literal_column(str(i + 1)) for i in range(1 + len(by))]
     return sa.select(*columns).select_from(source).where(*conditions).group_by(*group)
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -264,7 +264,8 @@ def build_report_email(
     message.add_alternative(
         _html_body(title, intro, kpi_html, cids, tables_html, footer), subtype="html"
     )
-    html_part = message.get_payload()[1]
+    # The parts of a multipart EmailMessage are EmailMessages (typeshed says Message).
+    html_part = cast("list[EmailMessage]", message.get_payload())[1]
     for image, cid in cids:
         html_part.add_related(
             image.png,

@@ -158,7 +158,7 @@ def _ipc_kernel_manager() -> type:
     from jupyter_client import AsyncKernelManager
     from jupyter_core.paths import jupyter_runtime_dir
 
-    class IPCKernelManager(AsyncKernelManager):  # type: ignore[misc]
+    class IPCKernelManager(AsyncKernelManager):
         def _transport_default(self) -> str:
             return "ipc"
 

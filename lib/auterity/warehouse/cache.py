@@ -50,7 +50,7 @@ from datetime import date, datetime, timedelta, timezone
 from datetime import time as dt_time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -197,7 +197,8 @@ class RedisCache:
         if not self._available():
             return None
         try:
-            return self._redis.get(KEY_PREFIX + key)
+            # The client is made without decode_responses, so values come back as bytes.
+            return cast("bytes | None", self._redis.get(KEY_PREFIX + key))
         except self._errors as exc:
             self._failed(exc)
             return None
@@ -462,7 +463,9 @@ def _data_version(conn: sa.Connection) -> str:
 
 def _key(statement: sa.Executable, conn: sa.Connection, url: URL, version: str) -> str:
     """A stable hash of everything that determines the answer."""
-    compiled = statement.compile(dialect=conn.dialect)
+    # Every Core statement (select, union, text) is a ClauseElement; the Executable mixin
+    # alone does not declare compile().
+    compiled = cast(sa.ClauseElement, statement).compile(dialect=conn.dialect)
     params = sorted((k, repr(v)) for k, v in compiled.params.items())
     material = "\x1f".join(
         [url.render_as_string(hide_password=True), version, str(compiled), repr(params)]

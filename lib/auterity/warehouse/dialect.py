@@ -121,7 +121,8 @@ class _PercentileAt(_PercentileList):
 
 @compiles(_PercentileAt)
 def _percentile_at(element: _PercentileAt, compiler: Any, **kw: Any) -> str:
-    whole = _PercentileList(*element.clauses.clauses, element.points)
+    (column,) = element.clauses.clauses
+    whole = _PercentileList(column, element.points)
     return f"({compiler.process(whole, **kw)})[{element.index}]"
 
 

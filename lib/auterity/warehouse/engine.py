@@ -373,7 +373,7 @@ def announce_write(path: Path | None) -> Iterator[None]:
     except OSError:
         token = ""
     _release_readers(path)
-    paths = getattr(_writing, "paths", set())
+    paths: set[Path] = getattr(_writing, "paths", set())
     _writing.paths = paths | {path}
     try:
         yield

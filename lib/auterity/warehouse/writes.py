@@ -21,7 +21,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
@@ -41,6 +41,10 @@ from auterity.warehouse.engine import (
     duckdb_path,
     ensure_schema,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    import psycopg
+    from duckdb_engine import ConnectionWrapper
 
 log = logging.getLogger("auterity.warehouse")
 
@@ -95,7 +99,7 @@ def write_frame(conn: Connection, table: str, frame: Any) -> int:
     quoted_table = _quote(conn, table)
     dialect = conn.dialect.name
     if dialect == "duckdb":
-        raw = conn.connection.dbapi_connection
+        raw = _duckdb_raw(conn)
         view = f"_auterity_in_{uuid.uuid4().hex}"
         raw.register(view, frame)
         try:
@@ -106,9 +110,10 @@ def write_frame(conn: Connection, table: str, frame: Any) -> int:
             with suppress(Exception):  # fails only if the insert already aborted the transaction
                 raw.unregister(view)
     elif dialect == "postgresql" and conn.dialect.driver == "psycopg":
-        raw = conn.connection.dbapi_connection
+        # On a live connection the DBAPI connection is set (SQLAlchemy types it Optional).
+        pg = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
         with (
-            raw.cursor() as cursor,
+            pg.cursor() as cursor,
             cursor.copy(f"COPY {quoted_table} ({columns}) FROM STDIN (FORMAT csv)") as copy,
         ):
             step = 200_000
@@ -338,6 +343,12 @@ def _claim_rebuild_in_database(conn: Connection, url: URL) -> None:
         raise _rebuild_refused(mask_url(url))
 
 
+def _duckdb_raw(conn: Connection) -> ConnectionWrapper:
+    """The duckdb_engine DBAPI connection under ``conn`` (it passes on DuckDB's own methods)."""
+    # On a live connection the DBAPI connection is set (SQLAlchemy types it Optional).
+    return cast("ConnectionWrapper", conn.connection.dbapi_connection)
+
+
 def _duckdb_columns(raw: Any, table: str) -> set[str]:
     """Column names of a table in the main DuckDB catalog (SQLAlchemy reflection is partial)."""
     rows = raw.execute(
@@ -361,7 +372,7 @@ def _swap_in(url: URL, path: Path, building: Path, new_meta: dict[str, str]) -> 
         return version
     ensure_schema(url)
     with connect(url, write=True) as conn:
-        raw = conn.connection.dbapi_connection
+        raw = _duckdb_raw(conn)
         raw.execute("ATTACH ? AS fresh", [str(building)])  # a bound path: any character is fine
         try:
             for table in CARRIED_OVER_TABLES:
