@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from auterity import correlate
+from auterity import _json, correlate
 from auterity.errors import ConfigError
 
 DAYS = pd.date_range("2026-01-05", periods=240, freq="D", name="day")
@@ -239,8 +239,10 @@ def test_small_helpers() -> None:
             "e": [[np.int64(1)], {"k": np.float64(np.inf)}],
         }
     )
-    assert correlate.as_records(frame) == [
-        {"a": 1.5, "b": 2, "c": "2026-01-02", "d": True, "e": [1]},
+    # One serialiser (auterity._json) for the CLI, exports and cards: a column with any
+    # time of day is written to the second throughout (it was per value here).
+    assert _json.records(frame) == [
+        {"a": 1.5, "b": 2, "c": "2026-01-02T00:00:00", "d": True, "e": [1]},
         {"a": None, "b": 3, "c": "2026-01-02T10:00:00", "d": None, "e": {"k": None}},
     ]
 

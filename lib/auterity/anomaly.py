@@ -42,9 +42,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auterity import forecast
+from auterity import forecast, timeseries
 from auterity.errors import AuterityError
-from auterity.timeseries import grain_of, infer_frequency, metric_series
 
 log = logging.getLogger("auterity.anomaly")
 
@@ -272,7 +271,9 @@ def _prophet(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Prophet's in-sample fit and the residual in units of its interval (non-causal)."""
 
-    fit = forecast.in_sample(frame, grain=grain_of(infer_frequency(frame["ds"])))
+    fit = forecast.in_sample(
+        frame, grain=timeseries.grain_of(timeseries.infer_frequency(frame["ds"]))
+    )
     expected = fit["yhat"].to_numpy()
     # Prophet's in-sample 80 % interval spans +-1.2816 sigma of its noise.
     sigma = (fit["yhat_upper"].to_numpy() - fit["yhat_lower"].to_numpy()) / (2 * 1.2816)
@@ -491,7 +492,7 @@ def scan(
     first = start - warmup * step[grain]
     results = {}
     for name in metrics:
-        series = metric_series(
+        series = timeseries.metric_series(
             name, start=first, end=end, grain=grain, filters=filters, tz=tz, url=url
         )
         log_scale = name in log_metrics

@@ -41,7 +41,7 @@ Method
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -683,54 +683,11 @@ def describe_lag(lag: int) -> str:
     return f"{lag} {days} later" if lag > 0 else f"{-lag} {days} earlier"
 
 
-def as_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """JSON-safe records of a frame (NaN -> None, numpy scalars -> Python)."""
-    out = []
-    for row in frame.to_dict("records"):
-        out.append({k: json_safe(v) for k, v in row.items()})
-    return out
-
-
-def json_safe(value: Any) -> Any:
-    """A JSON-safe Python value (what :func:`as_records` does to each cell, for any value).
-
-    Parameters
-    ----------
-    value : Any
-        A value, or mappings and sequences of them (nested).
-
-    Returns
-    -------
-    Any
-        Mappings as dicts with string keys, sequences and arrays as lists, numpy scalars as
-        Python ones, NaN, infinities and NaT as None, dates as ISO strings (a timestamp at
-        midnight as its date).
-    """
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.bool_ | bool):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return None if math.isnan(value) or math.isinf(value) else float(value)
-    if isinstance(value, pd.Timestamp):
-        return value.date().isoformat() if value == value.normalize() else value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if value is pd.NaT or value is None:
-        return None
-    return value
-
-
 __all__ = [
     "BUSINESS_METRICS",
     "ML_METRICS",
     "CorrelationResult",
     "Series",
-    "as_records",
     "benjamini_hochberg",
     "correlate",
     "correlation_test",
@@ -739,7 +696,6 @@ __all__ = [
     "episode_robust",
     "findings",
     "holiday_days",
-    "json_safe",
     "lagged_correlations",
     "load_series",
     "residuals",

@@ -8,22 +8,22 @@ json`` prints the same rows as JSON and ``csv`` as CSV with formula-like cells n
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
+import pandas as pd
 
-from auterity import _time, charts, escape
+from auterity import _json, _time, charts, escape
 from auterity.errors import AuterityError
 
 FORMATS = click.Choice(["table", "json"])
 
 
 def echo_json(data: Any) -> None:
-    """Print ``data`` as indented JSON (dates as ISO strings)."""
-    click.echo(json.dumps(data, indent=2, default=str))
+    """Print ``data`` as indented JSON (:func:`auterity._json.dumps`: one rule for dates)."""
+    click.echo(_json.dumps(data, indent=2))
 
 
 class Progress:
@@ -136,18 +136,14 @@ def emit(frame: Any, fmt: str, units: dict[str, str] | None = None) -> None:
     warehouse cannot send escape sequences to the terminal). CSV and JSON keep the raw
     values for machines, except that CSV text cannot start a spreadsheet formula.
     """
-    import pandas as pd
-
+    if fmt == "json":
+        click.echo(_json.dumps(frame, indent=2))
+        return
     out = frame.copy()
     for col in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[col]):
-            times = out[col]
-            has_time = bool((times.dropna() != times.dropna().dt.normalize()).any())
-            out[col] = times.dt.strftime("%Y-%m-%dT%H:%M:%S" if has_time else "%Y-%m-%d")
-    if fmt == "json":
-        records = out.astype(object).where(out.notna(), None).to_dict(orient="records")
-        echo_json(records)
-    elif fmt == "csv":
+            out[col] = _json.iso_times(out[col])
+    if fmt == "csv":
         click.echo(escape.csv_safe(out).to_csv(index=False), nl=False)
     elif out.empty:
         click.echo("(no rows)")
@@ -157,7 +153,6 @@ def emit(frame: Any, fmt: str, units: dict[str, str] | None = None) -> None:
 
 def for_people(frame: Any, units: dict[str, str] | None) -> Any:
     """A copy of ``frame`` as display strings (see :func:`emit`)."""
-    import pandas as pd
 
     known = {**charts.COLUMN_UNITS, **(units or {})}
     out = frame.copy()
@@ -179,7 +174,6 @@ def for_people(frame: Any, units: dict[str, str] | None) -> Any:
 
 def is_missing(value: Any) -> bool:
     """True for None, NaN, NaT and pd.NA."""
-    import pandas as pd
 
     if value is None:
         return True

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from auterity import charts, correlate, metrics
+from auterity import _json, charts, metrics
 from auterity.errors import ConfigError
 
 log = logging.getLogger("auterity.insights")
@@ -74,7 +74,7 @@ class InsightCard:
             "title": self.title,
             "sentence": self.sentence,
             "importance": round(float(self.importance), 4),
-            "evidence": correlate.json_safe(self.evidence),
+            "evidence": _json.json_value(self.evidence),
             "chart": self.chart,
         }
 
@@ -95,7 +95,7 @@ class InsightReport:
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "cards": [c.to_dict() for c in self.cards],
-            "tested": correlate.json_safe(self.tested),
+            "tested": _json.json_value(self.tested),
             "skipped": dict(self.skipped),
         }
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from auterity import business, metrics
-from auterity.correlate import as_records
+from auterity._json import records
 from auterity.insights.cards import (
     InsightCard,
     chart_spec,
@@ -243,7 +243,7 @@ def _evidence(
         "window_days": window,
     }
     if explained is not None:
-        evidence["movers"] = as_records(explained[0].head(5))
+        evidence["movers"] = records(explained[0].head(5))
     return evidence
 
 

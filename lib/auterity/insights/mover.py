@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from auterity import business, correlate, metrics
-from auterity.correlate import as_records
+from auterity._json import records
 from auterity.insights.cards import (
     InsightCard,
     chart_spec,
@@ -148,7 +148,7 @@ def _evidence(
     if explained is not None:
         movers, by = explained
         evidence["explained_by"] = by
-        evidence["movers"] = as_records(movers.head(5))
+        evidence["movers"] = records(movers.head(5))
     return evidence
 
 
