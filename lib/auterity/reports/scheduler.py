@@ -1,5 +1,8 @@
 """The report scheduler: due cron slots, claimed once in the warehouse, run, emailed.
 
+Slots live in :mod:`~auterity.reports.slots`, the emails and SMTP checks in
+:mod:`~auterity.reports.job_email`; both are re-exported here.
+
 Design
 ------
 *When* a job fires is APScheduler's cron trigger (:meth:`auterity.schedule.Job.trigger`,
@@ -44,61 +47,54 @@ Every run is a ``report_runs`` row (trigger ``schedule`` or ``manual``, ``job_id
 from __future__ import annotations
 
 import logging
-import os
-import smtplib
-import socket
-import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
-from auterity import business, charts, config, metrics, present, reports, warehouse
+from auterity import config, reports, warehouse
 from auterity.errors import AuterityError, ConfigError
 from auterity.redact import mask_secrets
-from auterity.reports import mailer, params
+from auterity.reports import mailer
+from auterity.reports.job_email import (
+    Headline,
+    build_failure_email,
+    build_interrupted_email,
+    build_job_email,
+    check_smtp_server,
+    check_smtp_settings,
+    headline,
+)
 from auterity.reports.prometheus import SchedulerMetrics
-from auterity.reports.schedule import Job, Schedule, evaluate_condition, render_subject
-from auterity.warehouse import schema
+from auterity.reports.schedule import Job, Schedule, evaluate_condition
+from auterity.reports.slots import (
+    DELIVERY_STATUSES,
+    MAX_ATTEMPTS,
+    SINCE_KEY,
+    Clock,
+    Slot,
+    aware_utc,
+    claim,
+    finish_slot,
+    fire_times,
+    first_fire_after,
+    job_state,
+    naive_utc,
+    slot_history,
+    slot_run,
+    stranded_slots,
+    take_over,
+    utc_now,
+)
 
 log = logging.getLogger("auterity.reports.scheduler")
 
+
 ENV_GRACE = config.ENV_SCHEDULE_GRACE
+
+
 ENV_MAX_PARALLEL = config.ENV_SCHEDULE_MAX_PARALLEL
-SINCE_KEY = "schedule.since."
-DELIVERY_STATUSES = (
-    "sent",
-    "skipped",
-    "delivery_failed",
-    "failure_sent",
-    "failure_not_sent",
-    "retried",
-)
-STRANDED = ("claimed", "interrupted")
-"""Slot states that, with the claiming process gone, mean its run was cut short."""
-MAX_ATTEMPTS = 2
-"""A slot cut short runs again once; cut short again, it is reported, not re-run."""
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """Now, as an aware UTC datetime (the scheduler's default clock)."""
-    return datetime.now(UTC)
-
-
-def _naive(moment: datetime) -> datetime:
-    """UTC without a zone: the storage convention."""
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def _aware(stored: datetime) -> datetime:
-    """A stored (naive UTC) time as an aware one."""
-    return stored.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -119,16 +115,6 @@ class SchedulerSettings:
         )
 
 
-@dataclass(frozen=True)
-class Slot:
-    """One cron slot of a job: the (UTC) time it stands for, and which attempt at it this is
-    (2 for its one re-run after an interruption)."""
-
-    job: Job
-    scheduled_for: datetime
-    attempt: int = 1
-
-
 @dataclass
 class Outcome:
     """How one run of a job ended: run status and delivery status."""
@@ -141,433 +127,6 @@ class Outcome:
     delivery_error: str | None = None
     error_message: str | None = None
     duration_s: float | None = None
-
-
-# --------------------------------------------------------------------------- slots
-
-
-_TICK = timedelta(microseconds=1)
-
-
-def first_fire_after(job: Job, after: datetime) -> datetime | None:
-    """The job's first fire time strictly after ``after`` (aware UTC), or None."""
-    trigger = job.trigger()
-    # APScheduler returns the first fire time at or after the next whole second.
-    fire = trigger.get_next_fire_time(None, (after + _TICK).astimezone(trigger.timezone))
-    return None if fire is None else fire.astimezone(UTC)
-
-
-def fire_times(job: Job, after: datetime, until: datetime) -> list[datetime]:
-    """The job's fire times in ``(after, until]``, as aware UTC datetimes (APScheduler's)."""
-    out: list[datetime] = []
-    fire = first_fire_after(job, after)
-    while fire is not None and fire <= until:
-        out.append(fire)
-        fire = first_fire_after(job, fire)
-    return out
-
-
-def _state(url: str | None) -> tuple[dict[str, datetime], dict[str, datetime]]:
-    """(last claimed slot per job, first-seen time per job), both aware UTC."""
-    slots, meta, runs = schema.schedule_slots, schema.warehouse_meta, schema.report_runs
-    with warehouse.connect(url) as conn:
-        last = {
-            job: _aware(when)
-            for job, when in conn.execute(
-                sa.select(slots.c.job_name, sa.func.max(slots.c.scheduled_for)).group_by(
-                    slots.c.job_name
-                )
-            )
-        }
-        # report_runs survives a full data rebuild; count its slots too.
-        for job, when in conn.execute(
-            sa.select(runs.c.job_id, sa.func.max(runs.c.scheduled_for))
-            .where(runs.c.scheduled_for.is_not(None))
-            .group_by(runs.c.job_id)
-        ):
-            if job and when is not None and (job not in last or _aware(when) > last[job]):
-                last[job] = _aware(when)
-        since = {
-            key[len(SINCE_KEY) :]: datetime.fromisoformat(value)
-            for key, value in conn.execute(
-                sa.select(meta.c.key, meta.c.value).where(meta.c.key.like(f"{SINCE_KEY}%"))
-            )
-        }
-    return last, since
-
-
-def claim(slot: Slot, *, url: str | None = None) -> bool:
-    """Take a slot for this process; False if it (or a later slot of the job) is taken.
-
-    The check and the insert share one write transaction; the primary key
-    ``(job_name, scheduled_for)`` refuses a second claim of the same slot even between
-    PostgreSQL sessions, and a per-job advisory lock orders claims there.
-    """
-    slots = schema.schedule_slots
-    when = _naive(slot.scheduled_for)
-    try:
-        with warehouse.connect(url, write=True) as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                    {"key": f"auterity_schedule:{slot.job.name}"},
-                )
-            latest = conn.execute(
-                sa.select(sa.func.max(slots.c.scheduled_for)).where(
-                    slots.c.job_name == slot.job.name
-                )
-            ).scalar()
-            if latest is not None and latest >= when:
-                return False
-            conn.execute(
-                sa.insert(slots).values(
-                    job_name=slot.job.name,
-                    scheduled_for=when,
-                    status="claimed",
-                    claimed_at=_naive(utc_now()),
-                    claimed_by=f"{socket.gethostname()}:{os.getpid()}",
-                )
-            )
-    except sa.exc.IntegrityError:
-        return False
-    return True
-
-
-def _finish_slot(
-    slot: Slot, status: str, run_id: str | None, detail: str | None, url: str | None
-) -> None:
-    """Record how a claimed slot ended."""
-    slots = schema.schedule_slots
-    with warehouse.connect(url, write=True) as conn:
-        conn.execute(
-            sa.update(slots)
-            .where(
-                slots.c.job_name == slot.job.name,
-                slots.c.scheduled_for == _naive(slot.scheduled_for),
-            )
-            .values(status=status, run_id=run_id, detail=detail)
-        )
-
-
-def slot_history(url: str | None = None, *, job: str | None = None) -> list[dict[str, Any]]:
-    """Claimed slots, newest first, as plain dicts."""
-    slots = schema.schedule_slots
-    query = sa.select(slots).order_by(slots.c.scheduled_for.desc())
-    if job:
-        query = query.where(slots.c.job_name == job)
-    with warehouse.connect(url) as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
-
-
-def _claimer() -> str:
-    """How this process signs its claims: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def stranded_slots(url: str | None = None) -> list[Any]:
-    """Slots whose run was cut short: claimed (or stopped) by a process of this host that is gone.
-
-    A claim names its process (``host:pid``); while that process lives its slot is its own.
-    Claims made on another host are left to a scheduler there (their processes cannot be
-    seen from here).
-    """
-    slots = schema.schedule_slots
-    host = socket.gethostname()
-    with warehouse.connect(url) as conn:
-        rows = conn.execute(sa.select(slots).where(slots.c.status.in_(STRANDED))).all()
-    stranded = []
-    for row in rows:
-        owner, _, pid = (row.claimed_by or "").rpartition(":")
-        if owner == host and pid.isdigit() and not reports.process_alive(int(pid)):
-            stranded.append(row)
-    return sorted(stranded, key=lambda r: (r.scheduled_for, r.job_name))
-
-
-def _take_over(row: Any, status: str, attempt: int, detail: str, url: str | None) -> bool:
-    """Take a stranded slot for this process; True if this process won it.
-
-    A compare-and-set on the state the slot was left in (status, attempt, claimer): of
-    two schedulers taking it over at once, the second finds it changed and gets False
-    (PostgreSQL re-checks the condition after the first commits; DuckDB refuses the second
-    writer of the row, or runs them one after the other).
-    """
-    slots = schema.schedule_slots
-    try:
-        with warehouse.connect(url, write=True) as conn:
-            result = conn.execute(
-                sa.update(slots)
-                .where(
-                    slots.c.job_name == row.job_name,
-                    slots.c.scheduled_for == row.scheduled_for,
-                    slots.c.status == row.status,
-                    slots.c.attempt == row.attempt,
-                    slots.c.claimed_by == row.claimed_by,
-                )
-                .values(
-                    status=status,
-                    attempt=attempt,
-                    claimed_by=_claimer(),
-                    claimed_at=_naive(utc_now()),
-                    detail=detail,
-                )
-            )
-            return result.rowcount == 1
-    except sa.exc.DBAPIError as exc:  # two writers of one row: the other one won
-        log.info("slot %s %s taken by another scheduler (%s)", row.job_name, row.scheduled_for, exc)
-        return False
-
-
-def _slot_run(job: str, scheduled_for: datetime, url: str | None) -> Any:
-    """The newest recorded run of a slot (run_id, status, delivery_status), or None."""
-    runs = schema.report_runs
-    with warehouse.connect(url) as conn:
-        return conn.execute(
-            sa.select(runs.c.run_id, runs.c.status, runs.c.delivery_status, runs.c.error_message)
-            .where(runs.c.job_id == job, runs.c.scheduled_for == scheduled_for)
-            .order_by(runs.c.started_at.desc())
-            .limit(1)
-        ).first()
-
-
-# --------------------------------------------------------------------------- emails
-
-
-@dataclass
-class Headline:
-    """What a report email shows besides the report: period, KPIs, charts, CSV tables."""
-
-    start: date
-    end: date
-    kpis: Any = None
-    charts: dict[str, Any] = field(default_factory=dict)
-    tables: dict[str, Any] = field(default_factory=dict)
-
-
-def _parameter_values(record: reports.RunRecord) -> dict[str, Any]:
-    """The notebook's defaults overlaid with the values the run used."""
-
-    values = {
-        name: spec.default_value()
-        for name, spec in params.notebook_parameters(record.notebook).items()
-    }
-    values.update(record.parameters)
-    return values
-
-
-def headline(record: reports.RunRecord, url: str | None = None) -> Headline | None:
-    """The headline KPIs and revenue trend of the run's period, from the library.
-
-    Notebooks with a ``period`` parameter (the business, ModelHub and executive reports)
-    get the same :func:`auterity.business.kpi_summary` numbers their report shows, for the
-    same period and filters; other notebooks get no headline (None).
-    """
-    values = _parameter_values(record)
-    if "period" not in values:
-        return None
-
-    tz = values.get("timezone") or None
-    where = {k: values[k] for k in ("region", "segment") if values.get(k)}
-    start, end = present.resolve_period(
-        values["period"], values.get("start", ""), values.get("end", ""), tz=tz, url=url
-    )
-    kpis = business.kpi_summary(start, end, where=where or None, tz=tz, url=url)
-    trend = metrics.query(
-        ["revenue"], start=start, end=end, grain="day", where=where or None, tz=tz, url=url
-    )
-    chart = charts.trend(trend, "revenue", unit="currency", interactive=False)
-    columns = ["metric", "label", "unit", "current", "previous", "previous_delta_pct"]
-    tables = {
-        "kpis": kpis[[c for c in columns if c in kpis.columns]],
-        "revenue_per_day": trend,
-    }
-    return Headline(start, end, kpis, {"Revenue per day": chart}, tables)
-
-
-def _title(record: reports.RunRecord) -> str:
-    """The report's title (the notebook's H1)."""
-    import nbformat
-
-    executed = record.outputs.get("notebook")
-    if executed and Path(executed).is_file():
-        return reports.report_title(nbformat.read(executed, as_version=4), record.notebook)
-    return record.notebook
-
-
-def build_job_email(
-    job: Job,
-    record: reports.RunRecord,
-    *,
-    url: str | None = None,
-    settings: mailer.SmtpSettings | None = None,
-) -> mailer.BuiltEmail:
-    """The report email of a successful run: headline, inline charts, job's attachments."""
-
-    top = headline(record, url)
-    day = (record.scheduled_for or record.started_at).date()
-    start, end = (top.start, top.end) if top else (day, day + timedelta(days=1))
-    kpi_text: dict[str, str] = {}
-    attachments: list[Path] = []
-    notes: list[str] = []
-    if top is not None and top.kpis is not None:
-        for _, row in top.kpis.iterrows():
-            kpi_text[row["metric"]] = charts.format_value(row["current"], row["unit"])
-    for kind in job.attachments:
-        if kind == "csv":
-            for name, frame in (top.tables if top else {}).items():
-                target = Path(record.output_dir or ".") / f"{name}.csv"
-                attachments.append(mailer.csv_attachment(frame, target))
-            if not top:
-                notes.append("This report has no headline tables to attach as CSV.")
-            continue
-        path = record.outputs.get(kind)
-        if path and Path(path).is_file():
-            attachments.append(Path(path))
-        else:
-            notes.append(f"The {kind.upper()} was not produced.")
-    images = mailer.chart_images(top.charts) if top else []
-    footer = "The full interactive report is attached (it opens offline)."
-    if "html" not in job.attachments:
-        footer = f"The full report is kept on the report server as run {record.run_id[:12]}."
-    return mailer.build_report_email(
-        subject=render_subject(job, start=start, end=end, kpi=kpi_text),
-        to=job.to,
-        cc=job.cc,
-        title=_title(record),
-        intro=" ".join(filter(None, [present.describe_period(start, end), job.description])),
-        kpis=top.kpis if top else None,
-        images=images,
-        attachments=attachments,
-        footer=" ".join([footer, *notes]),
-        settings=settings,
-    )
-
-
-def build_failure_email(
-    job: Job, record: reports.RunRecord, *, settings: mailer.SmtpSettings | None = None
-) -> mailer.BuiltEmail:
-    """The failure email: what failed and where, with the partial report attached."""
-    where = f"cell {record.error_cell}" if record.error_cell is not None else "the run"
-    attachments = [
-        Path(p)
-        for p in (record.outputs.get("html"), record.outputs.get("notebook"))
-        if p and Path(p).is_file()
-    ]
-    return mailer.build_report_email(
-        subject=f"[failed] {job.name}: {record.notebook} ({record.parameter_set or 'defaults'})",
-        to=job.failure_to,
-        title=f"Report failed: {_title(record)}",
-        intro=f"Run {record.run_id[:12]} of job {job.name} failed at {where}: "
-        f"{record.error_message or 'no message'}",
-        attachments=attachments,
-        footer="Attached: the partial report and the notebook executed up to the failing cell.",
-        settings=settings,
-    )
-
-
-def build_interrupted_email(
-    job: Job,
-    record: reports.RunRecord,
-    reason: str,
-    *,
-    settings: mailer.SmtpSettings | None = None,
-) -> mailer.BuiltEmail:
-    """The failure email of a scheduled run that was cut short and is not run again."""
-    when = record.scheduled_for or record.started_at
-    notebook = record.outputs.get("notebook")
-    return mailer.build_report_email(
-        subject=f"[failed] {job.name}: {record.notebook} ({record.parameter_set or 'defaults'})"
-        " was interrupted",
-        to=job.failure_to,
-        title=f"Report not sent: {_title(record)}",
-        intro=f"The {when:%Y-%m-%d %H:%M} UTC run of job {job.name} was cut short "
-        f"({record.error_message or 'no message'}) and {reason}. Its report was not sent.",
-        attachments=[Path(notebook)] if notebook and Path(notebook).is_file() else [],
-        footer=f"Run it now with: auterity schedule trigger {job.name}"
-        + (". Attached: the notebook as far as it ran." if notebook else ""),
-        settings=settings,
-    )
-
-
-# --------------------------------------------------------------------------- SMTP check
-
-
-def check_smtp_settings(jobs: Iterable[Job]) -> mailer.SmtpSettings | None:
-    """Check the SMTP settings the jobs' emails need, before any report runs.
-
-    Every job emails (``to`` is required), so with any job given the settings must be
-    usable: a host, a port number, a known security mode, a readable CA file holding PEM
-    certificates and a sender address.
-
-    Returns
-    -------
-    SmtpSettings or None
-        The settings; None if no job was given.
-
-    Raises
-    ------
-    ConfigError
-        One line naming the variable and what is wrong with it.
-    """
-    if not list(jobs):
-        return None
-    if not (config.value(config.ENV_SMTP_HOST) or "").strip():
-        raise ConfigError(
-            "AUTERITY_SMTP_HOST is empty: set the SMTP server the report emails go through"
-        )
-    raw_port = config.value(config.ENV_SMTP_PORT)
-    settings = mailer.smtp_settings()  # the security mode, a numeric port, CA file, sender
-    if not 0 < settings.port < 65536:
-        raise ConfigError(f"AUTERITY_SMTP_PORT={raw_port!r} is not a port number (1-65535)")
-    if settings.ca_file:
-        try:
-            ssl.create_default_context().load_verify_locations(cafile=settings.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"AUTERITY_SMTP_CA_FILE={settings.ca_file!r} cannot be read as PEM "
-                f"certificates: {exc.strerror or exc}"
-            ) from None
-    return settings
-
-
-def check_smtp_server(settings: mailer.SmtpSettings, *, timeout_s: float = 10.0) -> None:
-    """Connect to the SMTP server as a delivery would (TLS, login), send nothing.
-
-    Raises
-    ------
-    ConfigError
-        One line: which server did not answer, or refused the TLS handshake or the login.
-    """
-    server = f"{settings.host}:{settings.port} ({settings.security})"
-    context = ssl.create_default_context()
-    if settings.ca_file:
-        context.load_verify_locations(cafile=settings.ca_file)
-    try:
-        if settings.security == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.host, settings.port, timeout=timeout_s, context=context
-            )
-        else:
-            client = smtplib.SMTP(settings.host, settings.port, timeout=timeout_s)
-        with client:
-            client.ehlo()
-            if settings.security == "starttls":
-                client.starttls(context=context)
-            if settings.user:
-                client.login(settings.user, settings.password or "")
-    except smtplib.SMTPAuthenticationError as exc:
-        raise ConfigError(
-            f"SMTP server {server} refused the login of AUTERITY_SMTP_USER={settings.user!r}: "
-            + mask_secrets(f"{exc.smtp_code} {exc.smtp_error!r}")
-        ) from None
-    except (OSError, smtplib.SMTPException) as exc:
-        reason = mask_secrets(f"{type(exc).__name__}: {exc}")
-        raise ConfigError(
-            f"SMTP server {server} cannot be used ({reason}); check AUTERITY_SMTP_HOST, "
-            "AUTERITY_SMTP_PORT and AUTERITY_SMTP_SECURITY"
-        ) from None
-
-
-# --------------------------------------------------------------------------- scheduler
 
 
 class Scheduler:
@@ -621,7 +180,7 @@ class Scheduler:
         Registers jobs seen for the first time (nothing before that is due).
         """
         now = now or self.clock()
-        last, since = _state(self.url)
+        last, since = job_state(self.url)
         grace = timedelta(seconds=self.settings.grace_s)
         enabled = [j for j in self.schedule.jobs.values() if j.enabled]
         moved: dict[str, datetime] = {j.name: now for j in enabled if j.name not in since}
@@ -683,7 +242,7 @@ class Scheduler:
             job_id=job.name,
             pdf=self.pdf and "pdf" in job.attachments,
             url=self.url,
-            scheduled_for=_naive(scheduled_for) if scheduled_for else None,
+            scheduled_for=naive_utc(scheduled_for) if scheduled_for else None,
         )
         status, error = self.deliver(job, record)
         reports.record_delivery(record.run_id, status, error, url=self.url)
@@ -769,13 +328,13 @@ class Scheduler:
             job = self.schedule.jobs.get(row.job_name)
             if job is None or not job.enabled:
                 continue  # not this schedule's to run any more: left as it is
-            slot = Slot(job, _aware(row.scheduled_for), row.attempt)
-            run = _slot_run(job.name, row.scheduled_for, self.url)
+            slot = Slot(job, aware_utc(row.scheduled_for), row.attempt)
+            run = slot_run(job.name, row.scheduled_for, self.url)
             if run is not None and run.status == "ok" and run.delivery_status:
-                if _take_over(
+                if take_over(
                     row, "done", row.attempt, "finished before its process ended", self.url
                 ):
-                    _finish_slot(slot, "done", run.run_id, None, self.url)
+                    finish_slot(slot, "done", run.run_id, None, self.url)
                 continue
             if row.attempt >= MAX_ATTEMPTS:
                 why = "was not run again: it had already been run again once"
@@ -791,7 +350,7 @@ class Scheduler:
                 retry = Slot(job, slot.scheduled_for, row.attempt + 1)
                 cut = run.error_message if run is not None else None
                 detail = f"attempt {retry.attempt} after: {cut or 'its process ended'}"
-                if _take_over(row, "claimed", retry.attempt, detail, self.url):
+                if take_over(row, "claimed", retry.attempt, detail, self.url):
                     if run is not None:
                         reports.record_delivery(
                             run.run_id,
@@ -806,14 +365,14 @@ class Scheduler:
                     )
                     again.append(retry)
                 continue
-            if _take_over(row, "lost", row.attempt, why, self.url):
+            if take_over(row, "lost", row.attempt, why, self.url):
                 lost.append(self._report_lost(slot, run, why))
         return again, lost
 
     def _report_lost(self, slot: Slot, run: Any, why: str) -> Outcome:
         """Send (and record) the failure email of a slot that is not run again."""
         job = slot.job
-        naive = _naive(slot.scheduled_for)
+        naive = naive_utc(slot.scheduled_for)
         run_id = (
             run.run_id
             if run is not None
@@ -829,7 +388,7 @@ class Scheduler:
         record = reports.get_run(run_id, self.url)
         status, error = self.deliver(job, record, not_rerun=why)
         reports.record_delivery(run_id, status, error, url=self.url)
-        _finish_slot(slot, "lost", run_id, why, self.url)
+        finish_slot(slot, "lost", run_id, why, self.url)
         self.metrics.observe(job.name, "failed", None, status)
         log.warning(
             "%s: the %s run was cut short and %s; email %s",
@@ -850,7 +409,7 @@ class Scheduler:
         outcome = self.execute(slot.job, scheduled_for=slot.scheduled_for)
         state = "error" if outcome.status == "error" else "done"
         try:
-            _finish_slot(slot, state, outcome.run_id, outcome.error_message, self.url)
+            finish_slot(slot, state, outcome.run_id, outcome.error_message, self.url)
         except Exception:  # the run is recorded; a lost slot update must not crash a worker
             log.exception("could not close slot %s %s", slot.job.name, slot.scheduled_for)
         with self._lock:
@@ -1042,7 +601,7 @@ class Scheduler:
         with self._lock:
             pending = list(self._workers.values())
         for slot in pending:
-            _finish_slot(slot, "interrupted", None, "the scheduler stopped first", self.url)
+            finish_slot(slot, "interrupted", None, "the scheduler stopped first", self.url)
         names = ", ".join(slot.job.name for slot in pending)
         log.warning("stopped with run(s) of %s recorded as interrupted", names)
         return interrupted
@@ -1062,6 +621,7 @@ def install_signal_handlers(scheduler: Scheduler) -> None:
 
 __all__ = [
     "DELIVERY_STATUSES",
+    "Headline",
     "Outcome",
     "Scheduler",
     "SchedulerSettings",
