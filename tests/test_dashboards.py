@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from auterity import business, charts, dashboards, demo_data, modelhub, present, serve, warehouse
+from auterity.dashboards import realtime_dashboard
 from auterity.errors import ConfigError, DatabaseUnavailable
 from conftest import auterity_serve, free_port
 
@@ -165,14 +166,14 @@ def test_realtime_stale_and_recovery(live_url: str, monkeypatch: pytest.MonkeyPa
     def down(*_a: object, **_k: object) -> dashboards.View:
         raise DatabaseUnavailable("connection refused")
 
-    monkeypatch.setattr(dashboards, "realtime_view", down)
+    monkeypatch.setattr(realtime_dashboard, "realtime_view", down)
     deadline = time.monotonic() + 5
     while dash.stale_since is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert dash.stale_since is not None
     assert "Stale data" in dash.status.value and "unavailable" in dash.status.value
     assert dash.view.frames["per_model"] is before  # the last data stays
-    monkeypatch.setattr(dashboards, "realtime_view", real)
+    monkeypatch.setattr(realtime_dashboard, "realtime_view", real)
     deadline = time.monotonic() + 5
     while dash.stale_since is not None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -209,7 +210,7 @@ def test_messages_exports_and_helpers() -> None:
     }
     links = dashboards.export_links_html("d", frame, {"x": frame}, {}, {"c": b"\x89PNG"})
     assert links.count("download=") == 3
-    assert [dashboards._age_text(s) for s in (5, 600, 10_000, 500_000)] == [
+    assert [dashboards.age_text(s) for s in (5, 600, 10_000, 500_000)] == [
         "5 s",
         "10 min",
         "3 h",

@@ -40,11 +40,11 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 VIEWER_NOTEBOOK = """\
 import json, os, threading
-from auterity import serve
+from auterity.dashboards import preheat
 print('tiny dashboard')
 
 def _record_viewer():
-    info = serve.wait_for_viewer()
+    info = preheat.wait_for_viewer()
     seen = {"info": info, "request_url": os.environ.get("VOILA_REQUEST_URL", "")}
     with open(os.environ["AUTERITY_TEST_VIEWER_FILE"], "a") as out:
         out.write(json.dumps(seen) + "\\n")

@@ -17,12 +17,11 @@ the same way (fail closed). A page opened with ``?token=`` logs the browser in (
 and is redirected at once to the same URL without the token, so the token does not stay
 in the address bar, the history, the request info handed to kernels or a Referer header.
 Pre-heated kernels authenticate their own query socket with the server's token
-(:func:`wait_for_viewer`).
+(:func:`auterity.dashboards.preheat.wait_for_viewer`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -477,45 +476,6 @@ class AuterityVoila(Voila):  # type: ignore[misc]
         if self.route_table_file:
             Path(self.route_table_file).write_text(json.dumps(route_table(self.app), indent=1))
         super().listen()
-
-
-# --------------------------------------------------------------------------- kernels
-
-
-def wait_for_viewer() -> dict[str, str] | None:
-    """In a pre-heated kernel, block until Voila hands it to a viewer.
-
-    Voila's own ``wait_for_request`` connects without credentials; the query socket of
-    :class:`AuterityVoila` wants the server's token, which the kernel inherits
-    (``JUPYTER_TOKEN``). Like Voila's, the request info lands in ``os.environ``.
-
-    Returns
-    -------
-    dict or None
-        The viewer's request info (path, query string, ...), or None outside a
-        pre-heated kernel.
-    """
-    import websockets
-
-    if os.environ.get("VOILA_PREHEAT", "False") == "False":
-        return None
-    server_url = os.environ.get("VOILA_SERVER_URL", "/")
-    url = (
-        f"{os.environ.get('VOILA_WS_PROTOCOL', 'ws')}://"
-        f"{os.environ.get('VOILA_APP_IP', '127.0.0.1')}:{os.environ.get('VOILA_APP_PORT', '8866')}"
-        f"{os.environ.get('VOILA_WS_BASE_URL', server_url)}voila/query/"
-        f"{os.environ['VOILA_KERNEL_ID']}"
-    )
-    token = os.environ.get("JUPYTER_TOKEN", "")
-    headers = {"Authorization": f"token {token}"} if token else {}
-
-    async def receive() -> str | bytes:
-        async with websockets.connect(url, open_timeout=10, additional_headers=headers) as ws:
-            return await ws.recv()
-
-    info: dict[str, str] = json.loads(asyncio.run(receive()))
-    os.environ.update(info)
-    return info
 
 
 if __name__ == "__main__":  # `python -m auterity.serve`: the server process of start()
