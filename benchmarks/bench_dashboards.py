@@ -37,7 +37,8 @@ from typing import Any
 import psutil
 import requests
 
-from auterity import demo_data, serve, warehouse
+from auterity import demo_data, warehouse
+from auterity.dashboards import serve
 from auterity.reports import CHROMIUM_ARGS
 
 OUT = Path(__file__).resolve().parent / "results" / "dashboards.json"

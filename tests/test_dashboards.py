@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import requests
 
-from auterity import business, charts, dashboards, demo_data, modelhub, present, serve, warehouse
-from auterity.dashboards import realtime_dashboard
+from auterity import business, charts, dashboards, demo_data, modelhub, present, warehouse
+from auterity.dashboards import realtime_dashboard, serve
 from auterity.errors import ConfigError, DatabaseUnavailable
 from conftest import auterity_serve, free_port
 

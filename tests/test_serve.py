@@ -25,7 +25,7 @@ from tornado import web
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketHandler, websocket_connect
 
-from auterity import serve
+from auterity.dashboards import serve
 from conftest import auterity_serve, free_port
 
 TOKEN = "serve-test-token-1234567890"

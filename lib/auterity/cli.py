@@ -853,7 +853,7 @@ def serve_cmd(host: str, port: int) -> None:
     Access needs a token: AUTERITY_DASHBOARD_TOKEN, else a random one; the printed URL
     carries it. Stop with Ctrl-C.
     """
-    from auterity import serve
+    from auterity.dashboards import serve
 
     code = serve.serve(host, port)
     if code:

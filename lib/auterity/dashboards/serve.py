@@ -47,6 +47,7 @@ from voila.static_file_handler import MultiStaticFileHandler, TemplateStaticFile
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
 
+from auterity.config import project_root
 from auterity.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -122,8 +123,6 @@ CAP_MESSAGE = "Too many dashboards are open; try again in a minute."
 
 def dashboards_dir() -> Path:
     """The folder served: ``AUTERITY_DASHBOARDS_DIR`` or ``notebooks/dashboards``."""
-    from auterity.config import project_root
-
     configured = os.environ.get(ENV_DIR)
     folder = Path(configured) if configured else project_root() / "notebooks" / "dashboards"
     if not (folder / "voila.json").is_file():
@@ -179,7 +178,7 @@ def voila_command(host: str, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "auterity.serve",
+        "auterity.dashboards.serve",
         f"--Voila.ip={host}",
         f"--Voila.port={port}",
         "--Voila.open_browser=False",
@@ -478,7 +477,8 @@ class AuterityVoila(Voila):  # type: ignore[misc]
         super().listen()
 
 
-if __name__ == "__main__":  # `python -m auterity.serve`: the server process of start()
-    from auterity.serve import AuterityVoila as _Server  # the importable module, not __main__
+if __name__ == "__main__":  # `python -m auterity.dashboards.serve`: the process of start()
+    # the class of the importable module (voila.json names it), not of __main__
+    from auterity.dashboards.serve import AuterityVoila as _Server
 
     _Server.launch_instance()
