@@ -33,45 +33,6 @@ log = logging.getLogger("auterity.dashboards")
 ALL = "(all)"
 """Dropdown value meaning "no filter"."""
 
-STYLE = """
-<style>
-.au-dash { font-family: system-ui, Segoe UI, Arial, sans-serif; max-width: 100%; }
-.au-dash .au-filters { flex-wrap: wrap; gap: 4px 12px; }
-.au-dash .auterity-chart, .au-dash .au-chart { max-width: 100%; overflow-x: auto; }
-.au-dash .au-status { font-size: 13px; color: #5b6470; }
-.au-dash .au-error { color: #b42318; font-weight: 600; }
-.au-dash .au-stale { color: #8a5a00; font-weight: 600; }
-.au-dash .au-exports a, .au-dash .au-exports button {
-  display: inline-block; margin: 2px 6px 2px 0; padding: 4px 10px; border-radius: 4px;
-  border: 1px solid #9aa4b1; color: #1f2933; text-decoration: none; font-size: 13px;
-  background: #f5f7fa; }
-.au-dash table { max-width: 100%; }
-.au-dash .au-table { overflow-x: auto; max-width: 100%; }
-@media (max-width: 640px) {
-  .au-dash table.au-kpis, .au-dash table.au-kpis tbody, .au-dash table.au-kpis tr {
-    display: flex; flex-wrap: wrap; width: 100%; }
-  .au-dash table.au-kpis td.au-kpi { flex: 1 1 140px; min-width: 0 !important; }
-  .au-dash .widget-dropdown, .au-dash .widget-datepicker, .au-dash .widget-select-multiple {
-    width: 100% !important; }
-  .au-dash .vega-embed, .au-dash svg.marks { max-width: 100%; height: auto; }
-}
-</style>
-"""
-
-
-XSRF_SCRIPT = """<script>
-(function () {
-  /* Voila's page shuts its kernel down when the viewer leaves, with a POST that needs the
-     _xsrf cookie; only server-rendered pages set it, so a dashboard opened straight from
-     a bookmark fetches the landing page once to get it. */
-  if (document.cookie.indexOf("_xsrf=") >= 0) { return; }
-  var base = (document.body && document.body.getAttribute("data-base-url")) || "/voila/";
-  fetch(base + "tree", {credentials: "same-origin"}).catch(function () {});
-})();
-</script>"""
-"""Makes sure the page can free its kernel when closed (see :meth:`Dashboard.show`)."""
-
-
 FIRST_PAINT_MIME = "application/vnd.auterity.first-paint+html"
 """MIME type of a dashboard's first paint (:meth:`Dashboard.first_paint_html`): header,
 status, KPI tiles, tables and, in a pre-heated kernel, the charts, as plain HTML.
@@ -238,7 +199,7 @@ class Dashboard:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.controls: list[Any] = []
-        self.header = w.HTML(f'{STYLE}<h2 style="margin:4px 0;">{html_text(self.title)}</h2>')
+        self.header = w.HTML(f'<h2 style="margin:4px 0;">{html_text(self.title)}</h2>')
         self.status = w.HTML(layout=w.Layout(width="100%"))
         self.status.add_class("au-status")
         self.tiles = w.HTML(layout=w.Layout(width="100%"))
@@ -482,7 +443,12 @@ class Dashboard:
         self._thread = None
 
     def show(self) -> None:
-        """Display the dashboard (with the offline chart library, once per page)."""
+        """Display the dashboard: its first paint, the offline chart library, the widgets.
+
+        Its look (``static/dashboard.css``) and the script that lets the page free its
+        kernel when closed come with the dashboards' Voila template
+        (``notebooks/dashboards/_share/voila/templates/auterity``).
+        """
         from IPython.display import HTML, display
 
         display({FIRST_PAINT_MIME: self.first_paint_html(), "text/plain": ""}, raw=True)
@@ -491,5 +457,4 @@ class Dashboard:
         except Exception:
             log.error("the offline chart library could not be loaded", exc_info=True)
             display(HTML('<div class="au-error">Charts are unavailable right now.</div>'))
-        display(HTML(XSRF_SCRIPT))
         display(self.widget)
