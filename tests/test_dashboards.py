@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
@@ -396,7 +398,8 @@ def browser(server: dict[str, str]) -> Iterator[object]:
 
 
 def _loopback_only(context: object) -> None:
-    """Abort every request that would leave the machine (Voila's page links a CDN font)."""
+    """Abort every request that would leave the machine (none should: see
+    test_no_request_leaves_the_machine), so the tests never depend on the network."""
     context.route(  # type: ignore[attr-defined]
         "**/*",
         lambda route: (
@@ -676,6 +679,88 @@ def test_landing_page_links_the_dashboards(browser: object, server: dict[str, st
     # the same page at /voila/tree, and a click opens a dashboard (the cookie keeps us in)
     page.goto(f"{server['base']}/voila/tree", wait_until="domcontentloaded")
     expect(cards).to_have_count(3, timeout=DEADLINE_MS)
+    _close(page)
+
+
+URL_IN_PAGE = re.compile(
+    r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]+)|\burl\(\s*["']?([^"')\s]+)""", re.I
+)
+"""A URL in a src or href attribute, or in a CSS url()."""
+
+
+def _urls_elsewhere(text: str, base: str) -> list[str]:
+    """The URLs in ``text`` (src, href, url()) on a host other than ``base``'s."""
+    origin = urlsplit(base).netloc
+    found = (html.unescape(a or b) for a, b in URL_IN_PAGE.findall(text))
+    return [url for url in found if urlsplit(url).netloc not in ("", origin)]
+
+
+def test_pages_link_nothing_outside_the_server(server: dict[str, str]) -> None:
+    """Landing, dashboard, login and error pages (and the stylesheets they link) work with no
+    internet access: nothing in them points to another host (Voila's pages link an icon font
+    and Mermaid from public CDNs, Jupyter's login page its online documentation)."""
+    base = server["base"]
+    session = requests.Session()
+    assert session.get(f"{base}/?token={TOKEN}", timeout=30).status_code == 200
+    pages = {
+        "landing": session.get(f"{base}/", timeout=30),
+        "dashboard": session.get(f"{base}/voila/render/realtime.ipynb", timeout=120),
+        "login": requests.get(f"{base}/login", timeout=30),
+        "error": session.get(f"{base}/voila/render/nope.ipynb", timeout=30),
+        "logout": requests.get(f"{base}/logout", timeout=30),
+    }
+    assert [r.status_code for r in pages.values()] == [200, 200, 200, 404, 200]
+    assert "Auterity dashboards" in pages["login"].text  # our instructions, not Jupyter's
+    stylesheets = set()
+    for name, response in pages.items():
+        assert _urls_elsewhere(response.text, base) == [], name
+        links = re.findall(r"<link[^>]*\bhref=\"([^\"]+\.css[^\"]*)\"", response.text)
+        stylesheets |= {link for link in links if urlsplit(link).netloc == ""}
+    assert any("dashboard.css" in link for link in stylesheets)
+    for link in sorted(stylesheets):
+        sheet = session.get(base + link, timeout=30)
+        assert sheet.status_code == 200 and _urls_elsewhere(sheet.text, base) == [], link
+    # free the pre-heated kernel the dashboard page took
+    kernel = json.loads(
+        pages["dashboard"]
+        .text.split('<script id="jupyter-config-data" type="application/json">')[1]
+        .split("</script>")[0]
+    )["kernelId"]
+    bye = session.post(
+        f"{base}/voila/api/shutdown/{kernel}",
+        headers={"X-XSRFToken": session.cookies.get("_xsrf", "")},
+        timeout=30,
+    )
+    assert bye.status_code == 204
+
+
+def test_no_request_leaves_the_machine(browser: object, server: dict[str, str]) -> None:
+    """A viewer's browser asks nothing of any host but the server: landing page, a
+    dashboard with its scripts, widgets and charts, the error and login pages."""
+    base = server["base"]
+    asked: list[str] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    context.set_default_timeout(DEADLINE_MS)
+    context.on("request", lambda request: asked.append(request.url))
+    page = context.new_page()
+    page.on("websocket", lambda socket: asked.append(socket.url))
+    page.goto(f"{base}/?token={TOKEN}", wait_until="load")
+    page.locator('.au-card[data-dashboard="realtime"] a').click()
+    _ready(page)
+    page.wait_for_selector(".au-section-requests_per_s svg", timeout=DEADLINE_MS)
+    errors = context.new_page()
+    assert errors.goto(f"{base}/voila/render/nope.ipynb", wait_until="load").status == 404
+    errors.close()
+    visitor = browser.new_context()  # type: ignore[attr-defined]
+    visitor.on("request", lambda request: asked.append(request.url))
+    login = visitor.new_page()
+    login.goto(f"{base}/login", wait_until="load")
+    visitor.close()
+    origin = urlsplit(base).netloc
+    assert any("/voila/static/" in url for url in asked)  # Voila's scripts were loaded
+    assert any(url.startswith("ws://") for url in asked)  # and the kernel's socket opened
+    elsewhere = [url for url in asked if urlsplit(url).netloc not in ("", origin)]
+    assert elsewhere == []
     _close(page)
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import jinja2
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
@@ -454,10 +455,51 @@ def route_table(app: web.Application) -> list[dict[str, Any]]:
     return routes
 
 
+SERVER_PAGES = "server"
+"""Folder of the dashboards' Voila template with pages that replace Jupyter server's own
+(the login page: Jupyter's links to its online documentation)."""
+
+
+def server_page_loader(template_paths: list[str], template: str, jupyter: Any) -> Any:
+    """The loader of Jupyter server's pages: the template's :data:`SERVER_PAGES` first.
+
+    Parameters
+    ----------
+    template_paths : list of str
+        Voila's template folders (``Voila.template_paths``).
+    template : str
+        The template ``voila.json`` selects; only its folders are searched.
+    jupyter : jinja2.BaseLoader
+        Jupyter server's own loader; a page here may extend Jupyter's as
+        ``jupyter_server/<name>``.
+
+    Returns
+    -------
+    jinja2.BaseLoader
+        ``jupyter`` itself if the template has no such folder.
+    """
+    folders = [
+        str(Path(path) / SERVER_PAGES)
+        for path in template_paths
+        if Path(path).name == template and (Path(path) / SERVER_PAGES).is_dir()
+    ]
+    if not folders:
+        return jupyter
+    return jinja2.ChoiceLoader(
+        [
+            jinja2.FileSystemLoader(folders),
+            jinja2.PrefixLoader({"jupyter_server": jupyter}),
+            jupyter,
+        ]
+    )
+
+
 class AuterityVoila(Voila):  # type: ignore[misc]
     """Voila with every route behind the token except :data:`PUBLIC_ROUTES`.
 
-    Reads ``voila.json`` as Voila does (the application is still named ``voila``).
+    Reads ``voila.json`` as Voila does (the application is still named ``voila``). Jupyter
+    server's pages (login, logout, its error pages) come from the template's
+    :data:`SERVER_PAGES` folder where it has one (:func:`server_page_loader`).
     """
 
     route_table_file = Unicode(
@@ -465,6 +507,15 @@ class AuterityVoila(Voila):  # type: ignore[misc]
         config=True,
         help="Write the served route table as JSON to this file at startup (for tests).",
     )
+
+    def init_settings(self) -> dict[str, Any]:
+        """Voila's settings, Jupyter server's pages looked up in the template first."""
+        settings: dict[str, Any] = super().init_settings()
+        env = settings["jinja2_env"]
+        if env is not settings["voila_jinja2_env"]:  # Jupyter's pages have their own
+            template = self.voila_configuration.template
+            env.loader = server_page_loader(self.template_paths, template, env.loader)
+        return settings
 
     def init_handlers(self) -> list[Any]:
         """Voila's routes, each with the handler :func:`secure_handler` chooses."""
