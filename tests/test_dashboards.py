@@ -764,6 +764,49 @@ def test_no_request_leaves_the_machine(browser: object, server: dict[str, str]) 
     _close(page)
 
 
+SIDEWAYS = """box => {
+  const wide = box.scrollWidth > box.clientWidth;
+  box.scrollLeft = 40;
+  return {overflow: getComputedStyle(box).overflowX, wide: wide, scrolled: box.scrollLeft,
+          right: box.getBoundingClientRect().right};
+}"""
+"""How a table's box scrolls sideways: its overflow-x, whether its content is wider than it,
+how far it scrolled when asked for 40 px, and where it ends on screen."""
+
+
+@pytest.mark.parametrize(
+    ("name", "section"), [("modelhub", "leaderboard"), ("realtime", "per_model")]
+)
+def test_tables_scroll_in_their_box_on_a_phone(
+    browser: object, server: dict[str, str], name: str, section: str
+) -> None:
+    """At 390 px a table wider than the screen scrolls inside its own box; the page does not."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # type: ignore[attr-defined]
+    context.set_default_timeout(DEADLINE_MS)
+    _loopback_only(context)
+    page = context.new_page()
+    page.goto(f"{server['base']}/voila/render/{name}.ipynb?token={TOKEN}", wait_until="load")
+    _ready(page)
+    box = page.locator(f".au-table.au-section-{section}")
+    box.locator("table").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    cells = page.locator("#rendered_cells")  # the element Voila's page scrolls
+    assert cells.evaluate("e => e.scrollWidth <= e.clientWidth")
+    pushed = page.evaluate(
+        """() => [...document.querySelectorAll('.au-dash, .au-dash *')].filter(e =>
+          e.scrollWidth > e.clientWidth && !e.closest('.au-table, .au-chart')
+          && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX)).map(e => e.className)"""
+    )
+    assert pushed == []  # no other box of the dashboard scrolls sideways either
+    scroll = box.evaluate(SIDEWAYS)
+    assert scroll["overflow"] in ("auto", "scroll") and scroll["wide"], scroll
+    assert scroll["scrolled"] > 0 and scroll["right"] <= 390, scroll
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    box.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / f"{name}-390px-table.png"))
+    _close(page)
+
+
 def test_business_in_browser(browser: object, server: dict[str, str], live_url: str) -> None:
     page = _open(browser, server, "business")
     start, end = present.resolve_period("last_28_days", url=live_url)
