@@ -87,13 +87,15 @@ class CappedKernelManager(AsyncMappingKernelManager):
         finally:
             self._starting -= 1
 
-    async def shutdown_kernel(self, kernel_id: str, *args: Any, **kwargs: Any) -> None:
+    async def shutdown_kernel(  # type: ignore[override]
+        self, kernel_id: str, *args: Any, **kwargs: Any
+    ) -> None:
         """Shut a kernel down, then top up pre-heated pools that the cap left short."""
         await super().shutdown_kernel(kernel_id, *args, **kwargs)
         if not self._stopping:
             self.refill_pools()
 
-    async def shutdown_all(self, *args: Any, **kwargs: Any) -> None:
+    async def shutdown_all(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         """Shut every kernel down (no pool refills any more)."""
         self._stopping = True
         await super().shutdown_all(*args, **kwargs)
@@ -383,7 +385,7 @@ class AuthenticatedRequestInfoHandler(  # type: ignore[misc]
         )
         if not allowed:
             raise web.HTTPError(403)
-        await super().get(*args, **kwargs)
+        await super().get(*args, **kwargs)  # type: ignore[misc]  # tornado: Awaitable | None
 
 
 def _closed(handler: type) -> type:

@@ -82,7 +82,7 @@ def in_preheated_kernel() -> bool:
 def configure_logging() -> None:
     """Send ``auterity.dashboards`` log records to stderr (the Voila server's log), once."""
     if not any(getattr(h, "_auterity", False) for h in log.handlers):
-        handler = logging.StreamHandler(sys.__stderr__)
+        handler: logging.Handler = logging.StreamHandler(sys.__stderr__)
         handler.setFormatter(logging.Formatter("[%(levelname)s %(name)s] %(message)s"))
         handler._auterity = True  # type: ignore[attr-defined]
         log.addHandler(handler)
@@ -321,7 +321,9 @@ class Dashboard:
             '<p class="au-loading-note">Loading filters…</p>',
             f'<div class="au-tiles">{view.tiles_html if view is not None else ""}</div>',
         ]
-        for key, title, chart in self.layout if view is not None else ():
+        for key, title, chart in self.layout:
+            if view is None:
+                break
             body = ""
             if not chart:
                 body = view.sections.get(key, "")
