@@ -37,7 +37,8 @@ from typing import Any
 import psutil
 import requests
 
-from auterity import serve, warehouse
+from auterity import warehouse
+from auterity.dashboards import serve
 from auterity.demo import generate as demo_data
 from auterity.reports import CHROMIUM_ARGS
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -14,12 +15,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
 import requests
 
-from auterity import business, charts, dashboards, modelhub, present, serve, warehouse
+from auterity import business, charts, dashboards, modelhub, present, warehouse
+from auterity.dashboards import realtime_dashboard, serve
 from auterity.demo import generate as demo_data
 from auterity.errors import ConfigError, DatabaseUnavailable
 from conftest import auterity_serve, free_port
@@ -166,14 +169,14 @@ def test_realtime_stale_and_recovery(live_url: str, monkeypatch: pytest.MonkeyPa
     def down(*_a: object, **_k: object) -> dashboards.View:
         raise DatabaseUnavailable("connection refused")
 
-    monkeypatch.setattr(dashboards, "realtime_view", down)
+    monkeypatch.setattr(realtime_dashboard, "realtime_view", down)
     deadline = time.monotonic() + 5
     while dash.stale_since is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert dash.stale_since is not None
     assert "Stale data" in dash.status.value and "unavailable" in dash.status.value
     assert dash.view.frames["per_model"] is before  # the last data stays
-    monkeypatch.setattr(dashboards, "realtime_view", real)
+    monkeypatch.setattr(realtime_dashboard, "realtime_view", real)
     deadline = time.monotonic() + 5
     while dash.stale_since is not None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -210,7 +213,7 @@ def test_messages_exports_and_helpers() -> None:
     }
     links = dashboards.export_links_html("d", frame, {"x": frame}, {}, {"c": b"\x89PNG"})
     assert links.count("download=") == 3
-    assert [dashboards._age_text(s) for s in (5, 600, 10_000, 500_000)] == [
+    assert [dashboards.age_text(s) for s in (5, 600, 10_000, 500_000)] == [
         "5 s",
         "10 min",
         "3 h",
@@ -396,7 +399,8 @@ def browser(server: dict[str, str]) -> Iterator[object]:
 
 
 def _loopback_only(context: object) -> None:
-    """Abort every request that would leave the machine (Voila's page links a CDN font)."""
+    """Abort every request that would leave the machine (none should: see
+    test_no_request_leaves_the_machine), so the tests never depend on the network."""
     context.route(  # type: ignore[attr-defined]
         "**/*",
         lambda route: (
@@ -676,6 +680,131 @@ def test_landing_page_links_the_dashboards(browser: object, server: dict[str, st
     # the same page at /voila/tree, and a click opens a dashboard (the cookie keeps us in)
     page.goto(f"{server['base']}/voila/tree", wait_until="domcontentloaded")
     expect(cards).to_have_count(3, timeout=DEADLINE_MS)
+    _close(page)
+
+
+URL_IN_PAGE = re.compile(
+    r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]+)|\burl\(\s*["']?([^"')\s]+)""", re.I
+)
+"""A URL in a src or href attribute, or in a CSS url()."""
+
+
+def _urls_elsewhere(text: str, base: str) -> list[str]:
+    """The URLs in ``text`` (src, href, url()) on a host other than ``base``'s."""
+    origin = urlsplit(base).netloc
+    found = (html.unescape(a or b) for a, b in URL_IN_PAGE.findall(text))
+    return [url for url in found if urlsplit(url).netloc not in ("", origin)]
+
+
+def test_pages_link_nothing_outside_the_server(server: dict[str, str]) -> None:
+    """Landing, dashboard, login and error pages (and the stylesheets they link) work with no
+    internet access: nothing in them points to another host (Voila's pages link an icon font
+    and Mermaid from public CDNs, Jupyter's login page its online documentation)."""
+    base = server["base"]
+    session = requests.Session()
+    assert session.get(f"{base}/?token={TOKEN}", timeout=30).status_code == 200
+    pages = {
+        "landing": session.get(f"{base}/", timeout=30),
+        "dashboard": session.get(f"{base}/voila/render/realtime.ipynb", timeout=120),
+        "login": requests.get(f"{base}/login", timeout=30),
+        "error": session.get(f"{base}/voila/render/nope.ipynb", timeout=30),
+        "logout": requests.get(f"{base}/logout", timeout=30),
+    }
+    assert [r.status_code for r in pages.values()] == [200, 200, 200, 404, 200]
+    assert "Auterity dashboards" in pages["login"].text  # our instructions, not Jupyter's
+    stylesheets = set()
+    for name, response in pages.items():
+        assert _urls_elsewhere(response.text, base) == [], name
+        links = re.findall(r"<link[^>]*\bhref=\"([^\"]+\.css[^\"]*)\"", response.text)
+        stylesheets |= {link for link in links if urlsplit(link).netloc == ""}
+    assert any("dashboard.css" in link for link in stylesheets)
+    for link in sorted(stylesheets):
+        sheet = session.get(base + link, timeout=30)
+        assert sheet.status_code == 200 and _urls_elsewhere(sheet.text, base) == [], link
+    # free the pre-heated kernel the dashboard page took
+    kernel = json.loads(
+        pages["dashboard"]
+        .text.split('<script id="jupyter-config-data" type="application/json">')[1]
+        .split("</script>")[0]
+    )["kernelId"]
+    bye = session.post(
+        f"{base}/voila/api/shutdown/{kernel}",
+        headers={"X-XSRFToken": session.cookies.get("_xsrf", "")},
+        timeout=30,
+    )
+    assert bye.status_code == 204
+
+
+def test_no_request_leaves_the_machine(browser: object, server: dict[str, str]) -> None:
+    """A viewer's browser asks nothing of any host but the server: landing page, a
+    dashboard with its scripts, widgets and charts, the error and login pages."""
+    base = server["base"]
+    asked: list[str] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    context.set_default_timeout(DEADLINE_MS)
+    context.on("request", lambda request: asked.append(request.url))
+    page = context.new_page()
+    page.on("websocket", lambda socket: asked.append(socket.url))
+    page.goto(f"{base}/?token={TOKEN}", wait_until="load")
+    page.locator('.au-card[data-dashboard="realtime"] a').click()
+    _ready(page)
+    page.wait_for_selector(".au-section-requests_per_s svg", timeout=DEADLINE_MS)
+    errors = context.new_page()
+    assert errors.goto(f"{base}/voila/render/nope.ipynb", wait_until="load").status == 404
+    errors.close()
+    visitor = browser.new_context()  # type: ignore[attr-defined]
+    visitor.on("request", lambda request: asked.append(request.url))
+    login = visitor.new_page()
+    login.goto(f"{base}/login", wait_until="load")
+    visitor.close()
+    origin = urlsplit(base).netloc
+    assert any("/voila/static/" in url for url in asked)  # Voila's scripts were loaded
+    assert any(url.startswith("ws://") for url in asked)  # and the kernel's socket opened
+    elsewhere = [url for url in asked if urlsplit(url).netloc not in ("", origin)]
+    assert elsewhere == []
+    _close(page)
+
+
+SIDEWAYS = """box => {
+  const wide = box.scrollWidth > box.clientWidth;
+  box.scrollLeft = 40;
+  return {overflow: getComputedStyle(box).overflowX, wide: wide, scrolled: box.scrollLeft,
+          right: box.getBoundingClientRect().right};
+}"""
+"""How a table's box scrolls sideways: its overflow-x, whether its content is wider than it,
+how far it scrolled when asked for 40 px, and where it ends on screen."""
+
+
+@pytest.mark.parametrize(
+    ("name", "section"), [("modelhub", "leaderboard"), ("realtime", "per_model")]
+)
+def test_tables_scroll_in_their_box_on_a_phone(
+    browser: object, server: dict[str, str], name: str, section: str
+) -> None:
+    """At 390 px a table wider than the screen scrolls inside its own box; the page does not."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # type: ignore[attr-defined]
+    context.set_default_timeout(DEADLINE_MS)
+    _loopback_only(context)
+    page = context.new_page()
+    page.goto(f"{server['base']}/voila/render/{name}.ipynb?token={TOKEN}", wait_until="load")
+    _ready(page)
+    box = page.locator(f".au-table.au-section-{section}")
+    box.locator("table").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    cells = page.locator("#rendered_cells")  # the element Voila's page scrolls
+    assert cells.evaluate("e => e.scrollWidth <= e.clientWidth")
+    pushed = page.evaluate(
+        """() => [...document.querySelectorAll('.au-dash, .au-dash *')].filter(e =>
+          e.scrollWidth > e.clientWidth && !e.closest('.au-table, .au-chart')
+          && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX)).map(e => e.className)"""
+    )
+    assert pushed == []  # no other box of the dashboard scrolls sideways either
+    scroll = box.evaluate(SIDEWAYS)
+    assert scroll["overflow"] in ("auto", "scroll") and scroll["wide"], scroll
+    assert scroll["scrolled"] > 0 and scroll["right"] <= 390, scroll
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    box.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / f"{name}-390px-table.png"))
     _close(page)
 
 

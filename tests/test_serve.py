@@ -19,13 +19,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import jinja2
 import pytest
 import requests
 from tornado import web
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketHandler, websocket_connect
 
-from auterity import serve
+from auterity.dashboards import serve
 from conftest import auterity_serve, free_port
 
 TOKEN = "serve-test-token-1234567890"
@@ -40,11 +41,11 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 VIEWER_NOTEBOOK = """\
 import json, os, threading
-from auterity import serve
+from auterity.dashboards import preheat
 print('tiny dashboard')
 
 def _record_viewer():
-    info = serve.wait_for_viewer()
+    info = preheat.wait_for_viewer()
     seen = {"info": info, "request_url": os.environ.get("VOILA_REQUEST_URL", "")}
     with open(os.environ["AUTERITY_TEST_VIEWER_FILE"], "a") as out:
         out.write(json.dumps(seen) + "\\n")
@@ -337,3 +338,17 @@ def test_plain_routes_are_put_behind_the_login(plain_app: str) -> None:
     assert requests.post(url, timeout=30).status_code == 403
     allowed = requests.get(url, headers=token, timeout=30)
     assert allowed.status_code == 200 and allowed.text == "secret data"
+
+
+def test_jupyter_pages_come_from_the_template_first(tmp_path: Path) -> None:
+    """The template's server/ folder holds pages that replace Jupyter server's (login);
+    one may extend Jupyter's own as jupyter_server/<name>; without the folder, Jupyter's."""
+    jupyter = jinja2.DictLoader({"login.html": "{% block token_message %}docs{% endblock %}"})
+    assert serve.server_page_loader([str(tmp_path)], "auterity", jupyter) is jupyter
+    template = serve.dashboards_dir() / serve.TEMPLATES / "voila" / "templates" / "auterity"
+    loader = serve.server_page_loader([str(template)], "auterity", jupyter)
+    env = jinja2.Environment(loader=loader, extensions=["jinja2.ext.i18n"])
+    env.install_null_translations()
+    page = env.get_template("login.html").render(xsrf_form_html=lambda: "", base_url="/")
+    assert "auterity serve" in page and "docs" not in page
+    assert serve.server_page_loader([str(template)], "other", jupyter) is jupyter

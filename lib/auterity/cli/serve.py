@@ -18,7 +18,7 @@ def serve_cmd(host: str, port: int) -> None:
     """
     # The server module subclasses Voila's application, so importing it loads Voila and
     # jupyter_server: only this command pays for that (tests/test_package.py guards it).
-    from auterity import serve
+    from auterity.dashboards import serve
 
     code = serve.serve(host, port)
     if code:

@@ -1,7 +1,7 @@
 """ModelHub analytics: usage, latency, errors, tokens, cost, quality, SLOs, drift, savings.
 
 Every question is answered by SQLAlchemy Core statements over ``inference_events`` (joined
-to ``models``) run through :func:`auterity.cache.fetch`; aggregation happens in the
+to ``models``) run through :func:`auterity.warehouse.cache.fetch`; aggregation happens in the
 warehouse, and pandas only ever sees aggregates (rows per model, per day, per bin...). The
 SQL is portable between DuckDB and PostgreSQL.
 
@@ -27,6 +27,8 @@ Modules
     :func:`drift`: PSI and binned KS test between two windows.
 ``substitutes``
     :func:`savings`: cheaper models serving a feature about as well.
+``live``
+    :func:`realtime_snapshot`: requests/s, p95 latency and error rate of the last minutes.
 ``_periods``, ``_sql``
     Report periods and the statement pieces the modules above share.
 
@@ -47,6 +49,7 @@ from auterity.modelhub.drift_stats import (
     drift,
 )
 from auterity.modelhub.flat_fees import FlatFee
+from auterity.modelhub.live import realtime_snapshot
 from auterity.modelhub.queries import (
     DAILY_COLUMNS,
     LEADERBOARD_COLUMNS,
@@ -79,6 +82,7 @@ __all__ = [
     "drift",
     "leaderboard",
     "load_slos",
+    "realtime_snapshot",
     "savings",
     "slo_report",
 ]

@@ -17,12 +17,11 @@ the same way (fail closed). A page opened with ``?token=`` logs the browser in (
 and is redirected at once to the same URL without the token, so the token does not stay
 in the address bar, the history, the request info handed to kernels or a Referer header.
 Pre-heated kernels authenticate their own query socket with the server's token
-(:func:`wait_for_viewer`).
+(:func:`auterity.dashboards.preheat.wait_for_viewer`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import jinja2
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
@@ -48,12 +48,14 @@ from voila.static_file_handler import MultiStaticFileHandler, TemplateStaticFile
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
 
+from auterity import config
+from auterity.config import project_root
 from auterity.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8866
-ENV_TOKEN = "AUTERITY_DASHBOARD_TOKEN"
-ENV_DIR = "AUTERITY_DASHBOARDS_DIR"
+ENV_TOKEN = config.ENV_DASHBOARD_TOKEN
+ENV_DIR = config.ENV_DASHBOARDS_DIR
 
 
 class CappedKernelManager(AsyncMappingKernelManager):
@@ -86,13 +88,15 @@ class CappedKernelManager(AsyncMappingKernelManager):
         finally:
             self._starting -= 1
 
-    async def shutdown_kernel(self, kernel_id: str, *args: Any, **kwargs: Any) -> None:
+    async def shutdown_kernel(  # type: ignore[override]
+        self, kernel_id: str, *args: Any, **kwargs: Any
+    ) -> None:
         """Shut a kernel down, then top up pre-heated pools that the cap left short."""
         await super().shutdown_kernel(kernel_id, *args, **kwargs)
         if not self._stopping:
             self.refill_pools()
 
-    async def shutdown_all(self, *args: Any, **kwargs: Any) -> None:
+    async def shutdown_all(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         """Shut every kernel down (no pool refills any more)."""
         self._stopping = True
         await super().shutdown_all(*args, **kwargs)
@@ -123,9 +127,7 @@ CAP_MESSAGE = "Too many dashboards are open; try again in a minute."
 
 def dashboards_dir() -> Path:
     """The folder served: ``AUTERITY_DASHBOARDS_DIR`` or ``notebooks/dashboards``."""
-    from auterity.config import project_root
-
-    configured = os.environ.get(ENV_DIR)
+    configured = config.value(ENV_DIR)
     folder = Path(configured) if configured else project_root() / "notebooks" / "dashboards"
     if not (folder / "voila.json").is_file():
         raise ConfigError(f"{folder} has no voila.json: not a dashboards folder")
@@ -165,7 +167,7 @@ def dashboards(folder: Path) -> list[str]:
 
 def new_token() -> str:
     """The access token: ``AUTERITY_DASHBOARD_TOKEN`` if set, else a random one."""
-    return os.environ.get(ENV_TOKEN) or secrets.token_urlsafe(24)
+    return config.value(ENV_TOKEN) or secrets.token_urlsafe(24)
 
 
 def dashboard_url(host: str, port: int, token: str, path: str = "") -> str:
@@ -180,7 +182,7 @@ def voila_command(host: str, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "auterity.serve",
+        "auterity.dashboards.serve",
         f"--Voila.ip={host}",
         f"--Voila.port={port}",
         "--Voila.open_browser=False",
@@ -384,7 +386,7 @@ class AuthenticatedRequestInfoHandler(  # type: ignore[misc]
         )
         if not allowed:
             raise web.HTTPError(403)
-        await super().get(*args, **kwargs)
+        await super().get(*args, **kwargs)  # type: ignore[misc]  # tornado: Awaitable | None
 
 
 def _closed(handler: type) -> type:
@@ -456,10 +458,51 @@ def route_table(app: web.Application) -> list[dict[str, Any]]:
     return routes
 
 
+SERVER_PAGES = "server"
+"""Folder of the dashboards' Voila template with pages that replace Jupyter server's own
+(the login page: Jupyter's links to its online documentation)."""
+
+
+def server_page_loader(template_paths: list[str], template: str, jupyter: Any) -> Any:
+    """The loader of Jupyter server's pages: the template's :data:`SERVER_PAGES` first.
+
+    Parameters
+    ----------
+    template_paths : list of str
+        Voila's template folders (``Voila.template_paths``).
+    template : str
+        The template ``voila.json`` selects; only its folders are searched.
+    jupyter : jinja2.BaseLoader
+        Jupyter server's own loader; a page here may extend Jupyter's as
+        ``jupyter_server/<name>``.
+
+    Returns
+    -------
+    jinja2.BaseLoader
+        ``jupyter`` itself if the template has no such folder.
+    """
+    folders = [
+        str(Path(path) / SERVER_PAGES)
+        for path in template_paths
+        if Path(path).name == template and (Path(path) / SERVER_PAGES).is_dir()
+    ]
+    if not folders:
+        return jupyter
+    return jinja2.ChoiceLoader(
+        [
+            jinja2.FileSystemLoader(folders),
+            jinja2.PrefixLoader({"jupyter_server": jupyter}),
+            jupyter,
+        ]
+    )
+
+
 class AuterityVoila(Voila):  # type: ignore[misc]
     """Voila with every route behind the token except :data:`PUBLIC_ROUTES`.
 
-    Reads ``voila.json`` as Voila does (the application is still named ``voila``).
+    Reads ``voila.json`` as Voila does (the application is still named ``voila``). Jupyter
+    server's pages (login, logout, its error pages) come from the template's
+    :data:`SERVER_PAGES` folder where it has one (:func:`server_page_loader`).
     """
 
     route_table_file = Unicode(
@@ -467,6 +510,15 @@ class AuterityVoila(Voila):  # type: ignore[misc]
         config=True,
         help="Write the served route table as JSON to this file at startup (for tests).",
     )
+
+    def init_settings(self) -> dict[str, Any]:
+        """Voila's settings, Jupyter server's pages looked up in the template first."""
+        settings: dict[str, Any] = super().init_settings()
+        env = settings["jinja2_env"]
+        if env is not settings["voila_jinja2_env"]:  # Jupyter's pages have their own
+            template = self.voila_configuration.template
+            env.loader = server_page_loader(self.template_paths, template, env.loader)
+        return settings
 
     def init_handlers(self) -> list[Any]:
         """Voila's routes, each with the handler :func:`secure_handler` chooses."""
@@ -479,46 +531,8 @@ class AuterityVoila(Voila):  # type: ignore[misc]
         super().listen()
 
 
-# --------------------------------------------------------------------------- kernels
-
-
-def wait_for_viewer() -> dict[str, str] | None:
-    """In a pre-heated kernel, block until Voila hands it to a viewer.
-
-    Voila's own ``wait_for_request`` connects without credentials; the query socket of
-    :class:`AuterityVoila` wants the server's token, which the kernel inherits
-    (``JUPYTER_TOKEN``). Like Voila's, the request info lands in ``os.environ``.
-
-    Returns
-    -------
-    dict or None
-        The viewer's request info (path, query string, ...), or None outside a
-        pre-heated kernel.
-    """
-    import websockets
-
-    if os.environ.get("VOILA_PREHEAT", "False") == "False":
-        return None
-    server_url = os.environ.get("VOILA_SERVER_URL", "/")
-    url = (
-        f"{os.environ.get('VOILA_WS_PROTOCOL', 'ws')}://"
-        f"{os.environ.get('VOILA_APP_IP', '127.0.0.1')}:{os.environ.get('VOILA_APP_PORT', '8866')}"
-        f"{os.environ.get('VOILA_WS_BASE_URL', server_url)}voila/query/"
-        f"{os.environ['VOILA_KERNEL_ID']}"
-    )
-    token = os.environ.get("JUPYTER_TOKEN", "")
-    headers = {"Authorization": f"token {token}"} if token else {}
-
-    async def receive() -> str | bytes:
-        async with websockets.connect(url, open_timeout=10, additional_headers=headers) as ws:
-            return await ws.recv()
-
-    info: dict[str, str] = json.loads(asyncio.run(receive()))
-    os.environ.update(info)
-    return info
-
-
-if __name__ == "__main__":  # `python -m auterity.serve`: the server process of start()
-    from auterity.serve import AuterityVoila as _Server  # the importable module, not __main__
+if __name__ == "__main__":  # `python -m auterity.dashboards.serve`: the process of start()
+    # the class of the importable module (voila.json names it), not of __main__
+    from auterity.dashboards.serve import AuterityVoila as _Server
 
     _Server.launch_instance()
