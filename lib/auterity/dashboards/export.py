@@ -7,23 +7,13 @@ download needs no extra route on the server and no kernel round trip.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
+from auterity import _json
 from auterity.escape import csv_safe, html_attr, html_text
-
-
-def _jsonable(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Records with ISO dates and ``None`` for missing values."""
-    out = frame.reset_index() if not isinstance(frame.index, pd.RangeIndex) else frame.copy()
-    out.columns = [str(c) for c in out.columns]
-    for col in out.columns:
-        if pd.api.types.is_datetime64_any_dtype(out[col]):
-            out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%S")
-    return out.astype(object).where(out.notna(), None).to_dict(orient="records")
 
 
 def view_json(frames: Mapping[str, pd.DataFrame], filters: Mapping[str, Any]) -> str:
@@ -42,10 +32,10 @@ def view_json(frames: Mapping[str, pd.DataFrame], filters: Mapping[str, Any]) ->
         ``{"filters": {...}, "data": {name: [records]}}``.
     """
     payload = {
-        "filters": dict(filters),
-        "data": {name: _jsonable(frame) for name, frame in frames.items()},
+        "filters": _json.json_value(dict(filters)),
+        "data": {name: _json.records(frame) for name, frame in frames.items()},
     }
-    return json.dumps(payload, default=str, indent=1)
+    return _json.dumps(payload, indent=1)
 
 
 def _data_uri(content: bytes, mime: str) -> str:
