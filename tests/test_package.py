@@ -119,3 +119,20 @@ def test_with_chromium_present_nothing_is_installed(tmp_path: Path) -> None:
     result, apt_log = _ensure(tmp_path, _fake_bin(tmp_path, uid=0, sudo_ok=False))
     assert result.returncode == 0 and result.stderr == ""
     assert not apt_log.exists()
+
+
+def test_every_pre_commit_hook_runs_a_tool_that_make_install_provides() -> None:
+    """The hooks are local: each entry is a file in .venv (no hook repository is fetched)."""
+    import shlex
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text())
+    hooks = [hook for entry in config["repos"] for hook in entry["hooks"]]
+    assert {entry["repo"] for entry in config["repos"]} == {"local"}
+    assert {"ruff", "mypy", "import-linter", "check-yaml", "nbstripout"} <= {h["id"] for h in hooks}
+    for hook in hooks:
+        tool = shlex.split(hook["entry"])[0]
+        assert tool.startswith(".venv/bin/"), hook["id"]
+        assert Path(sys.executable).with_name(Path(tool).name).is_file(), hook["id"]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 
-def _instant(value: datetime) -> str:
+def _instant(value: datetime | np.datetime64) -> str:
     """A timestamp as its date at midnight, else ISO to the second."""
     stamp = pd.Timestamp(value)
     if stamp == stamp.normalize():

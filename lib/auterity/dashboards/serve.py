@@ -311,7 +311,7 @@ _PAGES = (TornadoVoilaTreeHandler, TornadoVoilaHandler)
 """Handlers of the pages a person opens (landing page, dashboards)."""
 
 
-class TemplateAssetHandler(TemplateStaticFileHandler):  # type: ignore[misc]
+class TemplateAssetHandler(TemplateStaticFileHandler):
     """Voila's template assets (``<template>/static/<file>``); any other path is a 404.
 
     Voila's handler unpacks the path without checking it, so ``/voila/templates/x``
@@ -329,7 +329,7 @@ class TemplateAssetHandler(TemplateStaticFileHandler):  # type: ignore[misc]
 class _CleanUrlMixin:
     """After a ``?token=`` login (the cookie is set), send the browser to the URL without it."""
 
-    async def prepare(self) -> None:  # type: ignore[override]
+    async def prepare(self) -> None:
         """Authenticate as Jupyter does, then redirect a token-bearing page request."""
         await super().prepare()  # type: ignore[misc]
         handler: web.RequestHandler = self  # type: ignore[assignment]
@@ -363,7 +363,7 @@ class _VoilaStaticUrls:
         return url_path_join(self.base_url, "voila/static", path)  # type: ignore[attr-defined]
 
 
-class AuthenticatedRequestInfoHandler(  # type: ignore[misc]
+class AuthenticatedRequestInfoHandler(
     _VoilaStaticUrls, WebSocketMixin, RequestInfoSocketHandler, JupyterHandler
 ):
     """Voila's ``/voila/query/<kernel_id>`` socket, for authenticated clients only.
@@ -497,7 +497,7 @@ def server_page_loader(template_paths: list[str], template: str, jupyter: Any) -
     )
 
 
-class AuterityVoila(Voila):  # type: ignore[misc]
+class AuterityVoila(Voila):
     """Voila with every route behind the token except :data:`PUBLIC_ROUTES`.
 
     Reads ``voila.json`` as Voila does (the application is still named ``voila``). Jupyter
