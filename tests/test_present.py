@@ -220,7 +220,8 @@ def test_table_html_formats_by_the_column_table_unless_given_units() -> None:
     )
     out = present.table_html(frame)
     assert "$1,234" in out and "5.0 %" in out and "0.877" in out  # units from charts.columns
-    assert ">model_id<" in out  # headers stay the column names unless labels are given
+    assert ">Model<" in out and ">Quality (mean score)<" in out  # labels from the table too
+    assert ">model_id<" in present.table_html(frame, labels={})  # {} keeps the names
     only = present.table_html(frame, {"error_rate": "percent"})
     assert "1234.5" in only and "0.8766" in only and "5.0 %" in only
     headed = present.table_html(frame, labels=charts.columns.labels(frame))

@@ -254,11 +254,17 @@ def _spark(frame: pd.DataFrame | None, metric: str, current: Any) -> str:
 
 
 def format_table(frame: pd.DataFrame, units: Mapping[str, str]) -> pd.DataFrame:
-    """A copy with the listed columns turned into display strings (``{column: unit}``)."""
+    """A copy with the listed columns turned into display strings (``{column: unit}``).
+
+    A value that is already text (e.g. a p-value written to two significant digits) is
+    shown as it is.
+    """
     out = frame.copy()
     for column, unit in units.items():
         if column in out:
-            out[column] = [charts.format_value(v, unit) for v in out[column]]
+            out[column] = [
+                v if isinstance(v, str) else charts.format_value(v, unit) for v in out[column]
+            ]
     return out
 
 
@@ -338,8 +344,8 @@ def table_html(
         default the units the column table declares for the frame's columns
         (:func:`auterity.charts.columns.units`).
     labels : mapping, optional
-        ``{column: header}``; default the column names (for the declared labels pass
-        :func:`auterity.charts.columns.labels` of the frame).
+        ``{column: header}``; default the labels the column table declares
+        (:func:`auterity.charts.columns.labels`); ``{}`` keeps the column names.
 
     Returns
     -------
@@ -348,7 +354,9 @@ def table_html(
     """
     if units is None:
         units = charts.columns.units(frame)
-    shown = format_table(frame, units).rename(columns=dict(labels or {}))
+    if labels is None:
+        labels = charts.columns.labels(frame)
+    shown = format_table(frame, units).rename(columns=dict(labels))
     head = "".join(
         f'<th style="text-align:left;padding:4px 10px;border-bottom:2px solid #d8dde3;">'
         f"{html_text(c)}</th>"

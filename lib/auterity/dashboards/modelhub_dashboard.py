@@ -48,12 +48,8 @@ def modelhub_tiles(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFram
         }
 
     now, before = totals(current), totals(previous)
-    meta = {
-        "requests": ("Requests", "count", "up"),
-        "error_rate": ("Error rate", "percent", "down"),
-        "cost": ("Cost", "currency", "down"),
-        "quality_mean": ("Mean quality", "number", "up"),
-    }
+    # label, unit and which direction is good news: the one column table's
+    meta = {c.name: (c.label, c.unit, c.good) for c in map(charts.columns.column, now)}
     rows = []
     for metric, (label, unit, good) in meta.items():
         cur, prev = now[metric], before[metric]
@@ -83,36 +79,6 @@ LEADERBOARD_COLUMNS = [
     "cost_per_1k_ok",
     "quality_mean",
 ]
-_LEADERBOARD_UNITS = {
-    "requests": "count",
-    "error_rate": "percent",
-    "p50_latency_ms": "ms",
-    "p95_latency_ms": "ms",
-    "p99_latency_ms": "ms",
-    "cost": "currency",
-    "cost_per_1k_ok": "currency",
-    "quality_mean": "number",
-}
-_SLO_UNITS = {
-    "latency_target_ms": "ms",
-    "latency_ms": "ms",
-    "error_rate_target": "percent",
-    "error_rate": "percent",
-    "compliance": "percent",
-}
-_DRIFT_UNITS = {
-    "psi": "number",
-    "ks_statistic": "number",
-    "n_reference": "count",
-    "n_current": "count",
-}
-_SAVINGS_UNITS = {
-    "current_quality": "number",
-    "candidate_quality": "number",
-    "quality_gap": "number",
-    "current_requests": "count",
-    "est_monthly_savings": "currency",
-}
 
 
 def _small_numbers(frame: pd.DataFrame, columns: list[str], prefix: str = "") -> pd.DataFrame:
@@ -203,16 +169,16 @@ def modelhub_view(
         },
         charts=chart_map,
         sections={
-            "leaderboard": present.table_html(shown, _LEADERBOARD_UNITS),
-            "slo": present.table_html(slo, _SLO_UNITS),
-            "drift": present.table_html(_small_numbers(drift, ["ks_pvalue"]), _DRIFT_UNITS),
+            # units and headers from the one column table (charts.columns)
+            "leaderboard": present.table_html(shown),
+            "slo": present.table_html(slo),
+            "drift": present.table_html(_small_numbers(drift, ["ks_pvalue"])),
             "savings": present.table_html(
                 _small_numbers(
                     savings,
                     ["current_cost_per_request", "candidate_cost_per_request"],
                     charts.currency_prefix(),
-                ),
-                _SAVINGS_UNITS,
+                )
             )
             if not savings.empty
             else "<p>No cheaper model serves a feature within the quality tolerance.</p>",
@@ -318,7 +284,17 @@ class ModelHubDashboard(Dashboard):
             "au-f-models",
         )
         self.sort_by = self._add_control(
-            w.Dropdown(description="Sort by", options=LEADERBOARD_COLUMNS, value="requests"),
+            w.Dropdown(
+                description="Sort by",
+                options=list(
+                    zip(
+                        charts.columns.labels(LEADERBOARD_COLUMNS).values(),
+                        LEADERBOARD_COLUMNS,
+                        strict=True,
+                    )
+                ),
+                value="requests",
+            ),
             "au-f-sort",
         )
         self.ascending = self._add_control(

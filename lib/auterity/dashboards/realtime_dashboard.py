@@ -21,6 +21,9 @@ from auterity.dashboards.widgets import Dashboard, View, in_voila, load_ipywidge
 from auterity.escape import html_attr, html_text
 from auterity.modelhub.live import realtime_snapshot
 
+REALTIME_METRICS = ("requests_per_s", "p95_latency_ms", "error_rate", "requests")
+"""The per-model measures of the real-time view, in the order they are shown."""
+
 
 def realtime_tiles(snapshot: pd.DataFrame) -> pd.DataFrame:
     """KPI tiles (the ``all`` row) of a :func:`realtime_snapshot` table.
@@ -36,11 +39,10 @@ def realtime_tiles(snapshot: pd.DataFrame) -> pd.DataFrame:
         ``metric, label, unit, good, current, previous_delta_pct`` (no previous period).
     """
     row = snapshot[snapshot["model_id"] == "all"].iloc[0]
+    # label, unit and direction from the one column table (the window's count is named so)
     meta = [
-        ("requests_per_s", "Requests / s", "number", "up"),
-        ("p95_latency_ms", "p95 latency", "ms", "down"),
-        ("error_rate", "Error rate", "percent", "down"),
-        ("requests", "Requests in window", "count", "up"),
+        (c.name, "Requests in window" if c.name == "requests" else c.label, c.unit, c.good)
+        for c in map(charts.columns.column, REALTIME_METRICS)
     ]
     return pd.DataFrame(
         [
@@ -70,16 +72,15 @@ def realtime_table_html(snapshot: pd.DataFrame) -> str:
     str
         An HTML table in a ``div.au-table``, every value formatted and escaped.
     """
-    units = {"requests": "count", "requests_per_s": "number", "p95_latency_ms": "ms"}
-    units["error_rate"] = "percent"
+    units = charts.columns.units(list(REALTIME_METRICS))
     head = "".join(
-        f'<th style="text-align:left;padding:4px 10px;">{html_text(c)}</th>'
-        for c in ["model", "requests/s", "p95 latency", "error rate", "requests"]
+        f'<th style="text-align:left;padding:4px 10px;">{html_text(label)}</th>'
+        for label in charts.columns.labels(["model_id", *REALTIME_METRICS]).values()
     )
     rows = []
     for rec in snapshot.itertuples(index=False):
         cells = [f'<td style="padding:4px 10px;">{html_text(rec.model_id)}</td>']
-        for metric in ("requests_per_s", "p95_latency_ms", "error_rate", "requests"):
+        for metric in REALTIME_METRICS:
             value = charts.format_value(getattr(rec, metric), units[metric])
             cells.append(
                 f'<td class="au-rt" data-model="{html_attr(rec.model_id)}" '
