@@ -407,6 +407,11 @@ class Dashboard:
             )
             return self.pngs
 
+    @property
+    def auto_refreshing(self) -> bool:
+        """Whether the refresh timer is running."""
+        return self._thread is not None and self._thread.is_alive()
+
     def start_auto_refresh(self, seconds: float) -> bool:
         """Refresh every ``seconds`` on a daemon thread (returns at once).
 
@@ -415,7 +420,7 @@ class Dashboard:
         bool
             True if a timer was started (``seconds`` > 0 and none running).
         """
-        if seconds <= 0 or (self._thread is not None and self._thread.is_alive()):
+        if seconds <= 0 or self.auto_refreshing:
             return False
         self._stop.clear()
 

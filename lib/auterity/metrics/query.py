@@ -20,7 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from auterity.config import get_settings, validate_timezone
+from auterity._time import business_tz
 from auterity.errors import ConfigError
 from auterity.metrics.catalog import Catalog, Filter, Metric, load_catalog
 from auterity.warehouse import cache, dialect, schema
@@ -281,7 +281,7 @@ def query(
         dimension, one per metric. Every period in the range is present.
     """
     catalog = catalog or load_catalog()
-    tz = validate_timezone(tz or get_settings().timezone)
+    tz = business_tz(tz)
     if not metrics:
         raise ConfigError("name at least one metric")
     for name in metrics:
@@ -413,7 +413,7 @@ def query_windows(
         any rows are absent.
     """
     catalog = catalog or load_catalog()
-    tz = validate_timezone(tz or get_settings().timezone)
+    tz = business_tz(tz)
     for name in metrics:
         catalog.metric(name)
     spans = sorted((start, end, label) for label, (start, end) in windows.items())
@@ -481,7 +481,7 @@ def compare(
         base is zero or missing).
     """
     catalog = catalog or load_catalog()
-    tz = validate_timezone(tz or get_settings().timezone)
+    tz = business_tz(tz)
     for name in metrics:
         catalog.metric(name)
     dialect.utc_bounds(start, end, tz)

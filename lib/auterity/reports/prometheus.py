@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from auterity import warehouse
+from auterity._time import utcnow
 from auterity.warehouse import schema
 
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
@@ -82,7 +83,7 @@ class SchedulerMetrics:
         if delivery_status:
             self.deliveries.labels(job=job, status=delivery_status).inc()
         if status == "ok":
-            when = (finished_at or datetime.now(UTC).replace(tzinfo=None)).replace(tzinfo=UTC)
+            when = (finished_at or utcnow()).replace(tzinfo=UTC)
             self.last_success.labels(job=job).set(when.timestamp())
 
     def load_last_success(self, url: str | None = None) -> None:
