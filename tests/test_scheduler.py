@@ -1011,9 +1011,16 @@ def test_a_killed_daemon_runs_the_cut_short_slot_again_once(
             timeout=240,
         )
         warehouse.dispose_engines()
+        timed_out = ""
+    except AssertionError as exc:  # say what the schedulers did, not only that it hung
+        timed_out = str(exc)
     finally:
         restarted.send_signal(signal.SIGTERM)
         out, _ = restarted.communicate(timeout=240)
+    assert not timed_out, (
+        f"{timed_out}\nruns: {_runs()}\nslots: {sched.slot_history()}\n"
+        f"daemon:\n{out}\nrun-due:\n{cron.stdout}{cron.stderr}"
+    )
     warehouse.dispose_engines()
     assert restarted.returncode == 0, out
     logs = out + cron.stdout + cron.stderr
