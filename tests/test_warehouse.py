@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -590,3 +591,41 @@ def test_concurrent_rebuilds_on_postgres_are_exclusive(pg_url: str) -> None:
     with warehouse.connect(pg_url) as conn:
         ids = sorted(conn.execute(sa.select(schema.models.c.model_id)).scalars())
     assert ids == ["first0", "first1", "first2", "late0"]
+
+
+def test_a_read_that_outlives_its_pool_lets_go_of_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read still running when its pool is let go of (the idle reaper, or a writer that
+    announced itself) closes its connection when it ends: returned to the disposed pool it
+    kept the DuckDB file open until garbage collection, so a writer here failed with "a
+    different configuration" and writers in other processes timed out on the lock."""
+    import gc
+
+    url = f"duckdb:///{tmp_path / 'pool.duckdb'}"
+    warehouse.ensure_schema(url)
+    warehouse.dispose_engines()
+    monkeypatch.setenv("AUTERITY_DB_LOCK_TIMEOUT", "3")
+    inside, finish = threading.Event(), threading.Event()
+
+    def reader() -> None:
+        with warehouse.connect(url) as conn:
+            assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+            inside.set()
+            finish.wait(30)
+
+    gc.disable()  # what the collector might clean up by chance must not hide the leak
+    try:
+        thread = threading.Thread(target=reader)
+        thread.start()
+        assert inside.wait(30)
+        warehouse.engine.release_readers(warehouse.duckdb_path(sa.make_url(url)))
+        finish.set()
+        thread.join(30)
+        started = time.monotonic()
+        with warehouse.connect(url, write=True) as conn:
+            warehouse.set_meta(conn, "after", "the read")
+        assert time.monotonic() - started < 2
+    finally:
+        gc.enable()
+    assert warehouse.get_meta("after", url) == "the read"

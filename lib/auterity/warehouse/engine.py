@@ -313,7 +313,7 @@ def _writer_waiting(path: Path) -> bool:
     return True
 
 
-def _release_readers(path: Path) -> None:
+def release_readers(path: Path) -> None:
     """Close this process's pooled read connections to ``path``."""
     with _engines_lock:
         engines = [e for (_, ro), e in _engines.items() if ro and duckdb_path(e.url) == path]
@@ -336,7 +336,7 @@ def _reap_idle_readers() -> None:
                 )
             if not busy:
                 _read_last_use.pop(path, None)
-                _release_readers(path)
+                release_readers(path)
 
 
 def _note_read(path: Path) -> None:
@@ -352,7 +352,7 @@ def _wait_while_writer_waits(path: Path) -> None:
     """Let an announced writer go first (bounded by the lock timeout)."""
     if path in getattr(_writing, "paths", set()) or not _writer_waiting(path):
         return
-    _release_readers(path)
+    release_readers(path)
     deadline = time.monotonic() + get_settings().lock_timeout_s
     while _writer_waiting(path) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -372,7 +372,7 @@ def announce_write(path: Path | None) -> Iterator[None]:
         intent.write_text(token)
     except OSError:
         token = ""
-    _release_readers(path)
+    release_readers(path)
     paths: set[Path] = getattr(_writing, "paths", set())
     _writing.paths = paths | {path}
     try:
@@ -431,10 +431,18 @@ def connect(url: str | URL | None = None, *, write: bool = False) -> Iterator[Co
     lock.acquire_read()
     try:
         _note_read(path)
+        pool = engine.pool
         conn = _open(engine, write=False)
         try:
             yield conn
         finally:
+            # Let go of the file now if the pool was let go of while this read ran (the idle
+            # reaper, or a writer announcing itself) or a writer waits: returned to a
+            # disposed pool, the connection would keep the file open until the garbage
+            # collector found it, blocking writers in other processes (lock timeouts) and
+            # in this one ("a different configuration").
+            if engine.pool is not pool or _writer_waiting(path):
+                conn.invalidate()
             conn.close()
             _note_read(path)
     finally:
