@@ -136,6 +136,7 @@ def test_value_reads_the_environment_then_the_declared_default(monkeypatch) -> N
     assert config.value("AUTERITY_SMTP_HOST") == ""  # set but empty stays empty
     with pytest.raises(KeyError):
         config.value("AUTERITY_NOT_DECLARED")
+    assert config.declared_default("AUTERITY_CHROMIUM") == "/usr/bin/chromium"
     monkeypatch.setenv("AUTERITY_SCHEDULE_GRACE", "soon")
     with pytest.raises(ConfigError, match="AUTERITY_SCHEDULE_GRACE='soon' is not a number"):
         config.seconds("AUTERITY_SCHEDULE_GRACE")

@@ -418,6 +418,22 @@ def value(name: str) -> str | None:
     return setting.default if raw is None else raw
 
 
+def declared_default(name: str) -> str | None:
+    """The default a setting is declared with in :data:`SETTINGS` (None: no value).
+
+    Parameters
+    ----------
+    name
+        A declared setting.
+
+    Returns
+    -------
+    str or None
+        The declaration's ``default``, for code that needs it when a value is set empty.
+    """
+    return SETTINGS_BY_NAME[name].default
+
+
 def seconds(name: str, default: str | None = None) -> float:
     """A non-negative number of seconds from the declared setting ``name``.
 

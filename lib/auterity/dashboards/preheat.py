@@ -28,7 +28,7 @@ from auterity.dashboards.widgets import (
 )
 from auterity.escape import html_text
 
-FRESH_ON_VIEW_S = 300.0
+FRESH_ON_VIEW_S = float(str(config.declared_default(config.ENV_DASHBOARD_FRESH)))
 """A pre-heated dashboard whose data is older than this refreshes when a viewer arrives
 (``AUTERITY_DASHBOARD_FRESH_S`` overrides it)."""
 ENV_FRESH = config.ENV_DASHBOARD_FRESH

@@ -123,13 +123,8 @@ def _check_columns(table: sa.Table, columns: Iterable[str]) -> None:
     if problems:
         raise ConfigError(
             f"a batch for {table.name}: {'; '.join(problems)}; {table.name} has: "
-            f"{', '.join(known_in_order(table))}"
+            f"{', '.join(table.columns.keys())}"
         )
-
-
-def known_in_order(table: sa.Table) -> list[str]:
-    """The table's column names in order."""
-    return [c.name for c in table.columns]
 
 
 def _blank(series: pd.Series) -> pd.Series:
@@ -279,7 +274,7 @@ def check(
             for r in why
         ]
     bad = pd.Series([bool(r) for r in reasons], index=batch.index)
-    valid = pd.DataFrame(converted)[known_in_order(target)][~bad].reset_index(drop=True)
+    valid = pd.DataFrame(converted)[list(target.columns.keys())][~bad].reset_index(drop=True)
     raw_rows = _json.records(batch[bad].reset_index(drop=True)) if bad.any() else []
     rejected = pd.DataFrame(
         {

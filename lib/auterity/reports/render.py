@@ -152,7 +152,7 @@ def render_html(
 
 def chromium_path() -> str | None:
     """The Chromium binary used for PDFs (``AUTERITY_CHROMIUM``, default /usr/bin/chromium)."""
-    path = config.value(ENV_CHROMIUM) or "/usr/bin/chromium"
+    path = config.value(ENV_CHROMIUM) or str(config.declared_default(ENV_CHROMIUM))
     return path if Path(path).is_file() else None
 
 
