@@ -6,7 +6,15 @@ module that registers itself on it (:mod:`~auterity.cli.data`, :mod:`~auterity.c
 :mod:`~auterity.cli.serve`); :mod:`~auterity.cli.output` is what they share.
 """
 
-from auterity.cli import analysis, data, metrics, modelhub, reports, serve  # noqa: F401 (register)
+from auterity.cli import (  # noqa: F401 (register)
+    analysis,
+    data,
+    ingest,
+    metrics,
+    modelhub,
+    reports,
+    serve,
+)
 from auterity.cli.main import cli, main
 from auterity.cli.output import (
     ANOMALY_DAYS,

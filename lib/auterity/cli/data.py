@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from auterity import _time, config, redact, warehouse
+from auterity import _time, config, ingest, redact, warehouse
 from auterity.cli.main import cli
 from auterity.cli.output import FORMATS, Progress, echo_json
 from auterity.demo import generate as demo_data
@@ -135,3 +135,25 @@ def db_info(fmt: str) -> None:
         return
     click.echo(_summary_text(summary, url=redact.mask_url(url)))
     click.echo(f"Schema revision {revision}, data version {warehouse.data_version(url)}")
+
+
+@db.command("quarantine")
+@click.option("--table", "-t", help="Only rows meant for this table.")
+@click.option("--source", help="Only rows from this source (a file path, sync:NAME, otlp).")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True)
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def db_quarantine(table: str | None, source: str | None, limit: int, fmt: str) -> None:
+    """Show the newest rows that failed the data contract on the way in, with reasons."""
+
+    rows = ingest.quarantined(table, source=source, limit=limit)
+    if fmt == "json":
+        echo_json(rows.to_dict("records"))
+        return
+    if rows.empty:
+        click.echo("The quarantine is empty.")
+        return
+    for row in rows.itertuples():
+        click.echo(
+            f"{row.quarantined_at:%Y-%m-%d %H:%M:%S}  {row.table_name}  row {row.row_number}"
+            f"  {row.source}\n    {row.reason}\n    {row.raw}"
+        )

@@ -8,7 +8,7 @@
   ``read = inserted + updated + unchanged + quarantined``, data version, audit row.
 """
 
-from auterity.ingest.load import COUNTS, Batch, BatchResult, load, load_many
+from auterity.ingest.load import COUNTS, Batch, BatchResult, load, load_many, quarantined
 from auterity.ingest.validate import FUTURE_TOLERANCE, Checked, check, required_columns
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "check",
     "load",
     "load_many",
+    "quarantined",
     "required_columns",
 ]

@@ -154,8 +154,7 @@ def _stage_file(
         keys = [
             str(k)
             for (k,) in duck.execute(
-                f"SELECT DISTINCT unnest(json_keys(line)) FROM {name}_lines "
-                f"WHERE {good} ORDER BY 1"
+                f"SELECT DISTINCT unnest(json_keys(line)) FROM {name}_lines WHERE {good} ORDER BY 1"
             ).fetchall()
         ]
         _mapped(keys, column_map)  # names unknown --map sources
@@ -279,7 +278,11 @@ def load_files(
                 raise _read_error(path, exc) from None
 
         batch = Batch(table, stager=stager, deleted_column=deleted_column)
-        result = load_many([batch], source=str(path.resolve()), url=url)[0]
+        try:
+            result = load_many([batch], source=str(path.resolve()), url=url)[0]
+        except ConfigError as exc:
+            message = str(exc)
+            raise ConfigError(message if str(path) in message else f"{path}: {message}") from None
         results.append(result)
         if on_file is not None:
             on_file(path, result)

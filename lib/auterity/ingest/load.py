@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from contextlib import suppress
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -129,6 +129,7 @@ def load(
     on_existing: str = "update",
     deleted_column: str | None = None,
     version_column: str | None = None,
+    now: datetime | None = None,
 ) -> BatchResult:
     """Check and upsert one frame of rows into ``table`` (see :func:`load_many`).
 
@@ -143,7 +144,7 @@ def load(
         deleted_column=deleted_column,
         version_column=version_column,
     )
-    return load_many([batch], source=source, batch_id=batch_id, url=url)[0]
+    return load_many([batch], source=source, batch_id=batch_id, url=url, now=now)[0]
 
 
 def load_many(
@@ -471,9 +472,10 @@ def _merge(
                 "WHERE _state IN ('new', 'changed')"
             )
     finally:
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {merged}")
-        if incoming.startswith("_incoming_"):
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {incoming}")
+        with suppress(sa.exc.DBAPIError):  # a failed statement aborted the transaction
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {merged}")
+            if incoming.startswith("_incoming_"):
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {incoming}")
     return {str(k): int(v) for k, v in counts.items()}
 
 
@@ -501,3 +503,36 @@ def _copy_into_temp(
     while rows := cursor.fetchmany(10_000):
         conn.execute(insert, [{f"p{i}": v for i, v in enumerate(row)} for row in rows])
     return name
+
+
+def quarantined(
+    table: str | None = None,
+    *,
+    source: str | None = None,
+    limit: int = 100,
+    url: str | URL | None = None,
+) -> pd.DataFrame:
+    """The newest quarantined rows, with their reasons and raw values.
+
+    Parameters
+    ----------
+    table, source : str, optional
+        Only rows meant for this table / from this source.
+    limit : int
+        At most this many rows (newest first).
+    url : str or URL, optional
+        Warehouse URL; default from the settings.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``quarantine`` table's columns.
+    """
+    q = schema.quarantine
+    statement = sa.select(q).order_by(q.c.quarantined_at.desc(), q.c.row_number).limit(limit)
+    if table:
+        statement = statement.where(q.c.table_name == table)
+    if source:
+        statement = statement.where(q.c.source == source)
+    with connect(url) as conn:
+        return pd.DataFrame(conn.execute(statement).mappings().all(), columns=list(q.c.keys()))

@@ -227,6 +227,16 @@ def _shown(src: str) -> str:
     )
 
 
+def _default(column: sa.Column) -> str | None:
+    """SQL of the column's server default (what an empty value becomes), if it has one."""
+    arg = getattr(column.server_default, "arg", None)
+    if not isinstance(arg, str):
+        return None
+    if isinstance(column.type, sa.String):
+        return _literal(arg)
+    return arg if arg.lstrip("-").replace(".", "", 1).isdigit() else None
+
+
 def _range_checks(table: sa.Table, column: sa.Column, sql: str) -> list[str]:
     """SQL reasons for values outside the column's range (contract rules or ``info``)."""
     name = column.name
@@ -287,11 +297,14 @@ def checked_select(
     reasons: list[str] = []
     for column in table.columns:
         name = column.name
-        if name not in staged_types:  # an optional column left out
-            selects.append(f"NULL AS {quote(name)}")
+        default = _default(column)
+        if name not in staged_types:  # an optional column left out: its default or NULL
+            selects.append(f"{default or 'NULL'} AS {quote(name)}")
             continue
         sql, present, failure = _converted(column, staged_types[name])
-        selects.append(f"{sql} AS {quote(name)}")
+        selects.append(
+            f"coalesce({sql}, {default}) AS {quote(name)}" if default else f"{sql} AS {quote(name)}"
+        )
         src = quote(name)
         reasons.append(
             f"CASE WHEN {present} AND {sql} IS NULL THEN "
