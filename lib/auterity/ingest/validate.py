@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from auterity import _json
 from auterity._time import utcnow
 from auterity.errors import ConfigError
-from auterity.warehouse import schema
+from auterity.warehouse import custom, schema
 
 FUTURE_TOLERANCE = timedelta(minutes=10)
 """How far past now a timestamp may lie before it is rejected as from the future."""
@@ -97,13 +97,8 @@ def required_columns(table: str) -> list[str]:
 
 
 def _table(table: str) -> sa.Table:
-    """The contract's table, or a ConfigError naming the ones that can be loaded."""
-    if table not in schema.DATA_TABLES:
-        raise ConfigError(
-            f"{table!r} is not a data table of the warehouse; one of: "
-            f"{', '.join(schema.DATA_TABLES)}"
-        )
-    return schema.metadata.tables[table]
+    """The contract's or a declared table, or a ConfigError naming the ones that can be loaded."""
+    return custom.data_table(table)
 
 
 def _check_columns(table: sa.Table, columns: Iterable[str]) -> None:
