@@ -209,11 +209,8 @@ def parse_tables(section: Any, source: str) -> dict[str, sa.Table]:
             for c, s in columns.items()
         ]
         by_name = {c.name: c for c in built}
-        if time_column is not None and type_family(by_name[time_column].type) not in (
-            "timestamp",
-            "date",
-        ):
-            raise _fail(f"{where}: time_column", f"{time_column!r} must be a timestamp or date")
+        if time_column is not None and type_family(by_name[time_column].type) != "timestamp":
+            raise _fail(f"{where}: time_column", f"{time_column!r} must be a timestamp column")
         tables[name] = sa.Table(
             name,
             metadata,
