@@ -130,7 +130,7 @@ def _column(name: str, spec: Any, where: str, primary: bool) -> sa.Column[Any]:
             bound = spec[rule]
             if isinstance(bound, bool) or not isinstance(bound, int | float):
                 raise _fail(f"{where}: {rule}", f"expected a number, not {bound!r}")
-            if not isinstance(kind, sa.Integer | sa.Numeric):
+            if type_family(kind) not in ("integer", "float", "decimal"):
                 raise _fail(f"{where}: {rule}", "only numeric columns have a range")
             info[rule] = bound
     if "min" in info and "max" in info and info["min"] > info["max"]:
