@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from contextlib import suppress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,6 +63,12 @@ PG_CHUNK_ROWS = 200_000
 """Rows per COPY chunk when a PostgreSQL warehouse takes checked rows from DuckDB."""
 
 
+Stager = Callable[[duckdb.DuckDBPyConnection, str], "pd.DataFrame | None"]
+"""Makes a batch a DuckDB relation: ``stager(duck, name)`` creates the temporary view or
+table ``name`` with the batch's columns and ``_row`` (its position in the batch), and
+returns rows it could not even split into columns (``row``, ``reason``, ``raw``) or None."""
+
+
 @dataclass(frozen=True)
 class Batch:
     """One table's rows of a batch.
@@ -73,9 +80,9 @@ class Batch:
     frame : pandas.DataFrame, optional
         The rows as they came (any types; text is fine), columns named as the table's
         (optional columns may be left out).
-    relation : str, optional
-        Instead of ``frame``: a DuckDB relation expression over files, such as
-        ``read_parquet(['a.parquet'])`` (built by :mod:`auterity.ingest.files`).
+    stager : callable, optional
+        Instead of ``frame``: a :data:`Stager` that lets DuckDB read the rows itself
+        (files: :mod:`auterity.ingest.files`), in the connection that checks them.
     on_existing : str
         ``"update"`` (upsert: the batch's row wins) or ``"keep"`` (insert new keys only).
     deleted_column : str, optional
@@ -84,18 +91,14 @@ class Batch:
         Last write wins by this column (e.g. ``updated_at``) instead of batch order: the
         newest row of a key in the batch wins, and it replaces the warehouse row only if
         that is not newer.
-    prerejected : pandas.DataFrame, optional
-        Rows the reader could not even split into columns (``row``, ``reason``, ``raw``):
-        quarantined and counted with the rest.
     """
 
     table: str
     frame: pd.DataFrame | None = None
-    relation: str | None = None
+    stager: Stager | None = field(default=None, repr=False)
     on_existing: str = "update"
     deleted_column: str | None = None
     version_column: str | None = None
-    prerejected: pd.DataFrame | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -190,8 +193,8 @@ def load_many(
         target = validate.data_table(batch.table)
         if batch.on_existing not in ON_EXISTING:
             raise ConfigError(f"on_existing={batch.on_existing!r}: one of {', '.join(ON_EXISTING)}")
-        if (batch.frame is None) == (batch.relation is None):
-            raise ConfigError("a batch needs exactly one of frame or relation")
+        if (batch.frame is None) == (batch.stager is None):
+            raise ConfigError("a batch needs exactly one of frame or stager")
         if batch.version_column and batch.version_column not in target.c:
             raise ConfigError(
                 f"version column {batch.version_column!r} is not a column of {batch.table}"
@@ -255,29 +258,39 @@ def _duckdb_of(conn: Connection) -> duckdb.DuckDBPyConnection:
     return cast(duckdb.DuckDBPyConnection, wrapper._ConnectionWrapper__c)
 
 
-def _stage(duck: duckdb.DuckDBPyConnection, batch: Batch, name: str) -> dict[str, str]:
-    """Make the batch a DuckDB view ``name`` with ``_row``; return its column types."""
+def _stage(
+    duck: duckdb.DuckDBPyConnection, batch: Batch, name: str
+) -> tuple[dict[str, str], pd.DataFrame | None]:
+    """Make the batch the DuckDB view ``name`` (with ``_row``); its column types and the
+    rows its reader could not split."""
+    rejected = None
     if batch.frame is not None:
-        frame = batch.frame
-        if batch.deleted_column:
-            frame = _renamed_deleted(frame, batch.deleted_column)
-        duck.register(f"{name}_frame", validate.as_staged(frame))
-        duck.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {name}_frame")
+        duck.register(f"{name}_src", validate.as_staged(batch.frame))
     else:
-        deleted = (
-            f" RENAME ({quote(batch.deleted_column)} AS {DELETED})" if batch.deleted_column else ""
-        )
-        duck.execute(
-            f"CREATE TEMP VIEW {name} AS SELECT * {deleted}, "
-            f"(row_number() OVER ()) - 1 AS {ROW} FROM {batch.relation}"
-        )
-    return validate.staged_types(duck, name)
+        assert batch.stager is not None
+        rejected = batch.stager(duck, f"{name}_src")
+    renamed = ""
+    if batch.deleted_column:
+        if batch.deleted_column not in validate.staged_types(duck, f"{name}_src"):
+            raise ConfigError(
+                f"the deleted-marker column {batch.deleted_column!r} is not in the batch"
+            )
+        renamed = f" RENAME ({quote(batch.deleted_column)} AS {DELETED})"
+    duck.execute(f"CREATE TEMP VIEW {name} AS SELECT *{renamed} FROM {name}_src")
+    return validate.staged_types(duck, name), rejected
 
 
-def _renamed_deleted(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    if column not in frame.columns:
-        raise ConfigError(f"the deleted-marker column {column!r} is not in the batch")
-    return frame.rename(columns={column: DELETED})
+def _unstage(duck: duckdb.DuckDBPyConnection, batch: Batch, name: str) -> None:
+    """Drop what :func:`_stage` made."""
+    duck.execute(f"DROP VIEW IF EXISTS {name}")
+    if batch.frame is not None:
+        duck.unregister(f"{name}_src")
+        return
+    kind = duck.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_name = ?", [f"{name}_src"]
+    ).fetchone()
+    if kind is not None:
+        duck.execute(f"DROP {'VIEW' if kind[0] == 'VIEW' else 'TABLE'} IF EXISTS {name}_src")
 
 
 def _load_one(
@@ -293,22 +306,20 @@ def _load_one(
     tag = uuid.uuid4().hex[:12]
     staged, checked = f"_in_{tag}", f"_checked_{tag}"
     try:
-        types = _stage(duck, batch, staged)
+        types, prerejected = _stage(duck, batch, staged)
         validate.check_columns(target, types)
         sql = validate.checked_select(
             target, staged, types, now=now, version_column=batch.version_column
         )
         duck.execute(f"CREATE TEMP TABLE {checked} AS {sql}")
-        quarantined = _quarantine(conn, duck, batch, staged, checked, source, batch_id, now)
+        quarantined = _quarantine(
+            conn, duck, batch.table, staged, checked, prerejected, source, batch_id, now
+        )
         states = _merge(conn, duck, batch, target, checked)
     finally:
-        for statement in (
-            f"DROP TABLE IF EXISTS {checked}",
-            f"DROP VIEW IF EXISTS {staged}",
-        ):
-            duck.execute(statement)
-        if batch.frame is not None:
-            duck.unregister(f"{staged}_frame")
+        with suppress(duckdb.Error):  # a failed statement aborted the transaction: no matter
+            duck.execute(f"DROP TABLE IF EXISTS {checked}")
+            _unstage(duck, batch, staged)
     deleted = states.get("delete", 0)
     result = BatchResult(
         table=batch.table,
@@ -328,9 +339,10 @@ def _load_one(
 def _quarantine(
     conn: Connection,
     duck: duckdb.DuckDBPyConnection,
-    batch: Batch,
+    table: str,
     staged: str,
     checked: str,
+    prerejected: pd.DataFrame | None,
     source: str,
     batch_id: str,
     now: datetime,
@@ -343,20 +355,20 @@ def _quarantine(
     ).df()
     if not rows.empty:  # the raw row without the staging column
         rows["raw"] = rows["raw"].map(_without_row)
-    if batch.prerejected is not None and not batch.prerejected.empty:
-        extra = batch.prerejected.rename(columns={"row": "row_number"})
+    if prerejected is not None and not prerejected.empty:
+        extra = prerejected.rename(columns={"row": "row_number"})
         extra = extra.assign(raw=extra["raw"].map(_dumps))
         rows = pd.concat([rows, extra[["row_number", "reason", "raw"]]], ignore_index=True)
     if rows.empty:
         return 0
     ids = [
-        _quarantine_id(batch.table, source, int(r), raw)
+        _quarantine_id(table, source, int(r), raw)
         for r, raw in zip(rows["row_number"], rows["raw"], strict=True)
     ]
     frame = pd.DataFrame(
         {
             "quarantine_id": ids,
-            "table_name": batch.table,
+            "table_name": table,
             "reason": rows["reason"].astype(str),
             "source": source[:512],
             "batch_id": batch_id,
