@@ -318,3 +318,12 @@ def test_no_sources_file_means_only_the_contract(tmp_path: Path, monkeypatch) ->
     with pytest.raises(ConfigError, match="'tickets' is not a data table"):
         custom.data_table("tickets")
     assert isinstance(custom.data_table("orders"), sa.Table)
+
+
+def test_db_upgrade_creates_declared_tables(declared: Path, capsys) -> None:
+    from auterity.cli import main
+
+    assert main(["db", "upgrade"]) == 0
+    assert "support_tickets: created" in capsys.readouterr().out
+    assert main(["db", "upgrade"]) == 0
+    assert "support_tickets" not in capsys.readouterr().out
