@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from contextlib import suppress
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
