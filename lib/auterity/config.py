@@ -98,6 +98,12 @@ SETTINGS: tuple[Setting, ...] = (
         "extra metric definition files, separated by `:`",
     ),
     Setting(
+        "AUTERITY_SOURCES_FILE",
+        None,
+        "`parameters/sources.yml`",
+        "where data comes from: your own tables, file column maps, source databases to sync",
+    ),
+    Setting(
         "AUTERITY_KEEP_RUNS",
         "10",
         "`10`",
@@ -222,6 +228,7 @@ ENV_KEEP_RUNS = "AUTERITY_KEEP_RUNS"
 ENV_KEEP_FAILED_RUNS = "AUTERITY_KEEP_FAILED_RUNS"
 ENV_RUN_TIMEOUT = "AUTERITY_RUN_TIMEOUT"
 ENV_METRICS_FILES = "AUTERITY_METRICS_FILES"
+ENV_SOURCES_FILE = "AUTERITY_SOURCES_FILE"
 ENV_CHROMIUM = "AUTERITY_CHROMIUM"
 ENV_SCHEDULE_GRACE = "AUTERITY_SCHEDULE_GRACE"
 ENV_SCHEDULE_MAX_PARALLEL = "AUTERITY_SCHEDULE_MAX_PARALLEL"
@@ -294,6 +301,12 @@ def reports_dir() -> Path:
 def parameters_dir() -> Path:
     """Directory of committed parameter sets and YAML configuration."""
     return project_root() / "parameters"
+
+
+def sources_file() -> Path:
+    """``parameters/sources.yml``, or the file ``AUTERITY_SOURCES_FILE`` names."""
+    named = value(ENV_SOURCES_FILE)
+    return Path(named).expanduser() if named else parameters_dir() / "sources.yml"
 
 
 def notebooks_dir() -> Path:

@@ -3,7 +3,8 @@
 :mod:`~auterity.cli.main` holds the group and the entry point; each command group is a
 module that registers itself on it (:mod:`~auterity.cli.data`, :mod:`~auterity.cli.metrics`,
 :mod:`~auterity.cli.modelhub`, :mod:`~auterity.cli.reports`, :mod:`~auterity.cli.analysis`,
-:mod:`~auterity.cli.serve`); :mod:`~auterity.cli.output` is what they share.
+:mod:`~auterity.cli.serve`, :mod:`~auterity.cli.sync`); :mod:`~auterity.cli.output` is what
+they share.
 """
 
 from auterity.cli import (  # noqa: F401 (register)
@@ -14,6 +15,7 @@ from auterity.cli import (  # noqa: F401 (register)
     modelhub,
     reports,
     serve,
+    sync,
 )
 from auterity.cli.main import cli, main
 from auterity.cli.output import (

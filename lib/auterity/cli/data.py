@@ -109,11 +109,16 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Create the schema or upgrade it to the newest revision (idempotent)."""
+    """Create the schema or upgrade it to the newest revision (idempotent).
+
+    Also creates the tables declared in parameters/sources.yml and adds their new columns.
+    """
 
     url = warehouse.database_url()
     revision = warehouse.ensure_schema(url)
     click.echo(f"{redact.mask_url(url)} is at schema revision {revision}")
+    for table, changes in warehouse.ensure_custom_tables(url).items():
+        click.echo(f"  {table}: {', '.join(changes)}")
 
 
 @db.command("info")

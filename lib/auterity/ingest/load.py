@@ -44,7 +44,8 @@ from auterity.errors import ConfigError
 from auterity.ingest import validate
 from auterity.ingest.validate import DELETED, REASONS, ROW, quote
 from auterity.warehouse import schema
-from auterity.warehouse.engine import connect, database_url, ensure_schema
+from auterity.warehouse.custom import ensure_custom_tables
+from auterity.warehouse.engine import connect, database_url
 from auterity.warehouse.writes import audit, mark_data_changed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -203,7 +204,7 @@ def load_many(
     if conn is not None:
         return _load_all(conn, batches, source, batch_id, now, on_done)
     parsed = url if isinstance(url, URL) else database_url(url)
-    ensure_schema(parsed)
+    ensure_custom_tables(parsed)  # the contract's schema, then tables declared in sources.yml
     with connect(parsed, write=True) as write:
         return _load_all(write, batches, source, batch_id, now, on_done)
 

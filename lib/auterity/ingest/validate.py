@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from auterity import _json
 from auterity._time import utcnow
 from auterity.errors import ConfigError
-from auterity.warehouse import schema
+from auterity.warehouse import custom, schema
 
 FUTURE_TOLERANCE = timedelta(minutes=10)
 """How far past now a timestamp may lie before it is rejected as from the future."""
@@ -98,18 +98,14 @@ def data_table(table: str) -> sa.Table:
     Parameters
     ----------
     table : str
-        A data table of the contract.
+        A data table of the contract, or one declared under ``tables:`` in the sources
+        file (:mod:`auterity.warehouse.custom`).
 
     Returns
     -------
     sqlalchemy.Table
     """
-    if table not in schema.DATA_TABLES:
-        raise ConfigError(
-            f"{table!r} is not a data table of the warehouse; one of: "
-            f"{', '.join(schema.DATA_TABLES)}"
-        )
-    return schema.metadata.tables[table]
+    return custom.data_table(table)
 
 
 def required_columns(table: str) -> list[str]:

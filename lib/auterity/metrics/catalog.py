@@ -21,7 +21,7 @@ from auterity import config
 from auterity._yaml import read_yaml
 from auterity.config import ENV_METRICS_FILES, parameters_dir
 from auterity.errors import ConfigError
-from auterity.warehouse import schema
+from auterity.warehouse import custom
 
 BASE_AGGREGATES = ("sum", "count", "count_distinct", "avg", "min", "max", "percentile")
 
@@ -164,13 +164,14 @@ def default_files() -> list[Path]:
 
 
 def _columns_of(table: str) -> set[str]:
-    """Column names of a warehouse table."""
-    return set(schema.metadata.tables[table].c.keys())
+    """Column names of a warehouse table (contract or declared in the sources file)."""
+    found = custom.find_table(table)
+    return set(found.c.keys()) if found is not None else set()
 
 
 def _is_table(name: Any) -> TypeGuard[str]:
-    """Whether ``name`` names a warehouse table."""
-    return name in schema.metadata.tables
+    """Whether ``name`` names a warehouse table (contract or declared in the sources file)."""
+    return custom.find_table(name) is not None
 
 
 class _CommonFields(TypedDict):
@@ -195,9 +196,13 @@ class _Checker:
         return ConfigError(f"{self.source}: metric {self.metric!r}: {fieldname}: {problem}")
 
     def table(self, fieldname: str, name: Any) -> str:
-        if name not in schema.metadata.tables:
-            known = ", ".join(sorted(schema.DATA_TABLES))
-            raise self.fail(fieldname, f"{name!r} is not a warehouse table (known: {known})")
+        if not _is_table(name):
+            known = ", ".join(sorted(custom.data_table_names()))
+            raise self.fail(
+                fieldname,
+                f"{name!r} is not a warehouse table (known: {known}; declare your own under "
+                "tables: in the sources file, AUTERITY_SOURCES_FILE)",
+            )
         return name
 
     def column(self, fieldname: str, table: str, name: Any) -> str:
@@ -363,7 +368,7 @@ def load_catalog(files: Sequence[Path] | None = None) -> Catalog:
             raise ConfigError(f"{source}: expected top-level sections joins, dimensions, metrics")
         for table, spec in (data.get("joins") or {}).items():
             if (
-                table not in schema.metadata.tables
+                not _is_table(table)
                 or not isinstance(spec, dict)
                 or (spec.get("key") not in _columns_of(table))
             ):

@@ -23,7 +23,15 @@ from sqlalchemy.sql.elements import ColumnElement
 from auterity._time import business_tz
 from auterity.errors import ConfigError
 from auterity.metrics.catalog import Catalog, Filter, Metric, load_catalog
-from auterity.warehouse import cache, dialect, schema
+from auterity.warehouse import cache, custom, dialect
+
+
+def _table(name: str) -> sa.Table:
+    """A warehouse table the catalogue names (contract or declared in the sources file)."""
+    table = custom.find_table(name)
+    if table is None:  # the catalogue was validated against another sources file
+        raise ConfigError(f"{name!r} is not a warehouse table (any more)")
+    return table
 
 
 def _filter_clause(table: sa.Table, flt: Filter) -> ColumnElement[bool]:
@@ -105,7 +113,7 @@ def _table_select(
     all_bases: list[Metric],
 ) -> sa.Select:
     """One table's aggregate sub-select, with NULL columns for other tables' metrics."""
-    table = schema.metadata.tables[table_name]
+    table = _table(table_name)
     time_column = bases[0].time_column
     assert time_column is not None  # the catalog requires one on every base metric
     time_col = table.c[time_column]
@@ -119,7 +127,7 @@ def _table_select(
         other = joined.get(dim.table)
         if other is None:
             nonlocal source
-            other = schema.metadata.tables[dim.table].alias(f"dim_{dim.table}")
+            other = _table(dim.table).alias(f"dim_{dim.table}")
             key = catalog.joins[dim.table]
             source = source.outerjoin(other, table.c[key] == other.c[key])
             joined[dim.table] = other
@@ -363,7 +371,7 @@ def dimension_values(
         )
     if limit < 1:
         raise ConfigError(f"limit must be at least 1, not {limit}")
-    column = schema.metadata.tables[dim.table].c[dim.column]
+    column = _table(dim.table).c[dim.column]
     statement = (
         sa.select(column.label("value"))
         .where(column.is_not(None))

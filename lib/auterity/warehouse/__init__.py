@@ -7,6 +7,7 @@ The lowest layer above the base modules (``errors``, ``config``, ``escape``, ``r
 * :mod:`~auterity.warehouse.writes`: every write (frames, metadata, the data version,
   audit rows, rebuilds) and the table summary;
 * :mod:`~auterity.warehouse.schema`: the tables of the data contract;
+* :mod:`~auterity.warehouse.custom`: your own tables, declared in ``parameters/sources.yml``;
 * :mod:`~auterity.warehouse.dialect`: the few statements that differ between DuckDB and
   PostgreSQL;
 * :mod:`~auterity.warehouse.cache`: the result cache every analytic query goes through;
@@ -15,6 +16,13 @@ The lowest layer above the base modules (``errors``, ``config``, ``escape``, ``r
 The engine and writes functions are re-exported here (``warehouse.connect(...)``).
 """
 
+from auterity.warehouse.custom import (
+    custom_tables,
+    data_table,
+    data_table_names,
+    ensure_custom_tables,
+    find_table,
+)
 from auterity.warehouse.engine import (
     CARRIED_OVER_TABLES,
     READ_IDLE_S,
@@ -64,12 +72,17 @@ __all__ = [
     "check_writable_file",
     "connect",
     "current_revision",
+    "custom_tables",
     "data_freshness",
+    "data_table",
+    "data_table_names",
     "data_version",
     "database_url",
     "dispose_engines",
     "duckdb_path",
+    "ensure_custom_tables",
     "ensure_schema",
+    "find_table",
     "get_engine",
     "get_meta",
     "head_revision",

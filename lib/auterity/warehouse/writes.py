@@ -30,7 +30,7 @@ from auterity._time import utcnow
 from auterity.config import get_settings
 from auterity.errors import ConfigError, DatabaseUnavailable
 from auterity.redact import mask_url
-from auterity.warehouse import schema
+from auterity.warehouse import custom, schema
 from auterity.warehouse.engine import (
     CARRIED_OVER_TABLES,
     announce_write,
@@ -61,12 +61,12 @@ def _quote(conn: Connection, name: str) -> str:
 
 
 def _table(name: str) -> sa.Table:
-    """The schema table called ``name``; ConfigError if there is none."""
-    try:
-        return schema.metadata.tables[name]
-    except KeyError:
-        known = ", ".join(sorted(schema.metadata.tables))
-        raise ConfigError(f"unknown warehouse table {name!r} (known: {known})") from None
+    """The warehouse table called ``name`` (contract or declared); ConfigError if none."""
+    table = custom.find_table(name)
+    if table is None:
+        known = ", ".join(sorted([*schema.metadata.tables, *custom.custom_tables()]))
+        raise ConfigError(f"unknown warehouse table {name!r} (known: {known})")
+    return table
 
 
 def write_frame(conn: Connection, table: str, frame: Any) -> int:
