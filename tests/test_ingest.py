@@ -140,3 +140,28 @@ def test_realistic_data_of_every_table_passes_untouched() -> None:
         assert len(checked.valid) == len(frame)
         counted[table] = counted.get(table, 0) + len(frame)
     assert set(counted) == {"customers", "orders", "product_events", "models", "inference_events"}
+
+
+def test_declared_tables_check_dates_and_big_whole_numbers_exactly(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sources = tmp_path / "sources.yml"
+    sources.write_text(
+        "tables:\n  counters:\n    primary_key: id\n    columns:\n"
+        "      id: {type: string, required: true}\n      day: date\n      total: integer\n"
+    )
+    monkeypatch.setenv("AUTERITY_SOURCES_FILE", str(sources))
+    batch = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "day": ["2026-11-01", "first of May", None],
+            "total": ["9007199254740993", "1", "12.5"],
+        }
+    )
+    checked = ingest.check("counters", batch, now=NOW)
+    assert checked.valid["total"].tolist() == [9007199254740993]
+    assert checked.valid["day"].tolist() == [date(2026, 11, 1)]
+    assert checked.rejected.set_index("row")["reason"].to_dict() == {
+        1: "day: not a date ('first of May')",
+        2: "total: not a whole number (12.5)",
+    }

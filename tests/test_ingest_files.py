@@ -229,3 +229,19 @@ def test_a_load_killed_mid_batch_leaves_nothing_and_a_rerun_completes(tmp_path: 
             "SELECT count(*), count(DISTINCT request_id) FROM inference_events"
         ).one()
     assert total == distinct == 3_000_010
+
+
+def test_sources_yml_maps_columns_of_every_file_of_a_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sources = tmp_path / "sources.yml"
+    sources.write_text(
+        "files:\n  inference_events:\n    columns: {rid: request_id, Missing: feature}\n"
+    )
+    monkeypatch.setenv("AUTERITY_SOURCES_FILE", str(sources))
+    path = _csv(tmp_path / "e.csv", ["r1,2026-11-01 10:00,m,5,1,1,ok"])
+    code, out, err = _cli(capsys, "ingest", str(path), "-t", "inference_events", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["inserted"] == 1, "the declared map applies where a file fits it"
+    code, _, err = _cli(capsys, "ingest", str(path), "-t", "inference_events", "--map", "Nope=x")
+    assert code == 2 and "--map names column(s) Nope" in err, "a given --map must fit"

@@ -29,6 +29,7 @@ import pandas as pd
 from sqlalchemy.engine import URL
 
 from auterity.errors import ConfigError
+from auterity.ingest import sources
 from auterity.ingest.load import Batch, BatchResult, load_many
 from auterity.ingest.validate import quote
 
@@ -88,8 +89,14 @@ def _literal(text: str) -> str:
 
 
 def _mapped(columns: Sequence[str], column_map: Mapping[str, str]) -> str:
-    """A select list renaming ``src`` columns to ``dst`` (the others as they are)."""
-    unknown = [src for src in column_map if src not in columns]
+    """A select list renaming ``src`` columns to ``dst`` (the others as they are).
+
+    A ``src`` the file does not have is an error when it was given for this load
+    (``--map``); a map declared in ``sources.yml`` for every file of a table applies where
+    it fits (:class:`_DeclaredMap` marks those).
+    """
+    strict = column_map.given if isinstance(column_map, _DeclaredMap) else set(column_map)
+    unknown = [src for src in column_map if src not in columns and src in strict]
     if unknown:
         raise ConfigError(
             f"--map names column(s) {', '.join(unknown)} that the file does not have "
@@ -199,6 +206,14 @@ def _stage_file(
     return rejected
 
 
+class _DeclaredMap(dict[str, str]):
+    """A column map of sources.yml merged with the ``--map`` given (``given``: those keys)."""
+
+    def __init__(self, declared: Mapping[str, str], given: Mapping[str, str]) -> None:
+        super().__init__({**declared, **given})
+        self.given = set(given)
+
+
 def _json_key(key: str) -> str:
     """A JSON path step for a key, quoted when it is not a plain name."""
     return key if key.isidentifier() else '"' + key.replace('"', '\\"') + '"'
@@ -238,7 +253,9 @@ def load_files(
     paths : sequence of str
         Files or glob patterns (``data/orders-*.csv``).
     column_map : mapping, optional
-        File column -> table column, where the names differ.
+        File column -> table column, where the names differ; on top of the ``files:`` map
+        of ``parameters/sources.yml`` for ``table`` (which applies where a file has the
+        column).
     input_format : str, optional
         ``csv``, ``parquet`` or ``jsonl``; default from each file's suffix.
     encoding : str
@@ -262,7 +279,7 @@ def load_files(
         fit the table: one line naming the file. Files before it stay loaded.
     """
     files = expand(paths)
-    mapping = dict(column_map or {})
+    mapping = _DeclaredMap(sources.file_column_map(table), column_map or {})
     results = []
     for path in files:
         fmt = file_format(path, input_format)

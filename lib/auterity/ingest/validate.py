@@ -184,6 +184,12 @@ def _converted(column: sa.Column, staged_type: str) -> tuple[str, str, str]:
         else:
             sql = f"try_cast({value} AS TIMESTAMP)"
         return sql, present, "not a timestamp"
+    if isinstance(kind, sa.Date):
+        return f"try_cast({value} AS DATE)", present, "not a date"
+    if isinstance(kind, sa.BigInteger):  # exact past 2**53: through BIGINT, not DOUBLE
+        number = f"try_cast({value} AS DOUBLE)"
+        sql = f"CASE WHEN {number} % 1 = 0 THEN try_cast({value} AS BIGINT) END"
+        return sql, present, "not a whole number"
     if isinstance(kind, sa.Integer | sa.SmallInteger):
         number = f"try_cast({value} AS DOUBLE)"
         limit = 32767 if isinstance(kind, sa.SmallInteger) else 2147483647
@@ -461,6 +467,8 @@ def typed(table: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
         kind, values = column.type, out[column.name]
         if isinstance(kind, sa.DateTime):
             out[column.name] = pd.to_datetime(values).astype("datetime64[us]")
+        elif isinstance(kind, sa.Date):
+            out[column.name] = [None if pd.isna(v) else pd.Timestamp(v).date() for v in values]
         elif isinstance(kind, sa.Integer | sa.SmallInteger):
             out[column.name] = pd.array(values, dtype="Int64")
         elif isinstance(kind, sa.Double | sa.Float | sa.Numeric):
