@@ -233,3 +233,23 @@ def test_any_batch_is_accounted_and_its_valid_rows_arrive(
     assert sorted(stored["request_id"]) == sorted(checked.valid["request_id"])
     again = ingest.load("inference_events", frame, source="prop", now=NOW)
     assert again.inserted == again.updated == 0, "idempotent"
+
+
+def test_a_demo_rebuild_keeps_the_quarantine_and_declared_tables(
+    _isolated_warehouse: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auterity.demo import generate as demo_data
+
+    sources = tmp_path / "sources.yml"
+    sources.write_text(
+        "tables:\n  tickets:\n    primary_key: id\n    columns:\n"
+        "      id: {type: string, required: true}\n      minutes: {type: float, min: 0}\n"
+    )
+    monkeypatch.setenv("AUTERITY_SOURCES_FILE", str(sources))
+    tickets = pd.DataFrame({"id": ["t1", "t2"], "minutes": [5, -1]})
+    assert _counts(ingest.load("tickets", tickets, source="helpdesk", now=NOW)) == (2, 1, 0, 0, 1)
+    demo_data.build(demo_data.DemoConfig(seed=1, events=2_000, months=2, end=NOW.date()))
+    warehouse.dispose_engines()
+    assert read_table(_isolated_warehouse, "tickets")["id"].tolist() == ["t1"]
+    assert read_table(_isolated_warehouse, "quarantine")["reason"].tolist() == ["minutes: negative"]
+    assert len(read_table(_isolated_warehouse, "inference_events")) > 0

@@ -59,8 +59,15 @@ _engines: dict[tuple[str, bool], Engine] = {}
 _engines_lock = threading.Lock()
 
 
-CARRIED_OVER_TABLES = ("report_runs", "schedule_slots", "audit_log", "warehouse_meta")
-"""Tables that a full data rebuild keeps: history is never lost."""
+CARRIED_OVER_TABLES = (
+    "report_runs",
+    "schedule_slots",
+    "audit_log",
+    "warehouse_meta",
+    "quarantine",
+)
+"""Tables that a full data rebuild keeps: history (and rows held back on the way in) is
+never lost. Tables declared in sources.yml are kept too, as their sync watermarks are."""
 
 
 def database_url(url: str | None = None) -> URL:

@@ -280,7 +280,7 @@ def replace_data(
             leftover.unlink(missing_ok=True)
         building_url = parsed.set(database=str(building))
         try:
-            ensure_schema(building_url)
+            custom.ensure_custom_tables(building_url)
             with connect(building_url, write=True) as conn:
                 rows = _write_chunks(conn, chunks, progress)
                 for key, value in (meta or {}).items():
@@ -375,13 +375,14 @@ def _swap_in(url: URL, path: Path, building: Path, new_meta: dict[str, str]) -> 
         raw = _duckdb_raw(conn)
         raw.execute("ATTACH ? AS fresh", [str(building)])  # a bound path: any character is fine
         try:
-            for table in CARRIED_OVER_TABLES:
+            declared = custom.custom_tables()
+            for table in (*CARRIED_OVER_TABLES, *declared):
                 old_cols = _duckdb_columns(raw, table)
-                cols = ", ".join(
-                    _quote(conn, c.name)
-                    for c in schema.metadata.tables[table].c
-                    if c.name in old_cols
-                )
+                if not old_cols:  # a declared table that was never created
+                    continue
+                target = declared.get(table, schema.metadata.tables.get(table))
+                assert target is not None
+                cols = ", ".join(_quote(conn, c.name) for c in target.c if c.name in old_cols)
                 name = _quote(conn, table)
                 where, params = "", []
                 if table == "warehouse_meta" and new_meta:
