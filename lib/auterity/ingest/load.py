@@ -453,24 +453,38 @@ def _merge(
         states.append(f"WHEN t.{version} > v.{version} THEN 'stale'")
     merged = f"_merge_{uuid.uuid4().hex[:12]}"
     table = conn.dialect.identifier_preparer.quote(target.name)
+    not_in_table = " AND ".join(f"t.{k} = v.{k}" for k in keys)
+    # Rows whose key the table has (none on a first load) are compared one by one; rows
+    # whose key is new go straight in, before anything is deleted, without being copied.
     conn.exec_driver_sql(
-        f"CREATE TEMP TABLE {merged} AS SELECT v.*, CASE {' '.join(states)} "
-        f"ELSE 'changed' END AS _state FROM {incoming} v LEFT JOIN {table} t ON {joined}"
+        f"CREATE TEMP TABLE {merged} AS SELECT v.*, CASE {' '.join(states[2:])} "
+        f"ELSE 'changed' END AS _state FROM {incoming} v JOIN {table} t ON {joined}"
     )
     try:
         counts: dict[str, int] = dict(
             conn.exec_driver_sql(f"SELECT _state, count(*) FROM {merged} GROUP BY _state").all()
         )
+        valid_rows, deleted_rows = conn.exec_driver_sql(
+            f"SELECT count(*), count(*) FILTER (WHERE {DELETED}) FROM {incoming} v"
+        ).one()
+        counts["absent"] = int(deleted_rows) - counts.get("delete", 0)
+        if int(valid_rows) - sum(counts.values()):
+            inserted = conn.exec_driver_sql(
+                f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {incoming} v "
+                f"WHERE NOT v.{DELETED} AND NOT EXISTS "
+                f"(SELECT 1 FROM {table} t WHERE {not_in_table})"
+            )
+            counts["new"] = int(inserted.rowcount)
         if counts.get("changed") or counts.get("delete"):
             matched = " AND ".join(f"m.{k} = {table}.{k}" for k in keys)
             conn.exec_driver_sql(
                 f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {merged} m WHERE {matched} "
                 "AND m._state IN ('changed', 'delete'))"
             )
-        if counts.get("new") or counts.get("changed"):
+        if counts.get("changed"):
             conn.exec_driver_sql(
                 f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {merged} "
-                "WHERE _state IN ('new', 'changed')"
+                "WHERE _state = 'changed'"
             )
     finally:
         with suppress(sa.exc.DBAPIError):  # a failed statement aborted the transaction
