@@ -3,10 +3,19 @@
 :mod:`~auterity.cli.main` holds the group and the entry point; each command group is a
 module that registers itself on it (:mod:`~auterity.cli.data`, :mod:`~auterity.cli.metrics`,
 :mod:`~auterity.cli.modelhub`, :mod:`~auterity.cli.reports`, :mod:`~auterity.cli.analysis`,
-:mod:`~auterity.cli.serve`); :mod:`~auterity.cli.output` is what they share.
+:mod:`~auterity.cli.serve`, :mod:`~auterity.cli.collect`); :mod:`~auterity.cli.output` is
+what they share.
 """
 
-from auterity.cli import analysis, data, metrics, modelhub, reports, serve  # noqa: F401 (register)
+from auterity.cli import (  # noqa: F401 (register)
+    analysis,
+    collect,
+    data,
+    metrics,
+    modelhub,
+    reports,
+    serve,
+)
 from auterity.cli.main import cli, main
 from auterity.cli.output import (
     ANOMALY_DAYS,
