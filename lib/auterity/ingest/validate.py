@@ -1,33 +1,38 @@
 """Rows checked against the data contract before anything is written.
 
-Every path that brings data in (files, source databases, OpenTelemetry spans) hands its
-batch to :func:`check` first. A batch whose *columns* do not fit the table is refused as a
-whole with one line (a missing required column, an unknown one). Otherwise each row either
-passes, converted to the column types of :mod:`auterity.warehouse.schema`, or is rejected
-with every reason it fails, and its raw values kept for the quarantine: nothing is dropped
+Every path that brings data in (files, source databases, OpenTelemetry spans) checks its
+batch here first. A batch whose *columns* do not fit the table is refused as a whole with
+one line (a missing required column, an unknown one). Otherwise each row either passes,
+converted to the column types of :mod:`auterity.warehouse.schema`, or is rejected with
+every reason it fails, and its raw values kept for the quarantine: nothing is dropped
 without a trace, and ``len(valid) + len(rejected) == len(batch)`` always holds.
 
-What is checked, from the contract itself where it says so:
+The checks are one SQL statement run by DuckDB (:func:`checked_select`), the engine that
+stages every batch: a pandas batch, a Parquet or CSV file of millions of rows and a span
+batch are all checked by the same code, at column-store speed. What is checked, from the
+contract itself where it says so:
 
 * required columns present and not empty (non-nullable columns without a server default);
-* types: timestamps parseable (a zone offset is converted to UTC), numbers numeric,
-  whole numbers whole, text no longer than its column, ``pricing_config`` valid JSON;
+* types: timestamps parseable (a zone offset is converted to UTC), numbers numeric and
+  finite, whole numbers whole, text no longer than its column, JSON columns valid JSON;
 * allowed values (the contract's ``status``, ``event_type``, ``pricing_kind`` lists and
   ``feedback`` of -1 or 1); ranges: money, tokens, prices and latency not negative,
-  ``quality`` between 0 and 1;
+  ``quality`` between 0 and 1 (a column's ``info`` may add ``min``, ``max``, ``allowed``);
 * timestamps not later than now plus :data:`FUTURE_TOLERANCE` (clocks drift a little);
 * the primary key unique within the batch: the last row with a key wins, earlier ones are
-  rejected as superseded (batch order decides, deterministically).
+  rejected as superseded (batch order decides, deterministically; or a version column
+  such as ``updated_at`` when the source has one).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import duckdb
 import pandas as pd
 import sqlalchemy as sa
 
@@ -61,6 +66,13 @@ ALLOWED: dict[tuple[str, str], tuple[Any, ...]] = {
 JSON_COLUMNS = {("models", "pricing_config")}
 """Text columns that must hold JSON."""
 
+ROW = "_row"
+"""Staged column: a row's position in its batch (0-based)."""
+REASONS = "_reasons"
+"""Checked column: every reason a row fails, ``; ``-separated ('' when it passes)."""
+DELETED = "_deleted"
+"""Optional staged column: true where the source marks the row as deleted."""
+
 
 @dataclass(frozen=True)
 class Checked:
@@ -80,6 +92,26 @@ class Checked:
     rejected: pd.DataFrame
 
 
+def data_table(table: str) -> sa.Table:
+    """The table a batch may be loaded into, or a ConfigError naming the ones that can.
+
+    Parameters
+    ----------
+    table : str
+        A data table of the contract.
+
+    Returns
+    -------
+    sqlalchemy.Table
+    """
+    if table not in schema.DATA_TABLES:
+        raise ConfigError(
+            f"{table!r} is not a data table of the warehouse; one of: "
+            f"{', '.join(schema.DATA_TABLES)}"
+        )
+    return schema.metadata.tables[table]
+
+
 def required_columns(table: str) -> list[str]:
     """The columns a batch for ``table`` must have (non-nullable, no server default).
 
@@ -93,25 +125,25 @@ def required_columns(table: str) -> list[str]:
     list of str
         In the table's column order.
     """
-    return [c.name for c in _table(table).columns if not c.nullable and c.server_default is None]
+    return [c.name for c in data_table(table).columns if _required(c)]
 
 
-def _table(table: str) -> sa.Table:
-    """The contract's table, or a ConfigError naming the ones that can be loaded."""
-    if table not in schema.DATA_TABLES:
-        raise ConfigError(
-            f"{table!r} is not a data table of the warehouse; one of: "
-            f"{', '.join(schema.DATA_TABLES)}"
-        )
-    return schema.metadata.tables[table]
+def _required(column: sa.Column) -> bool:
+    return not column.nullable and column.server_default is None
 
 
-def _check_columns(table: sa.Table, columns: Iterable[str]) -> None:
-    """Refuse a batch whose columns do not fit the table, naming what is missing/unknown."""
-    given = [str(c) for c in columns]
+def check_columns(table: sa.Table, columns: Iterable[str]) -> None:
+    """Refuse a batch whose columns do not fit the table, naming what is missing/unknown.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the missing required and the unknown columns, and the table's.
+    """
+    given = [str(c) for c in columns if str(c) not in (ROW, DELETED)]
     known = set(table.columns.keys())
     unknown = [c for c in given if c not in known]
-    missing = [c for c in required_columns(table.name) if c not in given]
+    missing = [c.name for c in table.columns if _required(c) and c.name not in given]
     problems = []
     if missing:
         problems.append(f"missing required column(s) {', '.join(missing)}")
@@ -127,65 +159,220 @@ def _check_columns(table: sa.Table, columns: Iterable[str]) -> None:
         )
 
 
-def _blank(series: pd.Series) -> pd.Series:
-    """True where a value is missing or empty text."""
-    return series.isna() | series.astype("string").str.strip().eq("").fillna(False)
+def quote(name: str) -> str:
+    """A DuckDB/PostgreSQL quoted identifier."""
+    return '"' + name.replace('"', '""') + '"'
 
 
-def _convert(column: sa.Column, raw: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """The column converted to its type, and where a present value failed to convert."""
-    present = ~_blank(raw)
+def _literal(value: Any) -> str:
+    """A SQL literal of a rule's value."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(float(value)) if isinstance(value, float) else str(int(value))
+
+
+def _is_text(staged_type: str) -> bool:
+    return staged_type.upper().startswith(("VARCHAR", "TEXT", "STRING", "JSON"))
+
+
+def _converted(column: sa.Column, staged_type: str) -> tuple[str, str, str]:
+    """SQL for the column converted to its type, its 'present' test and failure reason."""
+    src = quote(column.name)
+    text = _is_text(staged_type)
+    present = f"(nullif(trim({src}), '') IS NOT NULL)" if text else f"({src} IS NOT NULL)"
+    value = f"nullif(trim({src}), '')" if text else src
     kind = column.type
     if isinstance(kind, sa.DateTime):
-        parsed = pd.to_datetime(raw.where(present), errors="coerce", utc=True, format="mixed")
-        values = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-        return values, present & values.isna()
+        if text or staged_type.upper().startswith("TIMESTAMP WITH"):
+            sql = f"(try_cast({value} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')"
+        else:
+            sql = f"try_cast({value} AS TIMESTAMP)"
+        return sql, present, "not a timestamp"
     if isinstance(kind, sa.Integer | sa.SmallInteger):
-        numbers = pd.to_numeric(raw.where(present), errors="coerce")
-        whole = numbers.notna() & (numbers % 1 == 0)
-        values = numbers.where(whole).astype("Int64")
-        return values, present & ~whole
+        number = f"try_cast({value} AS DOUBLE)"
+        limit = 32767 if isinstance(kind, sa.SmallInteger) else 2147483647
+        whole = f"({number} % 1 = 0 AND abs({number}) <= {limit})"
+        target = "SMALLINT" if isinstance(kind, sa.SmallInteger) else "INTEGER"
+        return f"CASE WHEN {whole} THEN {number}::{target} END", present, "not a whole number"
     if isinstance(kind, sa.Double | sa.Float | sa.Numeric):
-        numbers = pd.to_numeric(raw.where(present), errors="coerce").astype("float64")
-        finite = numbers.notna() & numbers.abs().ne(float("inf"))
-        return numbers.where(finite), present & ~finite
-    text = raw.where(present).astype("string").str.strip()
+        number = f"try_cast({value} AS DOUBLE)"
+        finite = f"CASE WHEN isfinite({number}) THEN {number} END"
+        if isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float) and kind.scale:
+            # rounded as the column stores it, so a reload compares equal (idempotent)
+            digits = f"{kind.precision or 18}, {kind.scale}"
+            limit = 10 ** ((kind.precision or 18) - kind.scale)
+            finite = f"CASE WHEN abs({number}) < {limit} THEN round({number}, {kind.scale}) END"
+            return f"CAST({finite} AS DECIMAL({digits}))", present, "not a number in range"
+        return finite, present, "not a number"
+    if isinstance(kind, sa.Boolean):
+        return f"try_cast({value} AS BOOLEAN)", present, "not true or false"
+    sql = value if text else f"CAST({src} AS VARCHAR)"
     length = getattr(kind, "length", None)
-    too_long = text.str.len().gt(length).fillna(False) if length else pd.Series(False, raw.index)
-    return text.where(~too_long), present & too_long
+    if length:
+        return (
+            f"CASE WHEN length({sql}) <= {int(length)} THEN {sql} END",
+            present,
+            f"longer than {int(length)} characters",
+        )
+    return sql, present, "not text"
 
 
-def _describe(column: sa.Column) -> str:
-    """What a value of the column must be, for a rejection reason."""
-    kind = column.type
-    if isinstance(kind, sa.DateTime):
-        return "not a timestamp"
-    if isinstance(kind, sa.Integer | sa.SmallInteger):
-        return "not a whole number"
-    if isinstance(kind, sa.Double | sa.Float | sa.Numeric):
-        return "not a number"
-    return f"longer than {getattr(kind, 'length', '?')} characters"
+def _shown(src: str) -> str:
+    """SQL showing a raw value in a reason: numbers as they are, text quoted and shortened."""
+    shown = f"CAST({src} AS VARCHAR)"
+    return (
+        f"CASE WHEN try_cast({shown} AS DOUBLE) IS NOT NULL THEN left({shown}, 60) "
+        f"WHEN length({shown}) <= 58 THEN '''' || {shown} || '''' "
+        f"ELSE '''' || left({shown}, 55) || '...''' END"
+    )
 
 
-def _shown(value: Any) -> str:
-    """A raw value as a rejection reason quotes it (shortened)."""
-    text = repr(value.item() if hasattr(value, "item") else value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _range_checks(table: sa.Table, column: sa.Column, sql: str) -> list[str]:
+    """SQL reasons for values outside the column's range (contract rules or ``info``)."""
+    name = column.name
+    bounds = BOUNDED.get((table.name, name))
+    low: float | None = column.info.get("min")
+    high: float | None = column.info.get("max")
+    if bounds:
+        low, high = bounds
+    elif low is None and name in NON_NEGATIVE.get(table.name, ()):
+        low = 0
+    if low is not None and high is not None:
+        return [
+            f"CASE WHEN {sql} < {_literal(low)} OR {sql} > {_literal(high)} "
+            f"THEN '{name}: outside ({float(low)}, {float(high)})' END"
+        ]
+    if low is not None:
+        word = "negative" if low == 0 else f"below {low}"
+        return [f"CASE WHEN {sql} < {_literal(low)} THEN '{name}: {word}' END"]
+    if high is not None:
+        return [f"CASE WHEN {sql} > {_literal(high)} THEN '{name}: above {high}' END"]
+    return []
 
 
-def _not_json(values: pd.Series) -> pd.Series:
-    """True where present text is not valid JSON."""
+def checked_select(
+    table: sa.Table,
+    source: str,
+    staged_types: Mapping[str, str],
+    *,
+    now: datetime | None = None,
+    tolerance: timedelta = FUTURE_TOLERANCE,
+    version_column: str | None = None,
+) -> str:
+    """The DuckDB statement that checks a staged batch row by row.
 
-    def bad(value: Any) -> bool:
-        if pd.isna(value):
-            return False
-        try:
-            json.loads(value)
-        except ValueError:
-            return True
-        return False
+    Parameters
+    ----------
+    table : sqlalchemy.Table
+        The target table (its columns, types, key and rules).
+    source : str
+        A relation (table, view or ``read_parquet(...)``) with the batch's columns and
+        ``_row`` (batch order); ``_deleted`` too if the source marks deletions.
+    staged_types : mapping
+        Column name -> DuckDB type of ``source`` (text columns are trimmed, ``''`` is empty).
+    now, tolerance : optional
+        The future-timestamp limit is ``now + tolerance`` (``now`` naive UTC).
+    version_column : str, optional
+        Among rows with the same key, the highest value of this column wins (ties and
+        ``None``: the later row).
 
-    return values.map(bad).astype(bool)
+    Returns
+    -------
+    str
+        A SELECT of ``_row``, every column of ``table`` converted, ``_deleted`` and
+        ``_reasons`` ('' for a valid row).
+    """
+    limit = (now or utcnow()) + tolerance
+    selects: list[str] = []
+    reasons: list[str] = []
+    for column in table.columns:
+        name = column.name
+        if name not in staged_types:  # an optional column left out
+            selects.append(f"NULL AS {quote(name)}")
+            continue
+        sql, present, failure = _converted(column, staged_types[name])
+        selects.append(f"{sql} AS {quote(name)}")
+        src = quote(name)
+        reasons.append(
+            f"CASE WHEN {present} AND {sql} IS NULL THEN "
+            f"'{name}: {failure} (' || {_shown(src)} || ')' END"
+        )
+        if _required(column):
+            reasons.append(f"CASE WHEN NOT {present} THEN '{name}: missing' END")
+        if isinstance(column.type, sa.DateTime):
+            reasons.append(
+                f"CASE WHEN {sql} > TIMESTAMP '{limit.isoformat(sep=' ')}' "
+                f"THEN '{name}: in the future' END"
+            )
+        reasons.extend(_range_checks(table, column, sql))
+        allowed = ALLOWED.get((table.name, name)) or column.info.get("allowed")
+        if allowed:
+            listed = ", ".join(_literal(v) for v in allowed)
+            shown = ", ".join(map(str, allowed)).replace("'", "''")
+            reasons.append(
+                f"CASE WHEN {sql} NOT IN ({listed}) THEN '{name}: not one of {shown}' END"
+            )
+        if (table.name, name) in JSON_COLUMNS or column.info.get("json"):
+            reasons.append(
+                f"CASE WHEN {sql} IS NOT NULL AND NOT coalesce(json_valid({sql}), false) "
+                f"THEN '{name}: not valid JSON' END"
+            )
+    deleted = (
+        f"coalesce(try_cast({quote(DELETED)} AS BOOLEAN), false)"
+        if DELETED in staged_types
+        else "false"
+    )
+    errors = "concat_ws('; ', " + ", ".join(reasons or ["NULL"]) + ")"
+    checked = (
+        f"SELECT {ROW}, {', '.join(selects)}, {deleted} AS {DELETED}, "
+        f"{errors} AS {REASONS} FROM {source}"
+    )
+    keys = [quote(c.name) for c in table.primary_key.columns]
+    order = f"{quote(version_column)} DESC NULLS LAST, " if version_column else ""
+    # Among rows that pass everything else, the last row with a key (or the newest) wins.
+    rank = (
+        f"CASE WHEN {REASONS} = '' THEN row_number() OVER (PARTITION BY {', '.join(keys)}, "
+        f"{REASONS} = '' ORDER BY {order}{ROW} DESC) END"
+    )
+    superseded = (
+        f"{', '.join(c.name for c in table.primary_key.columns)}: repeated later in this batch "
+        "(the later row wins)"
+        if not version_column
+        else f"{', '.join(c.name for c in table.primary_key.columns)}: a newer row with this "
+        f"key ({version_column}) is in this batch"
+    )
+    columns = ", ".join(quote(c.name) for c in table.columns)
+    return (
+        f"SELECT {ROW}, {columns}, {DELETED}, CASE WHEN _rank > 1 THEN '{superseded}' "
+        f"ELSE {REASONS} END AS {REASONS} FROM (SELECT *, {rank} AS _rank FROM ({checked}))"
+    )
+
+
+def staged_types(conn: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    """Column name -> DuckDB type of a relation."""
+    described = conn.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+    return {str(row[0]): str(row[1]) for row in described}
+
+
+def as_staged(frame: pd.DataFrame) -> pd.DataFrame:
+    """A batch as DuckDB stages it: ``_row`` added, mixed-type columns as text."""
+    staged = frame.reset_index(drop=True).copy()
+    for name in staged.columns:
+        if staged[name].dtype == object:
+            staged[name] = staged[name].map(_as_text, na_action="ignore").astype("string")
+    staged.insert(0, ROW, range(len(staged)))
+    return staged
+
+
+def _as_text(value: Any) -> Any:
+    """One raw value as text (what a file would hold), None kept."""
+    if isinstance(value, datetime | pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, dict | list):
+        return _json.dumps(value)
+    return str(value)
 
 
 def check(
@@ -194,6 +381,7 @@ def check(
     *,
     now: datetime | None = None,
     tolerance: timedelta = FUTURE_TOLERANCE,
+    version_column: str | None = None,
 ) -> Checked:
     """Split a batch for ``table`` into valid rows and rejected rows with reasons.
 
@@ -209,6 +397,8 @@ def check(
         Naive UTC "now" for the future-timestamp check; default the current time.
     tolerance : timedelta
         How far past ``now`` a timestamp may lie.
+    version_column : str, optional
+        Last-write-wins by this column among rows with the same key (default batch order).
 
     Returns
     -------
@@ -222,66 +412,52 @@ def check(
         ``table`` is not a data table, or the batch's columns do not fit it (one line
         naming the missing and unknown columns).
     """
-    target = _table(table)
-    _check_columns(target, frame.columns)
+    target = data_table(table)
+    check_columns(target, frame.columns)
     batch = frame.reset_index(drop=True)
-    reasons: list[list[str]] = [[] for _ in range(len(batch))]
-
-    def flag(mask: pd.Series, reason: str) -> None:
-        for position in mask[mask.fillna(False).astype(bool)].index:
-            reasons[int(position)].append(reason)
-
-    limit = (now or utcnow()) + tolerance
-    converted: dict[str, pd.Series] = {}
-    for column in target.columns:
-        if column.name not in batch.columns:  # an optional column left out: empty, typed
-            empty = pd.Series(pd.NA, index=batch.index, dtype="object")
-            converted[column.name] = _convert(column, empty)[0]
-            continue
-        raw = batch[column.name]
-        values, failed = _convert(column, raw)
-        flag(failed, f"{column.name}: {_describe(column)} ({'{value}'})")
-        converted[column.name] = values
-        if not column.nullable and column.server_default is None:
-            flag(_blank(raw), f"{column.name}: missing")
-        if isinstance(column.type, sa.DateTime):
-            flag(values > limit, f"{column.name}: in the future")
-        if column.name in NON_NEGATIVE.get(table, ()):
-            flag(values < 0, f"{column.name}: negative")
-        bounds = BOUNDED.get((table, column.name))
-        if bounds:
-            flag((values < bounds[0]) | (values > bounds[1]), f"{column.name}: outside {bounds}")
-        allowed = ALLOWED.get((table, column.name))
-        if allowed:
-            outside = values.notna() & ~values.isin(allowed)
-            flag(outside, f"{column.name}: not one of {', '.join(map(str, allowed))}")
-        if (table, column.name) in JSON_COLUMNS:
-            flag(_not_json(values), f"{column.name}: not valid JSON")
-    # Among rows that pass everything else, the last row with a key wins.
-    keys = [c.name for c in target.primary_key.columns]
-    passing = pd.Series([not r for r in reasons], index=batch.index)
-    key_frame = pd.DataFrame({k: converted[k] for k in keys})[passing]
-    superseded = key_frame.notna().all(axis=1) & key_frame.duplicated(keep="last")
-    flag(
-        superseded.reindex(batch.index, fill_value=False),
-        f"{', '.join(keys)}: repeated later in this batch (the later row wins)",
-    )
-    for position, why in enumerate(reasons):  # name the offending value in type failures
-        reasons[position] = [
-            r.replace("{value}", _shown(batch.at[position, r.split(":")[0]]))
-            if "{value}" in r
-            else r
-            for r in why
-        ]
-    bad = pd.Series([bool(r) for r in reasons], index=batch.index)
-    valid = pd.DataFrame(converted)[list(target.columns.keys())][~bad].reset_index(drop=True)
-    raw_rows = _json.records(batch[bad].reset_index(drop=True)) if bad.any() else []
+    conn = duckdb.connect()
+    try:
+        conn.execute("SET TimeZone = 'UTC'")
+        view = f"_batch_{uuid.uuid4().hex}"
+        conn.register(view, as_staged(batch))
+        sql = checked_select(
+            target,
+            view,
+            staged_types(conn, view),
+            now=now,
+            tolerance=tolerance,
+            version_column=version_column,
+        )
+        result = conn.execute(f"{sql} ORDER BY {ROW}").df()
+    finally:
+        conn.close()
+    bad = result[REASONS] != ""
+    valid = typed(target, result[~bad])
+    rows = result.loc[bad, ROW].astype(int).tolist()
     rejected = pd.DataFrame(
         {
-            "row": [int(p) for p in bad[bad].index],
-            "reason": ["; ".join(reasons[int(p)]) for p in bad[bad].index],
-            "raw": raw_rows,
+            "row": rows,
+            "reason": result.loc[bad, REASONS].tolist(),
+            "raw": _json.records(batch.iloc[rows].reset_index(drop=True)) if rows else [],
         },
         columns=["row", "reason", "raw"],
     )
     return Checked(valid=valid, rejected=rejected)
+
+
+def typed(table: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
+    """Checked rows with the table's columns in its order, typed as pandas holds them."""
+    out = frame[[c.name for c in table.columns]].reset_index(drop=True).copy()
+    for column in table.columns:
+        kind, values = column.type, out[column.name]
+        if isinstance(kind, sa.DateTime):
+            out[column.name] = pd.to_datetime(values).astype("datetime64[us]")
+        elif isinstance(kind, sa.Integer | sa.SmallInteger):
+            out[column.name] = pd.array(values, dtype="Int64")
+        elif isinstance(kind, sa.Double | sa.Float | sa.Numeric):
+            out[column.name] = pd.to_numeric(values).astype("float64")
+        elif isinstance(kind, sa.Boolean):
+            out[column.name] = pd.array(values, dtype="boolean")
+        else:
+            out[column.name] = values.astype("string")
+    return out

@@ -8,8 +8,12 @@ Relationships (``orders.customer_id`` -> ``customers.customer_id`` and so on) ar
 documented, not enforced as foreign keys: DuckDB cannot cascade deletes and enforces
 keys row by row on bulk loads, so referential checks belong to ingest validation.
 
-Secondary indexes are created on PostgreSQL only. DuckDB answers the analytic scans we
-run from its min/max zone maps (rows arrive in time order) and an ART index would only
+Secondary indexes are created on PostgreSQL only, and on DuckDB the event tables
+(``orders``, ``product_events``, ``inference_events``) carry no primary-key index either:
+their keys are kept unique by the one load path (:mod:`auterity.ingest.load`, which
+upserts by key under DuckDB's single writer), and an index over hundreds of millions of
+keys would make every bulk load several times slower. DuckDB answers the analytic scans
+we run from its min/max zone maps (rows arrive in time order); an ART index would only
 slow bulk loads and pin memory.
 
 Alembic migrations (``auterity/migrations``) create and upgrade these tables; a test
@@ -206,6 +210,24 @@ warehouse_meta = sa.Table(
     sa.Column("updated_at", sa.DateTime(), nullable=False, comment="UTC"),
     comment="Small key/value state: data version (cache invalidation), demo manifest.",
 )
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("quarantine_id", sa.String(64), primary_key=True, comment="stable per source row"),
+    sa.Column("table_name", sa.String(64), nullable=False, comment="the table it was meant for"),
+    sa.Column("reason", sa.Text(), nullable=False, comment="every check it failed"),
+    sa.Column("source", sa.String(512), nullable=False, comment="file, source database, OTLP"),
+    sa.Column("batch_id", sa.String(64), nullable=False),
+    sa.Column("row_number", sa.Integer(), comment="position in its file or batch (0-based)"),
+    sa.Column("raw", sa.Text(), comment="JSON: the row as it came"),
+    sa.Column("quarantined_at", sa.DateTime(), nullable=False, comment="UTC"),
+    comment="Rows that failed the data contract on the way in: nothing is dropped silently.",
+)
+_pg_index("ix_quarantine_table_at", quarantine.c.table_name, quarantine.c.quarantined_at)
+
+NO_KEY_INDEX_ON_DUCKDB = ("orders", "product_events", "inference_events")
+"""Event tables whose primary key is not indexed on DuckDB (see the module docstring)."""
 
 DATA_TABLES = ("customers", "orders", "product_events", "models", "inference_events")
 """Tables holding analysed data (what demo-data and ingest write)."""
