@@ -20,8 +20,10 @@ def _log_to_stderr() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    for noisy in ("tornado.access", "urllib3", "opentelemetry", "alembic"):
+    # the load path logs every table of every flush; the receiver logs a summary instead
+    for noisy in ("tornado.access", "urllib3", "opentelemetry", "alembic", "auterity.ingest"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("auterity.ingest.receiver").setLevel(logging.INFO)
 
 
 @cli.command("collect")

@@ -72,6 +72,9 @@ log = logging.getLogger("auterity.ingest.receiver")
 SOURCE = "otlp"
 """The source name of the rows the receiver writes (audit rows, quarantine)."""
 
+SUMMARY_EVERY_S = 30.0
+"""How often the receiver logs its counters while data lands."""
+
 CONTENT_TYPES = {"application/x-protobuf": PROTOBUF, "application/json": JSON}
 
 
@@ -144,6 +147,7 @@ class Collector:
         self._cond = threading.Condition()
         self._stop = False
         self._failing = False
+        self._last_summary = 0.0
         self._thread = threading.Thread(target=self._flush_loop, name="auterity-flush", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -310,6 +314,9 @@ class Collector:
             self.stats["models_inserted"] += new_models
             written = {t: c.get("inserted", 0) + c.get("updated", 0) for t, c in counts.items()}
             notify.publish(SOURCE, written, batch_id=batch_id)
+            if time.monotonic() - self._last_summary >= SUMMARY_EVERY_S:
+                self._last_summary = time.monotonic()
+                log.info("landed so far: %s", json.dumps(self.snapshot()))
         self.spool.done(Counter(item.segment for item in items))
         return counts
 
