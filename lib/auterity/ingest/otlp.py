@@ -42,7 +42,6 @@ The ``telemetry:`` section of ``parameters/sources.yml`` names the attributes
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
 from dataclasses import dataclass, field
@@ -56,7 +55,6 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from auterity import config
@@ -301,22 +299,24 @@ class Rows:
         return pd.DataFrame.from_records(list(self.models.values()), columns=list(MODEL_COLUMNS))
 
 
-def _value(any_value: AnyValue) -> Any:
-    """A scalar AnyValue as Python (arrays, maps and bytes as None: no column takes them)."""
-    kind = any_value.WhichOneof("value")
-    if kind == "string_value":
-        return any_value.string_value
-    if kind == "int_value":
-        return any_value.int_value
-    if kind == "double_value":
-        return any_value.double_value
-    if kind == "bool_value":
-        return any_value.bool_value
-    return None
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+
+
+def _attributes(key_values: Any) -> dict[str, Any]:
+    """Attributes as a dict of Python scalars (arrays, maps and bytes as None: no column
+    takes them). The hot loop of the receiver, so written out flat."""
+    out: dict[str, Any] = {}
+    for kv in key_values:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        out[kv.key] = getattr(value, kind) if kind in _SCALARS else None
+    return out
 
 
 def _number(value: Any) -> Any:
     """A token count or score as a number when it is one; text stays text (the check says)."""
+    if type(value) is int or type(value) is float:
+        return value
     if isinstance(value, bool) or value is None:
         return None if value is None else int(value)
     if isinstance(value, int | float):
@@ -399,18 +399,21 @@ def spans_to_rows(
     wanted = {cfg.feature_attribute, cfg.customer_attribute, cfg.quality_attribute}
     for resource_spans in request.resource_spans:
         resource = {
-            kv.key: _value(kv.value)
-            for kv in resource_spans.resource.attributes
-            if kv.key in wanted or kv.key.startswith("gen_ai.")
+            k: v
+            for k, v in _attributes(resource_spans.resource.attributes).items()
+            if k in wanted or k.startswith("gen_ai.")
         }
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 out.spans += 1
-                attrs = {kv.key: _value(kv.value) for kv in span.attributes}
-                if not any(k.startswith("gen_ai.") for k in attrs):
+                attrs = _attributes(span.attributes)
+                for key in attrs:
+                    if key.startswith("gen_ai."):
+                        break
+                else:
                     out.ignored += 1
                     continue
-                merged = {**resource, **attrs}
+                merged = {**resource, **attrs} if resource else attrs
                 row, provider = _row(span, merged, cfg, epoch)
                 problem = _problem(row, provider, limit_ts)
                 if problem:
@@ -433,7 +436,7 @@ def _row(
     span: Any, attrs: dict[str, Any], cfg: TelemetryConfig, epoch: datetime
 ) -> tuple[tuple[Any, ...], str]:
     """One span's ``inference_events`` row and its model's provider."""
-    request_id = f"{binascii.hexlify(span.trace_id).decode()}-{span.span_id.hex()}"
+    request_id = f"{span.trace_id.hex()}-{span.span_id.hex()}"
     start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
     try:
         ts: datetime | None = epoch + timedelta(microseconds=start_ns // 1000)
@@ -447,10 +450,11 @@ def _row(
         "gen_ai.usage.output_tokens", attrs.get("gen_ai.usage.completion_tokens")
     )
     error_type = _text(attrs.get("error.type"))
-    failed = span.status.code == Status.STATUS_CODE_ERROR or bool(error_type)
+    span_status = span.status
+    failed = span_status.code == Status.STATUS_CODE_ERROR or bool(error_type)
     status = "ok"
     if failed:
-        said = f"{error_type or ''} {span.status.message}".lower().replace("_", " ")
+        said = f"{error_type or ''} {span_status.message}".lower().replace("_", " ")
         status = "timeout" if any(w in said for w in _TIMEOUT_WORDS) else "error"
     cost = attrs.get("gen_ai.usage.cost")
     row = (
