@@ -23,11 +23,14 @@ install: $(STAMP)  ## create .venv and install the project with its dev extras
 chromium:  ## install Debian's Chromium if missing (PDF reports, browser tests), or say how
 	@bash .ci/ensure-chromium
 
-demo: install chromium  ## build the demo warehouse, run every report, then serve the dashboards
+demo: install chromium  ## build the demo warehouse, run every report, then serve the dashboards with live traffic
 	$(BIN)/auterity demo-data
 	$(BIN)/auterity run --all
 	@echo "Reports: file://$(CURDIR)/reports/index.html"
-	@echo "Serving the dashboards (Ctrl-C stops):"
+	@echo "Serving the dashboards with live demo traffic (Ctrl-C stops all three):"
+	@$(BIN)/auterity collect & collect=$$!; \
+	$(BIN)/auterity demo-traffic --rate 20 & traffic=$$!; \
+	trap 'kill $$traffic $$collect 2>/dev/null; wait $$traffic $$collect 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/auterity serve
 
 test: install chromium  ## run the whole test suite with coverage of lib/auterity
@@ -53,6 +56,7 @@ bench: install  ## run the speed benchmarks (writes benchmarks/results/*.json; b
 	$(BIN)/python benchmarks/bench_queries.py
 	$(BIN)/python benchmarks/bench_reports.py
 	$(BIN)/python benchmarks/bench_dashboards.py
+	$(BIN)/python benchmarks/bench_receiver.py
 
 bench-accuracy: install  ## forecast/anomaly/insight accuracy on public data (BENCH_DATA=dir with prophet/ and nab/)
 	@test -d "$(BENCH_DATA)/prophet" -a -d "$(BENCH_DATA)/nab" || { echo "BENCH_DATA=$(BENCH_DATA) needs prophet/ and nab/ (see README.md, Benchmarks)"; exit 2; }

@@ -3,12 +3,13 @@
 :mod:`~auterity.cli.main` holds the group and the entry point; each command group is a
 module that registers itself on it (:mod:`~auterity.cli.data`, :mod:`~auterity.cli.metrics`,
 :mod:`~auterity.cli.modelhub`, :mod:`~auterity.cli.reports`, :mod:`~auterity.cli.analysis`,
-:mod:`~auterity.cli.serve`, :mod:`~auterity.cli.sync`); :mod:`~auterity.cli.output` is what
-they share.
+:mod:`~auterity.cli.serve`, :mod:`~auterity.cli.ingest`, :mod:`~auterity.cli.sync`,
+:mod:`~auterity.cli.collect`); :mod:`~auterity.cli.output` is what they share.
 """
 
 from auterity.cli import (  # noqa: F401 (register)
     analysis,
+    collect,
     data,
     ingest,
     metrics,

@@ -1,13 +1,16 @@
 """The real-time dashboard: requests/s, p95 latency and error rate per model, last minutes.
 
-Refreshed on a background timer that never blocks cell execution; the status line shows
-when the data was last updated and how old the newest event is, and a failing refresh
-keeps the last data on screen with a stale-data warning. The SQL is
-:func:`auterity.modelhub.live.realtime_snapshot`.
+Refreshed on a background timer that never blocks cell execution, and at once when new
+data lands while Redis is configured (the receiver's data-landed notification,
+:mod:`auterity.warehouse.notify`); the status line shows when the data was last updated
+and how old the newest event is, and a failing refresh keeps the last data on screen with
+a stale-data warning. The SQL is :func:`auterity.modelhub.live.realtime_snapshot`.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -20,9 +23,13 @@ from auterity.dashboards.preheat import launch
 from auterity.dashboards.widgets import Dashboard, View, in_voila, load_ipywidgets
 from auterity.escape import html_attr, html_text
 from auterity.modelhub.live import realtime_snapshot
+from auterity.warehouse import notify
 
 REALTIME_METRICS = ("requests_per_s", "p95_latency_ms", "error_rate", "requests")
 """The per-model measures of the real-time view, in the order they are shown."""
+
+NOTIFIED_REFRESH_GAP_S = 1.0
+"""Data-landed notifications closer together than this refresh the view once."""
 
 
 def realtime_tiles(snapshot: pd.DataFrame) -> pd.DataFrame:
@@ -153,6 +160,8 @@ class RealtimeDashboard(Dashboard):
         w = load_ipywidgets()
         self.refresh_seconds = refresh_seconds
         self.clock = clock or utcnow
+        self._landed = threading.Event()  # set by data-landed notifications
+        self._listen_stop = threading.Event()
         self.minutes = self._add_control(
             w.Dropdown(
                 description="Window",
@@ -173,6 +182,37 @@ class RealtimeDashboard(Dashboard):
     def compute(self) -> View:
         """Real-time data for the current window."""
         return realtime_view(self.minutes.value, now=self.clock(), url=self.url)
+
+    def start_auto_refresh(self, seconds: float) -> bool:
+        """The refresh timer, plus a refresh as soon as new data lands (Redis configured).
+
+        Returns
+        -------
+        bool
+            True if the timer was started.
+        """
+        started = super().start_auto_refresh(seconds)
+        if started:
+            self._listen_stop.clear()
+            if notify.subscribe(lambda _message: self._landed.set(), self._listen_stop):
+                threading.Thread(
+                    target=self._refresh_on_landed, name="auterity-realtime-notified", daemon=True
+                ).start()
+        return started
+
+    def _refresh_on_landed(self) -> None:
+        """Refresh when data landed, at most once per :data:`NOTIFIED_REFRESH_GAP_S`."""
+        while not self._listen_stop.is_set():
+            if not self._landed.wait(0.5):
+                continue
+            self._landed.clear()
+            self.refresh(show_busy=False)
+            time.sleep(NOTIFIED_REFRESH_GAP_S)
+
+    def stop_auto_refresh(self) -> None:
+        """Stop the refresh timer and the data-landed listener."""
+        self._listen_stop.set()
+        super().stop_auto_refresh()
 
 
 def realtime(
