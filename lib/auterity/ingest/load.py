@@ -39,11 +39,12 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
+from auterity import config
 from auterity._time import utcnow
 from auterity.errors import ConfigError
 from auterity.ingest import validate
 from auterity.ingest.validate import DELETED, REASONS, ROW, quote
-from auterity.warehouse import schema
+from auterity.warehouse import notify, schema
 from auterity.warehouse.custom import ensure_custom_tables
 from auterity.warehouse.engine import connect, database_url
 from auterity.warehouse.writes import audit, mark_data_changed
@@ -201,12 +202,44 @@ def load_many(
                 f"version column {batch.version_column!r} is not a column of {batch.table}"
             )
     batch_id = batch_id or uuid.uuid4().hex
-    if conn is not None:
+    if conn is not None:  # the caller commits, then announces (see announce)
         return _load_all(conn, batches, source, batch_id, now, on_done)
     parsed = url if isinstance(url, URL) else database_url(url)
-    ensure_custom_tables(parsed)  # the contract's schema, then tables declared in sources.yml
+    _ensure_tables(parsed)
     with connect(parsed, write=True) as write:
-        return _load_all(write, batches, source, batch_id, now, on_done)
+        results = _load_all(write, batches, source, batch_id, now, on_done)
+    announce(results, source, batch_id)
+    return results
+
+
+_ENSURED: set[tuple[str, str, float]] = set()
+"""(warehouse, sources file, its mtime) whose tables this process made sure of."""
+
+
+def _ensure_tables(url: URL) -> None:
+    """The contract's schema and the tables declared in sources.yml, once per process
+    (and again when sources.yml changes): a receiver flushing twice a second should not
+    open a schema transaction each time."""
+    declared = config.sources_file()
+    try:
+        stamp = declared.stat().st_mtime
+    except OSError:
+        stamp = -1.0
+    key = (url.render_as_string(hide_password=False), str(declared), stamp)
+    if key not in _ENSURED:
+        ensure_custom_tables(url)
+        _ENSURED.add(key)
+
+
+def announce(results: Sequence[BatchResult], source: str, batch_id: str) -> None:
+    """Tell readers that committed rows landed (Redis pub/sub when configured).
+
+    :func:`load_many` calls this after its commit; a caller that passed its own ``conn``
+    calls it after committing that.
+    """
+    written = {r.table: r.inserted + r.updated for r in results if r.inserted or r.updated}
+    if written:
+        notify.publish(source, written, batch_id=batch_id)
 
 
 def _load_all(

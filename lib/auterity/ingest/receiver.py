@@ -65,7 +65,6 @@ from auterity.ingest.otlp import (
 )
 from auterity.ingest.spool import Spool
 from auterity.redact import mask_secrets
-from auterity.warehouse import notify
 
 log = logging.getLogger("auterity.ingest.receiver")
 
@@ -312,8 +311,6 @@ class Collector:
             for key, value in ev.items():
                 self.stats[f"events_{key}"] += value
             self.stats["models_inserted"] += new_models
-            written = {t: c.get("inserted", 0) + c.get("updated", 0) for t, c in counts.items()}
-            notify.publish(SOURCE, written, batch_id=batch_id)
             if time.monotonic() - self._last_summary >= SUMMARY_EVERY_S:
                 self._last_summary = time.monotonic()
                 log.info("landed so far: %s", json.dumps(self.snapshot()))

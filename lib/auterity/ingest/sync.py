@@ -43,7 +43,7 @@ from sqlalchemy.pool import NullPool
 
 from auterity import redact
 from auterity.errors import ConfigError, DatabaseUnavailable
-from auterity.ingest.load import COUNTS, Batch, load_many
+from auterity.ingest.load import COUNTS, Batch, announce, load_many
 from auterity.ingest.sources import Database, TableSource, load_sources
 from auterity.warehouse import schema
 from auterity.warehouse.custom import ensure_custom_tables
@@ -354,6 +354,7 @@ def sync_table(
                 results = load_many([batch], source=f"sync:{database.name}", conn=conn)
                 if after is not None:
                     set_meta(conn, key_name, after.dumps())
+            announce(results, f"sync:{database.name}", results[0].batch_id)
             state = after
             result = results[0]
             for name in (*COUNTS, "deleted"):
