@@ -27,9 +27,10 @@ transaction-level advisory lock per table keeps two loads of the same keys from 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -43,11 +44,11 @@ from auterity import config
 from auterity._time import utcnow
 from auterity.errors import ConfigError
 from auterity.ingest import validate
-from auterity.ingest.validate import DELETED, REASONS, ROW, quote
+from auterity.ingest.validate import DELETED, RAW, REASONS, ROW, quote
 from auterity.warehouse import notify, schema
 from auterity.warehouse.custom import ensure_custom_tables
 from auterity.warehouse.engine import connect, database_url
-from auterity.warehouse.writes import audit, mark_data_changed
+from auterity.warehouse.writes import audit, mark_data_changed, write_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     import psycopg
@@ -206,7 +207,8 @@ def load_many(
         return _load_all(conn, batches, source, batch_id, now, on_done)
     parsed = url if isinstance(url, URL) else database_url(url)
     _ensure_tables(parsed)
-    with connect(parsed, write=True) as write:
+    tables = ",".join(b.table for b in batches)
+    with _timed("load and commit", tables), connect(parsed, write=True) as write:
         results = _load_all(write, batches, source, batch_id, now, on_done)
     announce(results, source, batch_id)
     return results
@@ -292,6 +294,16 @@ def _duckdb_of(conn: Connection) -> duckdb.DuckDBPyConnection:
     return cast(duckdb.DuckDBPyConnection, wrapper._ConnectionWrapper__c)
 
 
+@contextmanager
+def _timed(stage: str, table: str) -> Iterator[None]:
+    """Log how long a stage of a load took (DEBUG: ``AUTERITY_LOG_LEVEL=DEBUG``)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        log.debug("%s %s: %.2f s", table, stage, time.perf_counter() - started)
+
+
 def _stage(
     duck: duckdb.DuckDBPyConnection, batch: Batch, name: str
 ) -> tuple[dict[str, str], pd.DataFrame | None]:
@@ -340,16 +352,20 @@ def _load_one(
     tag = uuid.uuid4().hex[:12]
     staged, checked = f"_in_{tag}", f"_checked_{tag}"
     try:
-        types, prerejected = _stage(duck, batch, staged)
+        with _timed("stage", batch.table):
+            types, prerejected = _stage(duck, batch, staged)
         validate.check_columns(target, types)
-        sql = validate.checked_select(
-            target, staged, types, now=now, version_column=batch.version_column
-        )
-        duck.execute(f"CREATE TEMP TABLE {checked} AS {sql}")
-        quarantined = _quarantine(
-            conn, duck, batch.table, staged, checked, prerejected, source, batch_id, now
-        )
-        states = _merge(conn, duck, batch, target, checked)
+        sql = validate.checked_select(target, staged, types, now=now)
+        with _timed("check", batch.table):
+            duck.execute(f"CREATE TEMP TABLE {checked} AS {sql}")
+        with _timed("repeated keys", batch.table):
+            validate.mark_superseded(duck, checked, target, version_column=batch.version_column)
+        with _timed("quarantine", batch.table):
+            quarantined = _quarantine(
+                conn, duck, batch.table, checked, prerejected, source, batch_id, now
+            )
+        with _timed("merge", batch.table):
+            states = _merge(conn, duck, batch, target, checked)
     finally:
         with suppress(duckdb.Error):  # a failed statement aborted the transaction: no matter
             duck.execute(f"DROP TABLE IF EXISTS {checked}")
@@ -374,7 +390,6 @@ def _quarantine(
     conn: Connection,
     duck: duckdb.DuckDBPyConnection,
     table: str,
-    staged: str,
     checked: str,
     prerejected: pd.DataFrame | None,
     source: str,
@@ -383,9 +398,8 @@ def _quarantine(
 ) -> int:
     """Write the batch's rejected rows to ``quarantine``; return how many there were."""
     rows = duck.execute(
-        f"SELECT c.{ROW} AS row_number, c.{REASONS} AS reason, "
-        f"to_json(s) AS raw FROM {checked} c JOIN {staged} s USING ({ROW}) "
-        f"WHERE c.{REASONS} <> '' ORDER BY c.{ROW}"
+        f"SELECT {ROW} AS row_number, {REASONS} AS reason, {RAW} AS raw FROM {checked} "
+        f"WHERE {REASONS} <> '' ORDER BY {ROW}"
     ).df()
     if not rows.empty:  # the raw row without the staging column
         rows["raw"] = rows["raw"].map(_without_row)
@@ -449,9 +463,7 @@ def _insert_missing(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> i
         have.update(conn.execute(sa.select(key).where(key.in_(chunk))).scalars())
     fresh = frame[~frame[key.name].isin(have)]
     if not fresh.empty:
-        records = fresh.astype(object).where(fresh.notna(), None).to_dict("records")
-        for start in range(0, len(records), 5_000):
-            conn.execute(sa.insert(table), records[start : start + 5_000])
+        write_frame(conn, table.name, fresh)
     return len(fresh)
 
 

@@ -72,6 +72,8 @@ REASONS = "_reasons"
 """Checked column: every reason a row fails, ``; ``-separated ('' when it passes)."""
 DELETED = "_deleted"
 """Optional staged column: true where the source marks the row as deleted."""
+RAW = "_raw"
+"""Checked column: a rejected row as it came, JSON (NULL for a valid row)."""
 
 
 @dataclass(frozen=True)
@@ -239,8 +241,8 @@ def _default(column: sa.Column) -> str | None:
     return arg if arg.lstrip("-").replace(".", "", 1).isdigit() else None
 
 
-def _range_checks(table: sa.Table, column: sa.Column, sql: str) -> list[str]:
-    """SQL reasons for values outside the column's range (contract rules or ``info``)."""
+def _range_checks(table: sa.Table, column: sa.Column, sql: str) -> list[tuple[str, str]]:
+    """(condition, reason) for values outside the column's range (contract or ``info``)."""
     name = column.name
     bounds = BOUNDED.get((table.name, name))
     low: float | None = column.info.get("min")
@@ -251,14 +253,16 @@ def _range_checks(table: sa.Table, column: sa.Column, sql: str) -> list[str]:
         low = 0
     if low is not None and high is not None:
         return [
-            f"CASE WHEN {sql} < {_literal(low)} OR {sql} > {_literal(high)} "
-            f"THEN '{name}: outside ({float(low)}, {float(high)})' END"
+            (
+                f"{sql} < {_literal(low)} OR {sql} > {_literal(high)}",
+                f"'{name}: outside ({float(low)}, {float(high)})'",
+            )
         ]
     if low is not None:
         word = "negative" if low == 0 else f"below {low}"
-        return [f"CASE WHEN {sql} < {_literal(low)} THEN '{name}: {word}' END"]
+        return [(f"{sql} < {_literal(low)}", f"'{name}: {word}'")]
     if high is not None:
-        return [f"CASE WHEN {sql} > {_literal(high)} THEN '{name}: above {high}' END"]
+        return [(f"{sql} > {_literal(high)}", f"'{name}: above {high}'")]
     return []
 
 
@@ -269,7 +273,6 @@ def checked_select(
     *,
     now: datetime | None = None,
     tolerance: timedelta = FUTURE_TOLERANCE,
-    version_column: str | None = None,
 ) -> str:
     """The DuckDB statement that checks a staged batch row by row.
 
@@ -284,19 +287,17 @@ def checked_select(
         Column name -> DuckDB type of ``source`` (text columns are trimmed, ``''`` is empty).
     now, tolerance : optional
         The future-timestamp limit is ``now + tolerance`` (``now`` naive UTC).
-    version_column : str, optional
-        Among rows with the same key, the highest value of this column wins (ties and
-        ``None``: the later row).
 
     Returns
     -------
     str
-        A SELECT of ``_row``, every column of ``table`` converted, ``_deleted`` and
-        ``_reasons`` ('' for a valid row).
+        A SELECT of ``_row``, every column of ``table`` converted, ``_deleted``,
+        ``_reasons`` ('' for a valid row) and ``_raw`` (a rejected row as it came, JSON).
+        Keys repeated within the batch are resolved afterwards by :func:`mark_superseded`.
     """
     limit = (now or utcnow()) + tolerance
     selects: list[str] = []
-    reasons: list[str] = []
+    checks: list[tuple[str, str]] = []  # (condition, reason) pairs
     for column in table.columns:
         name = column.name
         default = _default(column)
@@ -308,59 +309,102 @@ def checked_select(
             f"coalesce({sql}, {default}) AS {quote(name)}" if default else f"{sql} AS {quote(name)}"
         )
         src = quote(name)
-        reasons.append(
-            f"CASE WHEN {present} AND {sql} IS NULL THEN "
-            f"'{name}: {failure} (' || {_shown(src)} || ')' END"
+        checks.append(
+            (f"{present} AND {sql} IS NULL", f"'{name}: {failure} (' || {_shown(src)} || ')'")
         )
         if _required(column):
-            reasons.append(f"CASE WHEN NOT {present} THEN '{name}: missing' END")
+            checks.append((f"NOT {present}", f"'{name}: missing'"))
         if isinstance(column.type, sa.DateTime):
-            reasons.append(
-                f"CASE WHEN {sql} > TIMESTAMP '{limit.isoformat(sep=' ')}' "
-                f"THEN '{name}: in the future' END"
+            checks.append(
+                (f"{sql} > TIMESTAMP '{limit.isoformat(sep=' ')}'", f"'{name}: in the future'")
             )
-        reasons.extend(_range_checks(table, column, sql))
+        checks.extend(_range_checks(table, column, sql))
         allowed = ALLOWED.get((table.name, name)) or column.info.get("allowed")
         if allowed:
             listed = ", ".join(_literal(v) for v in allowed)
             shown = ", ".join(map(str, allowed)).replace("'", "''")
-            reasons.append(
-                f"CASE WHEN {sql} NOT IN ({listed}) THEN '{name}: not one of {shown}' END"
-            )
+            checks.append((f"{sql} NOT IN ({listed})", f"'{name}: not one of {shown}'"))
         if (table.name, name) in JSON_COLUMNS or column.info.get("json"):
-            reasons.append(
-                f"CASE WHEN {sql} IS NOT NULL AND NOT coalesce(json_valid({sql}), false) "
-                f"THEN '{name}: not valid JSON' END"
+            checks.append(
+                (
+                    f"{sql} IS NOT NULL AND NOT coalesce(json_valid({sql}), false)",
+                    f"'{name}: not valid JSON'",
+                )
             )
     deleted = (
         f"coalesce(try_cast({quote(DELETED)} AS BOOLEAN), false)"
         if DELETED in staged_types
         else "false"
     )
-    errors = "concat_ws('; ', " + ", ".join(reasons or ["NULL"]) + ")"
-    checked = (
-        f"SELECT {ROW}, {', '.join(selects)}, {deleted} AS {DELETED}, "
-        f"{errors} AS {REASONS} FROM {source}"
-    )
-    keys = [quote(c.name) for c in table.primary_key.columns]
-    order = f"{quote(version_column)} DESC NULLS LAST, " if version_column else ""
-    # Among rows that pass everything else, the last row with a key (or the newest) wins.
-    rank = (
-        f"CASE WHEN {REASONS} = '' THEN row_number() OVER (PARTITION BY {', '.join(keys)}, "
-        f"{REASONS} = '' ORDER BY {order}{ROW} DESC) END"
-    )
-    superseded = (
-        f"{', '.join(c.name for c in table.primary_key.columns)}: repeated later in this batch "
-        "(the later row wins)"
-        if not version_column
-        else f"{', '.join(c.name for c in table.primary_key.columns)}: a newer row with this "
-        f"key ({version_column}) is in this batch"
-    )
+    # A row passes when no condition holds: one cheap boolean per row; the reasons text
+    # is only built for the rows that fail.
+    failed = " OR ".join(f"coalesce({cond}, false)" for cond, _ in checks) or "false"
+    texts = ", ".join(f"CASE WHEN {cond} THEN {why} END" for cond, why in checks)
+    errors = f"CASE WHEN {failed} THEN concat_ws('; ', {texts}) ELSE '' END"
     columns = ", ".join(quote(c.name) for c in table.columns)
     return (
-        f"SELECT {ROW}, {columns}, {DELETED}, CASE WHEN _rank > 1 THEN '{superseded}' "
-        f"ELSE {REASONS} END AS {REASONS} FROM (SELECT *, {rank} AS _rank FROM ({checked}))"
+        f"SELECT {ROW}, {columns}, {DELETED}, {REASONS}, CASE WHEN {REASONS} <> '' "
+        f"THEN to_json(_src) END AS {RAW} FROM (SELECT {ROW}, {', '.join(selects)}, "
+        f"{deleted} AS {DELETED}, {errors} AS {REASONS}, _staged AS _src "
+        f"FROM {source} AS _staged)"
     )
+
+
+def mark_superseded(
+    duck: duckdb.DuckDBPyConnection,
+    checked: str,
+    table: sa.Table,
+    *,
+    version_column: str | None = None,
+) -> int:
+    """Among valid rows of a checked batch with the same key, keep the last (or newest).
+
+    The earlier rows are rejected as superseded (batch order decides, deterministically,
+    or ``version_column`` when the source has one). The common case, no key twice, costs
+    one aggregate over the keys.
+
+    Parameters
+    ----------
+    duck : duckdb.DuckDBPyConnection
+        The connection holding ``checked``.
+    checked : str
+        A table made from :func:`checked_select`.
+    table : sqlalchemy.Table
+        The target table (its primary key).
+    version_column : str, optional
+        Newest row by this column wins (ties: the later row).
+
+    Returns
+    -------
+    int
+        How many rows were marked superseded.
+    """
+    keys = ", ".join(quote(c.name) for c in table.primary_key.columns)
+    repeated = (
+        f"SELECT {keys} FROM {checked} WHERE {REASONS} = '' GROUP BY {keys} HAVING count(*) > 1"
+    )
+    found = duck.execute(f"SELECT count(*) FROM ({repeated})").fetchone()
+    if not found or not found[0]:
+        return 0
+    names = ", ".join(c.name for c in table.primary_key.columns)
+    why = (
+        f"{names}: a newer row with this key ({version_column}) is in this batch"
+        if version_column
+        else f"{names}: repeated later in this batch (the later row wins)"
+    )
+    order = f"{quote(version_column)} DESC NULLS LAST, " if version_column else ""
+    values = ", ".join(quote(c.name) for c in table.columns)
+    losers = (
+        f"SELECT {ROW} FROM (SELECT {ROW}, row_number() OVER (PARTITION BY {keys} ORDER BY "
+        f"{order}{ROW} DESC) AS _rank FROM {checked} JOIN ({repeated}) USING ({keys}) "
+        f"WHERE {REASONS} = '') WHERE _rank > 1"
+    )
+    # Superseded rows were valid: their checked values are what came (typed), kept as raw.
+    marked = duck.execute(
+        f"UPDATE {checked} SET {REASONS} = {_literal(why)}, "
+        f"{RAW} = to_json(struct_pack({values})) WHERE {ROW} IN ({losers})"
+    ).fetchone()
+    return int(marked[0]) if marked else 0
 
 
 def staged_types(conn: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
@@ -435,15 +479,10 @@ def check(
         conn.execute("SET TimeZone = 'UTC'")
         view = f"_batch_{uuid.uuid4().hex}"
         conn.register(view, as_staged(batch))
-        sql = checked_select(
-            target,
-            view,
-            staged_types(conn, view),
-            now=now,
-            tolerance=tolerance,
-            version_column=version_column,
-        )
-        result = conn.execute(f"{sql} ORDER BY {ROW}").df()
+        sql = checked_select(target, view, staged_types(conn, view), now=now, tolerance=tolerance)
+        conn.execute(f"CREATE TEMP TABLE _checked AS {sql}")
+        mark_superseded(conn, "_checked", target, version_column=version_column)
+        result = conn.execute(f"SELECT * EXCLUDE ({RAW}) FROM _checked ORDER BY {ROW}").df()
     finally:
         conn.close()
     bad = result[REASONS] != ""
