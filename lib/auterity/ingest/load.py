@@ -514,10 +514,12 @@ def _merge(
         ).one()
         counts["absent"] = int(deleted_rows) - counts.get("delete", 0)
         if int(valid_rows) - sum(counts.values()):
+            # against the matched rows, not the whole table: hundreds of millions of keys
+            # would be hashed to find the few a batch shares with it
             inserted = conn.exec_driver_sql(
                 f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {incoming} v "
                 f"WHERE NOT v.{DELETED} AND NOT EXISTS "
-                f"(SELECT 1 FROM {table} t WHERE {not_in_table})"
+                f"(SELECT 1 FROM {merged} t WHERE {not_in_table})"
             )
             counts["new"] = int(inserted.rowcount)
         if counts.get("changed") or counts.get("delete"):
