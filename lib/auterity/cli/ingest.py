@@ -91,6 +91,11 @@ def ingest_cmd(
             )
         last[0] = now
 
+    def on_stage(path: Path, stage: str, seconds: float) -> None:
+        if not quiet and stage in ("check", "merge"):
+            done_as = {"check": "read and checked", "merge": "written"}
+            click.echo(f"      {path.name}: {done_as[stage]} ({seconds:.1f} s)", err=True)
+
     try:
         files.load_files(
             table,
@@ -101,6 +106,7 @@ def ingest_cmd(
             deleted_column=deleted_column,
             url=url,
             on_file=on_file,
+            on_stage=on_stage,
         )
     finally:
         totals = {k: sum(r.counts()[k] for _, r, _ in done) for k in COUNTS}

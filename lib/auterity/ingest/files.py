@@ -214,6 +214,19 @@ class _DeclaredMap(dict[str, str]):
         self.given = set(given)
 
 
+def _per_file(
+    path: Path, on_stage: Callable[[Path, str, float], None] | None
+) -> Callable[[str, str, float], None] | None:
+    """A load_many stage callback that names the file."""
+    if on_stage is None:
+        return None
+
+    def called(_table: str, stage: str, seconds: float) -> None:
+        on_stage(path, stage, seconds)
+
+    return called
+
+
 def _json_key(key: str) -> str:
     """A JSON path step for a key, quoted when it is not a plain name."""
     return key if key.isidentifier() else '"' + key.replace('"', '\\"') + '"'
@@ -243,6 +256,7 @@ def load_files(
     deleted_column: str | None = None,
     url: str | URL | None = None,
     on_file: Callable[[Path, BatchResult], None] | None = None,
+    on_stage: Callable[[Path, str, float], None] | None = None,
 ) -> list[BatchResult]:
     """Load files into ``table``, one batch (one transaction) per file.
 
@@ -266,6 +280,9 @@ def load_files(
         Warehouse URL; default from the settings.
     on_file : callable, optional
         Called with each file and its result when it is loaded (progress).
+    on_stage : callable, optional
+        Called as ``on_stage(file, stage, seconds)`` as each stage of a file's load is
+        done (``check``, ``merge``, ``commit``...): progress within a big file.
 
     Returns
     -------
@@ -296,7 +313,12 @@ def load_files(
 
         batch = Batch(table, stager=stager, deleted_column=deleted_column)
         try:
-            result = load_many([batch], source=str(path.resolve()), url=url)[0]
+            result = load_many(
+                [batch],
+                source=str(path.resolve()),
+                url=url,
+                on_stage=(lambda _t, stage, s, p=path: on_stage(p, stage, s)) if on_stage else None,
+            )[0]
         except ConfigError as exc:
             message = str(exc)
             raise ConfigError(message if str(path) in message else f"{path}: {message}") from None

@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -159,6 +160,7 @@ def load_many(
     conn: Connection | None = None,
     now: datetime | None = None,
     on_done: Callable[[BatchResult], None] | None = None,
+    on_stage: Callable[[str, str, float], None] | None = None,
 ) -> list[BatchResult]:
     """Check, quarantine and upsert several tables' rows in one transaction.
 
@@ -180,6 +182,9 @@ def load_many(
         Naive UTC "now" for the future-timestamp check.
     on_done : callable, optional
         Called with each table's result as it is written (progress).
+    on_stage : callable, optional
+        Called as ``on_stage(table, stage, seconds)`` when a stage of a table's load
+        (``check``, ``quarantine``, ``merge``...) is done: progress for long loads.
 
     Returns
     -------
@@ -203,15 +208,25 @@ def load_many(
                 f"version column {batch.version_column!r} is not a column of {batch.table}"
             )
     batch_id = batch_id or uuid.uuid4().hex
-    if conn is not None:  # the caller commits, then announces (see announce)
-        return _load_all(conn, batches, source, batch_id, now, on_done)
-    parsed = url if isinstance(url, URL) else database_url(url)
-    _ensure_tables(parsed)
-    tables = ",".join(b.table for b in batches)
-    with _timed("load and commit", tables), connect(parsed, write=True) as write:
-        results = _load_all(write, batches, source, batch_id, now, on_done)
+    token = _ON_STAGE.set(on_stage)
+    try:
+        if conn is not None:  # the caller commits, then announces (see announce)
+            return _load_all(conn, batches, source, batch_id, now, on_done)
+        parsed = url if isinstance(url, URL) else database_url(url)
+        _ensure_tables(parsed)
+        tables = ",".join(b.table for b in batches)
+        with _timed("total", tables), connect(parsed, write=True) as write:
+            results = _load_all(write, batches, source, batch_id, now, on_done)
+    finally:
+        _ON_STAGE.reset(token)
     announce(results, source, batch_id)
     return results
+
+
+_ON_STAGE: ContextVar[Callable[[str, str, float], None] | None] = ContextVar(
+    "auterity_ingest_on_stage", default=None
+)
+"""The ``on_stage`` progress callback of the running :func:`load_many`."""
 
 
 _ENSURED: set[tuple[str, str, float]] = set()
@@ -296,12 +311,14 @@ def _duckdb_of(conn: Connection) -> duckdb.DuckDBPyConnection:
 
 @contextmanager
 def _timed(stage: str, table: str) -> Iterator[None]:
-    """Log how long a stage of a load took (DEBUG: ``AUTERITY_LOG_LEVEL=DEBUG``)."""
+    """Log how long a stage of a load took (DEBUG) and tell the ``on_stage`` callback."""
     started = time.perf_counter()
-    try:
-        yield
-    finally:
-        log.debug("%s %s: %.2f s", table, stage, time.perf_counter() - started)
+    yield
+    seconds = time.perf_counter() - started
+    log.debug("%s %s: %.2f s", table, stage, seconds)
+    callback = _ON_STAGE.get()
+    if callback is not None:
+        callback(table, stage, seconds)
 
 
 def _stage(
