@@ -317,7 +317,7 @@ def load_files(
                 [batch],
                 source=str(path.resolve()),
                 url=url,
-                on_stage=(lambda _t, stage, s, p=path: on_stage(p, stage, s)) if on_stage else None,
+                on_stage=_per_file(path, on_stage),
             )[0]
         except ConfigError as exc:
             message = str(exc)
