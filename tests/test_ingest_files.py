@@ -245,3 +245,22 @@ def test_sources_yml_maps_columns_of_every_file_of_a_table(
     assert json.loads(out)["inserted"] == 1, "the declared map applies where a file fits it"
     code, _, err = _cli(capsys, "ingest", str(path), "-t", "inference_events", "--map", "Nope=x")
     assert code == 2 and "--map names column(s) Nope" in err, "a given --map must fit"
+
+
+def test_parquet_types_are_checked_by_the_contract_too(tmp_path: Path) -> None:
+    path = tmp_path / "typed.parquet"
+    duckdb.sql(
+        "COPY (SELECT 'r' || i AS request_id, TIMESTAMP '2026-10-01' AS ts, 'm' AS model_id, "
+        "CASE WHEN i = 1 THEN 'inf'::DOUBLE ELSE 5.0 END AS latency_ms, "
+        "CASE WHEN i = 2 THEN 3000000000 ELSE 7 END::BIGINT AS input_tokens, "
+        "1::SMALLINT AS output_tokens, 'ok' AS status, "
+        f"CASE WHEN i = 3 THEN 5 END::BIGINT AS feedback FROM range(4) t(i)) TO '{path}' "
+        "(FORMAT parquet)"
+    )
+    (result,) = files.load_files("inference_events", [str(path)])
+    assert (result.inserted, result.quarantined) == (1, 3)
+    assert sorted(ingest.quarantined()["reason"]) == [
+        "feedback: not one of -1, 1",
+        "input_tokens: not a whole number in range (3000000000)",
+        "latency_ms: not a number (inf)",
+    ]

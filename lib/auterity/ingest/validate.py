@@ -169,6 +169,21 @@ def _literal(value: Any) -> str:
     return repr(float(value)) if isinstance(value, float) else str(int(value))
 
 
+def _is_whole(staged_type: str) -> bool:
+    """A staged column of a whole-number type (a Parquet file's own types)."""
+    return staged_type.upper() in {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+    }
+
+
 def _is_text(staged_type: str) -> bool:
     return staged_type.upper().startswith(("VARCHAR", "TEXT", "STRING", "JSON"))
 
@@ -192,6 +207,9 @@ def _converted(column: sa.Column, staged_type: str) -> tuple[str, str, str]:
         number = f"try_cast({value} AS DOUBLE)"
         sql = f"CASE WHEN {number} % 1 = 0 THEN try_cast({value} AS BIGINT) END"
         return sql, present, "not a whole number"
+    if isinstance(kind, sa.Integer | sa.SmallInteger) and _is_whole(staged_type):
+        target = "SMALLINT" if isinstance(kind, sa.SmallInteger) else "INTEGER"
+        return f"try_cast({src} AS {target})", present, "not a whole number in range"
     if isinstance(kind, sa.Integer | sa.SmallInteger):
         number = f"try_cast({value} AS DOUBLE)"
         limit = 32767 if isinstance(kind, sa.SmallInteger) else 2147483647
@@ -199,7 +217,7 @@ def _converted(column: sa.Column, staged_type: str) -> tuple[str, str, str]:
         target = "SMALLINT" if isinstance(kind, sa.SmallInteger) else "INTEGER"
         return f"CASE WHEN {whole} THEN {number}::{target} END", present, "not a whole number"
     if isinstance(kind, sa.Double | sa.Float | sa.Numeric):
-        number = f"try_cast({value} AS DOUBLE)"
+        number = src if staged_type.upper() == "DOUBLE" else f"try_cast({value} AS DOUBLE)"
         finite = f"CASE WHEN isfinite({number}) THEN {number} END"
         if isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float) and kind.scale:
             # rounded as the column stores it, so a reload compares equal (idempotent)
@@ -380,6 +398,14 @@ def mark_superseded(
         How many rows were marked superseded.
     """
     keys = ", ".join(quote(c.name) for c in table.primary_key.columns)
+    # Screen by 64-bit hashes first (distinct hashes prove distinct keys, and aggregating
+    # numbers is several times cheaper than strings); only a collision or a real repeat
+    # costs the exact aggregate.
+    screen = duck.execute(
+        f"SELECT count(*) = count(DISTINCT hash({keys})) FROM {checked} WHERE {REASONS} = ''"
+    ).fetchone()
+    if screen and screen[0]:
+        return 0
     repeated = (
         f"SELECT {keys} FROM {checked} WHERE {REASONS} = '' GROUP BY {keys} HAVING count(*) > 1"
     )
