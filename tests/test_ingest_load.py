@@ -253,3 +253,17 @@ def test_a_demo_rebuild_keeps_the_quarantine_and_declared_tables(
     assert read_table(_isolated_warehouse, "tickets")["id"].tolist() == ["t1"]
     assert read_table(_isolated_warehouse, "quarantine")["reason"].tolist() == ["minutes: negative"]
     assert len(read_table(_isolated_warehouse, "inference_events")) > 0
+
+
+def test_unknown_references_are_reported_not_rejected(url: str) -> None:
+    models = pd.DataFrame({"model_id": ["m1"], "name": ["M1"], "provider": ["p"]})
+    ingest.load("models", models, source="t", url=url, now=NOW)
+    events = _events(["a", "b", "c"]).assign(model_id=["m1", "ghost", "ghost"])
+    result = ingest.load("inference_events", events, source="t", url=url, now=NOW)
+    assert result.inserted == 3
+    assert result.unknown_references == {
+        "model_id": {"values": 1, "examples": ["ghost"], "table": "models"}
+    }
+    audits = read_table(url, "audit_log").sort_values("ts")
+    details = json.loads(audits.iloc[-1]["details"])
+    assert details["tables"]["inference_events"]["unknown_references"]["model_id"]["values"] == 1

@@ -89,6 +89,12 @@ def ingest_cmd(
                 f"  [{len(done)}/{len(found)}] {path}: {counts} ({now - last[0]:.1f} s)",
                 err=True,
             )
+            for column, unknown in result.unknown_references.items():
+                click.echo(
+                    f"      note: {unknown['values']:,} {column} value(s) have no row in "
+                    f"{unknown['table']} yet (e.g. {', '.join(map(str, unknown['examples']))})",
+                    err=True,
+                )
         last[0] = now
 
     def on_stage(path: Path, stage: str, seconds: float) -> None:

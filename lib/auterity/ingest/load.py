@@ -117,6 +117,9 @@ class BatchResult:
     unchanged: int
     quarantined: int
     deleted: int = 0
+    unknown_references: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Column -> ``{"values": n, "examples": [...], "table": referenced}`` for values of
+    the batch's rows with no row in the table they refer to (reported, not rejected)."""
 
     def counts(self) -> dict[str, int]:
         """Exactly ``read``, ``inserted``, ``updated``, ``unchanged``, ``quarantined``."""
@@ -297,7 +300,16 @@ def _load_all(
         details={
             "source": source,
             "data_version": version,
-            "tables": {r.table: {**r.counts(), "deleted": r.deleted} for r in results},
+            "tables": {
+                r.table: {
+                    **r.counts(),
+                    "deleted": r.deleted,
+                    **(
+                        {"unknown_references": r.unknown_references} if r.unknown_references else {}
+                    ),
+                }
+                for r in results
+            },
         },
     )
     return results
@@ -382,7 +394,7 @@ def _load_one(
                 conn, duck, batch.table, checked, prerejected, source, batch_id, now
             )
         with _timed("merge", batch.table):
-            states = _merge(conn, duck, batch, target, checked)
+            states, unknown = _merge(conn, duck, batch, target, checked)
     finally:
         with suppress(duckdb.Error):  # a failed statement aborted the transaction: no matter
             duck.execute(f"DROP TABLE IF EXISTS {checked}")
@@ -398,8 +410,19 @@ def _load_one(
         unchanged=sum(states.get(s, 0) for s in ("same", "kept", "stale", "absent")),
         quarantined=quarantined,
         deleted=deleted,
+        unknown_references=unknown,
     )
     log.info("loaded %s from %s: %s", batch.table, source, result.counts())
+    for column, found in unknown.items():
+        log.warning(
+            "%s from %s: %d %s value(s) with no row in %s, e.g. %s",
+            batch.table,
+            source,
+            found["values"],
+            column,
+            found["table"],
+            ", ".join(map(str, found["examples"])),
+        )
     return result
 
 
@@ -490,8 +513,9 @@ def _merge(
     batch: Batch,
     target: sa.Table,
     checked: str,
-) -> dict[str, int]:
-    """Compare valid rows with the table by key, write what changed; count each state."""
+) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+    """Compare valid rows with the table by key, write what changed; count each state;
+    report values of referencing columns with no row in the table they refer to."""
     columns = [c.name for c in target.columns]
     listed = ", ".join(quote(c) for c in columns)
     valid = f"SELECT {listed}, {DELETED} FROM {checked} WHERE {REASONS} = ''"
@@ -550,12 +574,33 @@ def _merge(
                 f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {merged} "
                 "WHERE _state = 'changed'"
             )
+        unknown = _unknown_references(conn, target, incoming)
     finally:
         with suppress(sa.exc.DBAPIError):  # a failed statement aborted the transaction
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {merged}")
             if incoming.startswith("_incoming_"):
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {incoming}")
-    return {str(k): int(v) for k, v in counts.items()}
+    return {str(k): int(v) for k, v in counts.items()}, unknown
+
+
+def _unknown_references(
+    conn: Connection, target: sa.Table, incoming: str
+) -> dict[str, dict[str, Any]]:
+    """Values of the batch's referencing columns that the referenced table lacks."""
+    found: dict[str, dict[str, Any]] = {}
+    for column, (ref_table, ref_key) in validate.references(target).items():
+        ref, key, col = (
+            conn.dialect.identifier_preparer.quote(n) for n in (ref_table, ref_key, column)
+        )
+        row = conn.exec_driver_sql(
+            f"SELECT count(DISTINCT v.{col}), min(v.{col}), max(v.{col}) FROM {incoming} v "
+            f"WHERE v.{col} IS NOT NULL AND NOT v.{DELETED} AND NOT EXISTS "
+            f"(SELECT 1 FROM {ref} r WHERE r.{key} = v.{col})"
+        ).one()
+        if row[0]:
+            examples = [row[1]] if row[1] == row[2] else [row[1], row[2]]
+            found[column] = {"values": int(row[0]), "examples": examples, "table": ref_table}
+    return found
 
 
 def _copy_into_temp(

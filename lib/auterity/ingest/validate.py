@@ -66,6 +66,26 @@ ALLOWED: dict[tuple[str, str], tuple[Any, ...]] = {
 JSON_COLUMNS = {("models", "pricing_config")}
 """Text columns that must hold JSON."""
 
+REFERENCES: dict[tuple[str, str], tuple[str, str]] = {
+    ("orders", "customer_id"): ("customers", "customer_id"),
+    ("product_events", "customer_id"): ("customers", "customer_id"),
+    ("inference_events", "customer_id"): ("customers", "customer_id"),
+    ("inference_events", "model_id"): ("models", "model_id"),
+}
+"""The contract's documented relationships (column -> referenced table and key): values
+with no row there are reported after a load, not rejected (orders may arrive before
+their customers)."""
+
+
+def references(table: sa.Table) -> dict[str, tuple[str, str]]:
+    """Column -> (referenced table, key) of a table; a declared table's ``customer_id``
+    refers to ``customers`` (the join metrics use)."""
+    found = {col: ref for (name, col), ref in REFERENCES.items() if name == table.name}
+    if table.name not in schema.DATA_TABLES and "customer_id" in table.c:
+        found["customer_id"] = ("customers", "customer_id")
+    return found
+
+
 ROW = "_row"
 """Staged column: a row's position in its batch (0-based)."""
 REASONS = "_reasons"
