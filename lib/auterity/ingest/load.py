@@ -414,7 +414,7 @@ def _load_one(
     )
     log.info("loaded %s from %s: %s", batch.table, source, result.counts())
     for column, found in unknown.items():
-        log.warning(
+        log.info(
             "%s from %s: %d %s value(s) with no row in %s, e.g. %s",
             batch.table,
             source,
