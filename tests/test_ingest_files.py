@@ -264,3 +264,30 @@ def test_parquet_types_are_checked_by_the_contract_too(tmp_path: Path) -> None:
         "input_tokens: not a whole number in range (3000000000)",
         "latency_ms: not a number (inf)",
     ]
+
+
+def test_a_file_can_mark_rows_deleted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    header = "rid,ts,model_id,latency_ms,input_tokens,output_tokens,status,gone\n"
+    first = _csv(
+        tmp_path / "a.csv", ["r1,2026-11-01,m,5,1,1,ok,false", "r2,2026-11-01,m,5,1,1,ok,"], header
+    )
+    second = _csv(tmp_path / "b.csv", ["r1,2026-11-01,m,5,1,1,ok,true"], header)
+    common = ["-t", "inference_events", "--map", "rid=request_id", "--deleted-column", "gone"]
+    code, out, err = _cli(capsys, "ingest", str(first), *common, "--format", "json", "--quiet")
+    assert code == 0, err
+    assert json.loads(out)["inserted"] == 2
+    code, out, err = _cli(capsys, "ingest", str(second), *common, "--format", "json", "--quiet")
+    assert json.loads(out) == {
+        "read": 1,
+        "inserted": 0,
+        "updated": 1,
+        "unchanged": 0,
+        "quarantined": 0,
+    }
+    assert read_table(os.environ["AUTERITY_DB_URL"], "inference_events")["request_id"].tolist() == [
+        "r2"
+    ]
+    code, _, err = _cli(
+        capsys, "ingest", str(first), "-t", "inference_events", "--deleted-column", "x"
+    )
+    assert code == 2 and "deleted-marker column 'x'" in err
