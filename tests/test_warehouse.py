@@ -629,3 +629,85 @@ def test_a_read_that_outlives_its_pool_lets_go_of_the_file(
     finally:
         gc.enable()
     assert warehouse.get_meta("after", url) == "the read"
+
+
+_LATE_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from auterity import warehouse
+    url = sys.argv[1]
+    print("ready", flush=True)
+    sys.stdin.readline()
+    started = time.monotonic()
+    with warehouse.connect(url, write=True) as conn:
+        warehouse.set_meta(conn, "late", "in")
+    print(round(time.monotonic() - started, 2), flush=True)
+    """
+)
+
+
+def test_a_busy_writer_does_not_starve_a_writer_of_another_process(tmp_path: Path) -> None:
+    """The OTLP receiver writes several times a second; a writer in another process still
+    gets its turn within a few seconds (a guard: with readers about too, a waiting writer
+    used to be starved, see test_ingest_concurrency and the test below)."""
+    url = f"duckdb:///{tmp_path / 'busy-writer.duckdb'}"
+    warehouse.ensure_schema(url)
+    warehouse.dispose_engines()
+    late = subprocess.Popen(
+        [sys.executable, "-c", _LATE_WRITER, url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "AUTERITY_DB_LOCK_TIMEOUT": "30"},
+    )
+    assert late.stdin is not None and late.stdout is not None
+    assert late.stdout.readline().strip() == "ready"
+    stop = time.monotonic() + 8
+    writes = 0
+    late.stdin.write("go\n")
+    late.stdin.flush()
+    while time.monotonic() < stop:
+        with warehouse.connect(url, write=True) as conn:
+            warehouse.set_meta(conn, "busy", str(writes))
+        writes += 1
+    waited = float(late.stdout.readline())
+    assert late.wait(timeout=60) == 0
+    assert writes > 20
+    assert waited < 4, f"the other process waited {waited} s for its turn"
+    assert warehouse.get_meta("late", url) == "in"
+
+
+def test_writers_take_turns_in_the_order_they_announced_themselves(tmp_path: Path) -> None:
+    """A writer announced earlier (here: one that keeps its turn for 2 s) goes first; a
+    later writer's note neither replaces nor removes the earlier one's. Writers used to
+    share one ``.write-intent`` file: a later writer overwrote a waiting one's note and
+    removed it when done, so readers took the file back and the waiting writer (an ingest
+    behind the receiver's flushes) was starved up to the lock timeout."""
+    path = tmp_path / "turns.duckdb"
+    url = f"duckdb:///{path}"
+    warehouse.ensure_schema(url)
+    warehouse.dispose_engines()
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from auterity import warehouse\n"
+            "with warehouse.announce_write(Path(sys.argv[1])):\n"
+            "    print('announced', flush=True); time.sleep(2)\n"
+            "print(time.time(), flush=True)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert first.stdout is not None
+    assert first.stdout.readline().strip() == "announced"
+    assert warehouse.engine._writer_waiting(path)
+    with warehouse.connect(url, write=True) as conn:
+        began = time.time()
+        warehouse.set_meta(conn, "second", "writer")
+    first_done = float(first.stdout.readline())
+    assert first.wait(timeout=30) == 0
+    assert began >= first_done - 0.05
+    assert not warehouse.engine._writer_waiting(path)
+    assert not list(tmp_path.glob("*.write-intent*"))

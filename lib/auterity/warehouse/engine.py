@@ -14,6 +14,11 @@ processes. Dashboards, report kernels and ingest are separate processes, so:
 * readers open the file read-only, so any number of them read at the same time;
 * a process that finds the file locked retries with backoff for
   ``AUTERITY_DB_LOCK_TIMEOUT`` seconds before it reports the warehouse busy;
+* a writer first announces itself with a note of its own beside the file
+  (``<file>.write-intent.<ticket>``): readers let go of the file and new reads wait for the
+  writers announced before them, and writers take turns in the order they announced
+  themselves, so neither a stream of reads nor a busy writer (the OTLP receiver flushing
+  several times a second) starves an ingest or a sync;
 * a full rebuild (:func:`replace_data`) writes a new file beside the old one and swaps it
   in with an atomic rename, so readers are never blocked for the length of a rebuild and
   never see half-written data. Run history and audit rows are carried over.
@@ -29,6 +34,7 @@ through :func:`auterity.redact.mask_secrets`, and every log record is masked.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -215,7 +221,10 @@ def _open(engine: Engine, *, write: bool) -> Connection:
                         "AUTERITY_DB_LOCK_TIMEOUT"
                     ) from None
                 time.sleep(delay)
-                delay = min(delay * 1.6, 0.5)
+                # short: the holder is about to let go (readers do when a writer waits,
+                # and writers take turns), and every moment the file lies unused after that
+                # stalls the readers and writers queued behind this one
+                delay = min(delay * 1.6, 0.05)
                 continue
             if path is not None:
                 raise ConfigError(f"cannot open the warehouse file {path}: {message}") from None
@@ -297,18 +306,28 @@ def _file_lock(path: Path) -> _FileLock:
         return _file_locks.setdefault(path, _FileLock())
 
 
-def _intent_file(path: Path) -> Path:
-    """The file a writer creates to ask readers of ``path`` to let go of it."""
-    return path.with_name(path.name + ".write-intent")
+INTENT_SUFFIX = ".write-intent"
+"""A writer waiting for a DuckDB file ``f`` announces itself with ``f.write-intent.<ticket>``
+(``<ticket>``: the time it announced itself, its pid, a random part); the file holds
+``"<pid> <ticket>"``. One file per writer, so one writer's note never hides another's."""
 
 
-def _writer_waiting(path: Path) -> bool:
-    """True while a live writer has announced it wants ``path`` (stale notes are removed)."""
-    intent = _intent_file(path)
+def _intent_files(path: Path) -> list[Path]:
+    """Every writer's note for ``path`` (also the single ``f.write-intent`` of older
+    versions), oldest first."""
+    pattern = glob.escape(path.name) + INTENT_SUFFIX + "*"
+    try:
+        return sorted(path.parent.glob(pattern), key=lambda p: p.name)
+    except OSError:
+        return []
+
+
+def _intent_alive(intent: Path) -> bool:
+    """True while the process that wrote ``intent`` lives (a stale note is removed)."""
     try:
         owner = int(intent.read_text().split()[0])
     except (OSError, ValueError, IndexError):
-        return False
+        return False  # vanished, or being written: not a writer (yet)
     if owner != os.getpid():
         try:
             os.kill(owner, 0)
@@ -318,6 +337,20 @@ def _writer_waiting(path: Path) -> bool:
         except PermissionError:
             pass
     return True
+
+
+def _waiting_writers(path: Path, before: str | None = None) -> list[Path]:
+    """The live writers' notes for ``path`` (only those older than ticket ``before``)."""
+    return [
+        intent
+        for intent in _intent_files(path)
+        if (before is None or intent.name < before) and _intent_alive(intent)
+    ]
+
+
+def _writer_waiting(path: Path) -> bool:
+    """True while a live writer has announced it wants ``path`` (stale notes are removed)."""
+    return bool(_waiting_writers(path))
 
 
 def release_readers(path: Path) -> None:
@@ -355,40 +388,67 @@ def _note_read(path: Path) -> None:
         _reaper.start()
 
 
+def _wait_for(notes: list[Path], deadline: float) -> None:
+    """Wait until the writers behind ``notes`` are done (or ``deadline``)."""
+    delay = 0.005
+    while notes and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.05)
+        notes = [n for n in notes if n.exists() and _intent_alive(n)]
+
+
 def _wait_while_writer_waits(path: Path) -> None:
-    """Let an announced writer go first (bounded by the lock timeout)."""
-    if path in getattr(_writing, "paths", set()) or not _writer_waiting(path):
+    """Let the writers announced before this read go first (bounded by the lock timeout).
+
+    Only those: a writer announced later waits for this read instead (it lets go of the
+    file when it ends), so a steady stream of writers cannot starve readers, nor readers
+    writers.
+    """
+    if path in getattr(_writing, "paths", set()):
+        return
+    waiting = _waiting_writers(path)
+    if not waiting:
         return
     release_readers(path)
-    deadline = time.monotonic() + get_settings().lock_timeout_s
-    while _writer_waiting(path) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_for(waiting, time.monotonic() + get_settings().lock_timeout_s)
 
 
 @contextmanager
 def announce_write(path: Path | None) -> Iterator[None]:
-    """Tell readers of a DuckDB file (other processes too) that a writer is waiting."""
+    """Tell readers of a DuckDB file (other processes too) that a writer is waiting, and
+    wait for the writers that announced themselves earlier: writers take turns in the
+    order they came (a writer that retried for long is not overtaken by newer ones)."""
     if path is None:
         yield
         return
     lock = _file_lock(path)
     lock.acquire_write()
-    intent = _intent_file(path)
-    token = f"{os.getpid()} {uuid.uuid4().hex}"
-    try:
-        intent.write_text(token)
-    except OSError:
-        token = ""
-    release_readers(path)
     paths: set[Path] = getattr(_writing, "paths", set())
-    _writing.paths = paths | {path}
+    if path in paths:  # this thread's own turn already (a write inside a write)
+        try:
+            yield
+        finally:
+            lock.release_write()
+        return
+    ticket = f"{time.time_ns():020d}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    intent = path.with_name(path.name + INTENT_SUFFIX + "." + ticket)
     try:
+        with suppress(OSError):  # a read-only directory: then no one else can write either
+            intent.write_text(f"{os.getpid()} {ticket}")
+        release_readers(path)
+        deadline = time.monotonic() + get_settings().lock_timeout_s
+        _wait_for(_waiting_writers(path, before=intent.name), deadline)
+        if _waiting_writers(path, before=intent.name):
+            raise DatabaseUnavailable(
+                f"the warehouse file {path} stayed locked by another process for "
+                f"{get_settings().lock_timeout_s:g} s; try again later or raise "
+                "AUTERITY_DB_LOCK_TIMEOUT"
+            )
+        _writing.paths = paths | {path}
         yield
     finally:
         _writing.paths = paths
-        with suppress(OSError):
-            if token and intent.read_text() == token:
-                intent.unlink()
+        intent.unlink(missing_ok=True)
         lock.release_write()
 
 
