@@ -59,7 +59,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from auterity.config import ENV_CACHE_CA_FILE, ENV_CACHE_KEY, ENV_CACHE_URL, get_settings
-from auterity.errors import ConfigError
+from auterity.errors import ConfigError, DatabaseUnavailable
 from auterity.redact import mask_secrets, mask_url, register_secret
 from auterity.warehouse import dialect, engine, schema
 from auterity.warehouse.writes import DATA_VERSION_KEY
@@ -453,11 +453,14 @@ def _data_version(conn: sa.Connection) -> str:
         version = conn.execute(
             sa.select(meta.c.value).where(meta.c.key == DATA_VERSION_KEY)
         ).scalar()
-    except sa.exc.DBAPIError:
-        raise ConfigError(
-            "the warehouse has no Auterity schema yet; build it with `auterity demo-data` "
-            "or `auterity db upgrade` and load data"
-        ) from None
+    except sa.exc.DBAPIError as exc:
+        first = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+        if "does not exist" in first:  # DuckDB and PostgreSQL both say so of a missing table
+            raise ConfigError(
+                "the warehouse has no Auterity schema yet; build it with `auterity demo-data` "
+                "or `auterity db upgrade` and load data"
+            ) from None
+        raise DatabaseUnavailable(f"reading the warehouse failed: {first}") from exc
     return version or "empty"
 
 
