@@ -448,7 +448,8 @@ def announce_write(path: Path | None) -> Iterator[None]:
         yield
     finally:
         _writing.paths = paths
-        intent.unlink(missing_ok=True)
+        with suppress(OSError):  # e.g. the folder is not one: nothing was written there
+            intent.unlink(missing_ok=True)
         lock.release_write()
 
 
