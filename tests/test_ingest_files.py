@@ -173,7 +173,7 @@ def test_a_file_in_another_encoding_is_quarantined_line_by_line_or_read_as_told(
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(body=st.binary(max_size=400), suffix=st.sampled_from([".csv", ".jsonl", ".parquet"]))
 def test_any_bytes_give_an_accounted_load_or_one_clear_error(
