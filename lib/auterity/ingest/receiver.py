@@ -620,10 +620,11 @@ def serve(cfg: ReceiverConfig, *, ready: threading.Event | None = None) -> int:
         collector.spool.close()
         raise
     log.info(
-        "OTLP/HTTP receiver on http://%s:%d/v1/traces (spool %s)",
+        "OTLP/HTTP receiver on http://%s:%d/v1/traces (spool %s, %d decode worker(s))",
         cfg.host,
         cfg.port,
         collector.spool.directory,
+        max(cfg.decode_workers, 0),
     )
 
     async def main() -> None:
