@@ -9,15 +9,18 @@ counts the rows: the number in the warehouse must equal the number of acknowledg
 (zero loss, each once). The receiver's resident memory is sampled throughout.
 
 Figures: spans acknowledged per minute while sending, spans landed per minute including the
-final drain, p50/p99 acknowledgement latency, peak RSS. Goal (issue 14): >= 1M spans/min.
+final drain, p50/p99 acknowledgement latency, peak RSS (the receiver and its decode workers).
+Goal (issue 14): >= 1M spans/min.
 
 Prints a table and writes benchmarks/results/receiver.json.
-Run: ``.venv/bin/python benchmarks/bench_receiver.py [--duration 120] [--senders 4]``.
+Run: ``.venv/bin/python benchmarks/bench_receiver.py [--duration 120] [--senders 4]
+[--decode-workers N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -121,7 +124,16 @@ def _health(port: int) -> dict[str, Any]:
     return state
 
 
-def run(duration_s: float, senders: int) -> dict[str, Any]:
+def _rss(proc: psutil.Process) -> int:
+    """Resident memory of the receiver and its decode workers."""
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # a worker that just went away
+            total += child.memory_info().rss
+    return total
+
+
+def run(duration_s: float, senders: int, decode_workers: int | None = None) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-receiver-"))
     db = root / "warehouse.duckdb"
     port = _port()
@@ -129,8 +141,11 @@ def run(duration_s: float, senders: int) -> dict[str, Any]:
     env.pop("AUTERITY_CACHE_URL", None)
     cli = "import sys; from auterity.cli import main; sys.exit(main())"
     log = (root / "collect.log").open("wb")
+    args = ["collect", "--port", str(port), "--spool", str(root / "s")]
+    if decode_workers is not None:
+        args += ["--decode-workers", str(decode_workers)]
     process = subprocess.Popen(
-        [sys.executable, "-c", cli, "collect", "--port", str(port), "--spool", str(root / "s")],
+        [sys.executable, "-c", cli, *args],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -154,7 +169,7 @@ def run(duration_s: float, senders: int) -> dict[str, Any]:
     for thread in threads:
         thread.start()
     while time.perf_counter() - started < duration_s:
-        peak_rss = max(peak_rss, proc.memory_info().rss)
+        peak_rss = max(peak_rss, _rss(proc))
         time.sleep(0.25)
     stop.set()
     for thread in threads:
@@ -163,7 +178,7 @@ def run(duration_s: float, senders: int) -> dict[str, Any]:
     acked = sum(t.acked for t in threads)
     while True:
         state = _health(port)
-        peak_rss = max(peak_rss, proc.memory_info().rss)
+        peak_rss = max(peak_rss, _rss(proc))
         if state["queued_spans"] == 0 and state["spool_pending_requests"] == 0:
             break
         time.sleep(0.1)
@@ -184,6 +199,7 @@ def run(duration_s: float, senders: int) -> dict[str, Any]:
     return {
         "duration_s": round(sending_s, 1),
         "senders": senders,
+        "decode_workers": decode_workers,
         "batch_spans": BATCH,
         "acked_spans": acked,
         "rows_in_warehouse": int(rows),
@@ -205,8 +221,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of load")
     parser.add_argument("--senders", type=int, default=4, help="concurrent senders")
+    parser.add_argument(
+        "--decode-workers", type=int, help="the receiver's --decode-workers (default: its own)"
+    )
     args = parser.parse_args()
-    result = run(args.duration, args.senders)
+    result = run(args.duration, args.senders, args.decode_workers)
     result["goal_per_min"] = GOAL_PER_MIN
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
     result["when"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -490,3 +490,41 @@ def test_demo_traffic_moves_the_realtime_view(receiver: Receiver) -> None:
     snapshot, _, newest = modelhub.realtime_snapshot(5)
     assert snapshot.loc[snapshot["model_id"] == "all", "requests"].iloc[0] >= 200
     assert newest is not None
+
+
+def test_decode_workers_come_back_and_never_outlive_the_receiver(
+    tmp_path: Path, receiver_env: dict
+) -> None:
+    """Bodies are parsed and mapped in worker processes: a worker killed by hand costs no
+    request (the pool starts again), and a receiver killed -9 leaves no worker behind."""
+    import psutil
+
+    with running(tmp_path, receiver_env, ["--decode-workers", "2"]) as receiver:
+        assert receiver.process is not None
+        main = psutil.Process(receiver.process.pid)
+        workers = [p for p in main.children() if "spawn_main" in " ".join(p.cmdline())]
+        assert len(workers) == 2, main.children()
+        now = time.time_ns() - 10**9
+        first = span_request([{"attrs": GENAI, "start": now + n} for n in range(20)])
+        assert post(receiver, first.SerializeToString())[0] == 200
+        workers[0].kill()
+        workers[0].wait(timeout=10)
+        for n in range(3):  # the broken pool is noticed, replaced, and nothing is refused
+            again = span_request(
+                [{"attrs": GENAI, "start": now + 100 + k} for k in range(20)],
+                trace=bytes([0x10 + n]) * 16,
+            )
+            assert post(receiver, again.SerializeToString())[0] == 200
+        receiver.drained(80)
+        assert (
+            len(read_table(warehouse.database_url().render_as_string(False), "inference_events"))
+            == 80
+        )
+        assert "decode worker died" in receiver.log.read_text()
+        alive = [p for p in main.children() if "spawn_main" in " ".join(p.cmdline())]
+        assert len(alive) == 2
+        main.kill()  # the receiver alone, as `kill -9 PID` does (not its process group)
+        main.wait(timeout=10)
+        _, left = psutil.wait_procs(alive, timeout=10)
+        assert not left, f"decode workers outlived the receiver: {left}"
+        receiver.process = None

@@ -66,6 +66,13 @@ def _log_to_stderr() -> None:
     show_default=True,
     help="Spans that may wait for the warehouse before senders are told to retry (429).",
 )
+@click.option(
+    "--decode-workers",
+    type=click.IntRange(min=0, max=64),
+    default=_DEFAULTS.decode_workers,
+    show_default=True,
+    help="Worker processes that parse and map request bodies (0: the server process does).",
+)
 def collect_cmd(
     host: str,
     port: int,
@@ -74,6 +81,7 @@ def collect_cmd(
     flush_interval: float,
     flush_spans: int,
     max_queue: int,
+    decode_workers: int,
 ) -> None:
     """Receive OpenTelemetry GenAI spans over OTLP/HTTP into inference_events.
 
@@ -94,6 +102,7 @@ def collect_cmd(
         flush_interval_s=flush_interval,
         flush_spans=flush_spans,
         max_queue_spans=max_queue,
+        decode_workers=decode_workers,
     )
     receiver.serve(cfg)
 

@@ -301,16 +301,40 @@ class Rows:
 
 _SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
 
+_READ = (
+    "gen_ai.response.model",
+    "gen_ai.request.model",
+    "gen_ai.provider.name",
+    "gen_ai.system",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "gen_ai.usage.cost",
+    "error.type",
+)
+"""The attributes :func:`_row` reads (besides the configured three)."""
 
-def _attributes(key_values: Any) -> dict[str, Any]:
-    """Attributes as a dict of Python scalars (arrays, maps and bytes as None: no column
-    takes them). The hot loop of the receiver, so written out flat."""
+
+def _attributes(key_values: Any, wanted: frozenset[str]) -> tuple[dict[str, Any], bool]:
+    """The ``wanted`` attributes as Python scalars (arrays, maps and bytes as None: no
+    column takes them), and whether any attribute is a ``gen_ai.*`` one.
+
+    Only wanted values are converted: instrumentations put prompts and completions in
+    attributes, kilobytes that no column takes. The hot loop of the receiver (protobuf
+    field access is what costs), so written out flat.
+    """
     out: dict[str, Any] = {}
+    genai = False
     for kv in key_values:
-        value = kv.value
-        kind = value.WhichOneof("value")
-        out[kv.key] = getattr(value, kind) if kind in _SCALARS else None
-    return out
+        key = kv.key
+        if key in wanted:
+            value = kv.value
+            kind = value.WhichOneof("value")
+            out[key] = getattr(value, kind) if kind in _SCALARS else None
+        if not genai and key.startswith("gen_ai."):
+            genai = True
+    return out, genai
 
 
 def _number(value: Any) -> Any:
@@ -396,21 +420,17 @@ def spans_to_rows(
     out = Rows()
     limit_ts = (now or datetime.now(UTC).replace(tzinfo=None)) + FUTURE_TOLERANCE
     epoch = datetime(1970, 1, 1)
-    wanted = {cfg.feature_attribute, cfg.customer_attribute, cfg.quality_attribute}
+    wanted = frozenset(
+        {*_READ, cfg.feature_attribute, cfg.customer_attribute, cfg.quality_attribute}
+    )
     for resource_spans in request.resource_spans:
-        resource = {
-            k: v
-            for k, v in _attributes(resource_spans.resource.attributes).items()
-            if k in wanted or k.startswith("gen_ai.")
-        }
+        resource, _ = _attributes(resource_spans.resource.attributes, wanted)
         for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                out.spans += 1
-                attrs = _attributes(span.attributes)
-                for key in attrs:
-                    if key.startswith("gen_ai."):
-                        break
-                else:
+            spans = scope_spans.spans
+            out.spans += len(spans)
+            for span in spans:
+                attrs, genai = _attributes(span.attributes, wanted)
+                if not genai:
                     out.ignored += 1
                     continue
                 merged = {**resource, **attrs} if resource else attrs

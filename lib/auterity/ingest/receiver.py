@@ -23,6 +23,11 @@ by request id, data version, audit row), marks them done in the spool, and publi
 data-landed notification (:mod:`auterity.warehouse.notify`). A restart replays what the
 spool still holds; rows upsert by request id, so nothing lands twice.
 
+Decoding and mapping (protobuf parsing, the span -> row mapping: the receiver's CPU cost)
+run in :attr:`ReceiverConfig.decode_workers` worker processes, so the event loop only
+reads bodies, appends to the spool and answers, and the mapping runs beside the flush
+thread's load instead of sharing one interpreter lock with it.
+
 ``GET /healthz`` answers the receiver's counters as JSON.
 """
 
@@ -31,12 +36,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing
+import os
 import signal
 import threading
 import time
 import uuid
 import zlib
 from collections import Counter, deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +113,8 @@ class ReceiverConfig:
         The warehouse; default from the settings.
     telemetry
         Attribute names; default the ``telemetry:`` section of ``parameters/sources.yml``.
+    decode_workers
+        Worker processes that parse and map request bodies; 0 does it on the event loop.
     """
 
     host: str = "127.0.0.1"
@@ -115,6 +126,39 @@ class ReceiverConfig:
     max_queue_spans: int = 400_000
     url: str | None = None
     telemetry: TelemetryConfig | None = None
+    decode_workers: int = 2
+
+
+# --------------------------------------------------------------------------- decode workers
+
+_worker_telemetry = TelemetryConfig()
+
+
+def _watch_parent(parent: int) -> None:
+    """End this worker when the receiver is gone (even SIGKILLed: no orphans left)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
+def _worker_init(telemetry: TelemetryConfig, parent: int) -> None:
+    """A decode worker: its receiver handles Ctrl-C/SIGTERM and shuts the pool down."""
+    global _worker_telemetry
+    _worker_telemetry = telemetry
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _decode_job(body: bytes, encoding: str) -> tuple[Rows, bytes | None]:
+    """In a worker: the rows of a request and, for OTLP/JSON, the protobuf to spool."""
+    request = parse_request(body, encoding)
+    rows = spans_to_rows(request, _worker_telemetry)
+    return rows, None if encoding == PROTOBUF else request.SerializeToString()
+
+
+def _ready_job() -> int:
+    return os.getpid()
 
 
 @dataclass
@@ -148,6 +192,7 @@ class Collector:
         self._failing = False
         self._last_summary = 0.0
         self._thread = threading.Thread(target=self._flush_loop, name="auterity-flush", daemon=True)
+        self._pool: ProcessPoolExecutor | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -174,10 +219,28 @@ class Collector:
         if replayed:
             log.info("replaying %d request(s) left in the spool", replayed)
         self._thread.start()
+        self._start_pool()
         return replayed
 
+    def _start_pool(self) -> None:
+        """Start the decode workers (spawned: this process already runs threads)."""
+        if self.cfg.decode_workers <= 0:
+            return
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.cfg.decode_workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(self.telemetry, os.getpid()),
+        )
+        # start them all now (imports take a second), not on the first request
+        for future in [self._pool.submit(_ready_job) for _ in range(self.cfg.decode_workers)]:
+            future.result(timeout=120)
+
     def stop(self, timeout: float = 30.0) -> None:
-        """Flush what is queued, then stop the flush thread and the spool."""
+        """Flush what is queued, then stop the workers, the flush thread and the spool."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         with self._cond:
             self._stop = True
             self._cond.notify_all()
@@ -201,6 +264,26 @@ class Collector:
         request = parse_request(body, encoding)
         rows = spans_to_rows(request, self.telemetry)
         return rows, body if encoding == PROTOBUF else request.SerializeToString()
+
+    async def decode_async(self, body: bytes, encoding: str) -> tuple[Rows, bytes]:
+        """:meth:`decode` in a worker process (on the loop when there are none).
+
+        A worker that died (killed by hand, out of memory) costs no request: the pool is
+        started again and this request is decoded here.
+        """
+        pool = self._pool
+        if pool is None:
+            return self.decode(body, encoding)
+        try:
+            rows, spooled = await asyncio.wrap_future(pool.submit(_decode_job, body, encoding))
+        except BrokenProcessPool:
+            if self._pool is pool:
+                log.error("a decode worker died; starting the workers again")
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+                self._start_pool()
+            return self.decode(body, encoding)
+        return rows, body if spooled is None else spooled
 
     def accepted(self, segment: int, rows: Rows) -> None:
         """Queue a spooled request's rows for the next flush."""
@@ -436,7 +519,7 @@ class TracesHandler(tornado.web.RequestHandler):
             )
             return
         try:
-            rows, spooled = self.collector.decode(body, encoding)
+            rows, spooled = await self.collector.decode_async(body, encoding)
         except MalformedPayload as exc:
             self._fail(400, code_pb2.INVALID_ARGUMENT, str(exc), encoding)
             return
@@ -537,10 +620,11 @@ def serve(cfg: ReceiverConfig, *, ready: threading.Event | None = None) -> int:
         collector.spool.close()
         raise
     log.info(
-        "OTLP/HTTP receiver on http://%s:%d/v1/traces (spool %s)",
+        "OTLP/HTTP receiver on http://%s:%d/v1/traces (spool %s, %d decode worker(s))",
         cfg.host,
         cfg.port,
         collector.spool.directory,
+        max(cfg.decode_workers, 0),
     )
 
     async def main() -> None:
