@@ -92,6 +92,8 @@ REASONS = "_reasons"
 """Checked column: every reason a row fails, ``; ``-separated ('' when it passes)."""
 DELETED = "_deleted"
 """Optional staged column: true where the source marks the row as deleted."""
+OK = "_ok"
+"""Checked column: true for a row that passes every check."""
 RAW = "_raw"
 """Checked column: a rejected row as it came, JSON (NULL for a valid row)."""
 
@@ -208,55 +210,62 @@ def _is_text(staged_type: str) -> bool:
     return staged_type.upper().startswith(("VARCHAR", "TEXT", "STRING", "JSON"))
 
 
-def _converted(column: sa.Column, staged_type: str) -> tuple[str, str, str]:
-    """SQL for the column converted to its type, its 'present' test and failure reason."""
-    src = quote(column.name)
+def _cleaned(name: str, staged_type: str) -> str:
+    """SQL of a staged value as checked: text without surrounding spaces, blank as NULL.
+
+    Trimming only what starts or ends with a space halves the cost on clean text."""
+    src = quote(name)
+    if not _is_text(staged_type):
+        return src
+    spaced = f"prefix({src}, ' ') OR suffix({src}, ' ')"
+    return f"nullif(CASE WHEN {spaced} THEN trim({src}) ELSE {src} END, '')"
+
+
+def _converted(column: sa.Column, staged_type: str, value: str) -> tuple[str, str]:
+    """SQL for the column converted to its type from ``value`` (a cleaned column), and
+    the reason when a present value fails to convert."""
     text = _is_text(staged_type)
-    present = f"(nullif(trim({src}), '') IS NOT NULL)" if text else f"({src} IS NOT NULL)"
-    value = f"nullif(trim({src}), '')" if text else src
     kind = column.type
     if isinstance(kind, sa.DateTime):
         if text or staged_type.upper().startswith("TIMESTAMP WITH"):
-            sql = f"(try_cast({value} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')"
-        else:
-            sql = f"try_cast({value} AS TIMESTAMP)"
-        return sql, present, "not a timestamp"
+            return f"(try_cast({value} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')", "not a timestamp"
+        return f"try_cast({value} AS TIMESTAMP)", "not a timestamp"
     if isinstance(kind, sa.Date):
-        return f"try_cast({value} AS DATE)", present, "not a date"
+        return f"try_cast({value} AS DATE)", "not a date"
     if isinstance(kind, sa.BigInteger):  # exact past 2**53: through BIGINT, not DOUBLE
         number = f"try_cast({value} AS DOUBLE)"
-        sql = f"CASE WHEN {number} % 1 = 0 THEN try_cast({value} AS BIGINT) END"
-        return sql, present, "not a whole number"
+        return f"CASE WHEN {number} % 1 = 0 THEN try_cast({value} AS BIGINT) END", (
+            "not a whole number"
+        )
     if isinstance(kind, sa.Integer | sa.SmallInteger) and _is_whole(staged_type):
         target = "SMALLINT" if isinstance(kind, sa.SmallInteger) else "INTEGER"
-        return f"try_cast({src} AS {target})", present, "not a whole number in range"
+        return f"try_cast({value} AS {target})", "not a whole number in range"
     if isinstance(kind, sa.Integer | sa.SmallInteger):
         number = f"try_cast({value} AS DOUBLE)"
         limit = 32767 if isinstance(kind, sa.SmallInteger) else 2147483647
         whole = f"({number} % 1 = 0 AND abs({number}) <= {limit})"
         target = "SMALLINT" if isinstance(kind, sa.SmallInteger) else "INTEGER"
-        return f"CASE WHEN {whole} THEN {number}::{target} END", present, "not a whole number"
+        return f"CASE WHEN {whole} THEN {number}::{target} END", "not a whole number"
     if isinstance(kind, sa.Double | sa.Float | sa.Numeric):
-        number = src if staged_type.upper() == "DOUBLE" else f"try_cast({value} AS DOUBLE)"
+        number = value if staged_type.upper() == "DOUBLE" else f"try_cast({value} AS DOUBLE)"
         finite = f"CASE WHEN isfinite({number}) THEN {number} END"
         if isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float) and kind.scale:
             # rounded as the column stores it, so a reload compares equal (idempotent)
             digits = f"{kind.precision or 18}, {kind.scale}"
             limit = 10 ** ((kind.precision or 18) - kind.scale)
             finite = f"CASE WHEN abs({number}) < {limit} THEN round({number}, {kind.scale}) END"
-            return f"CAST({finite} AS DECIMAL({digits}))", present, "not a number in range"
-        return finite, present, "not a number"
+            return f"CAST({finite} AS DECIMAL({digits}))", "not a number in range"
+        return finite, "not a number"
     if isinstance(kind, sa.Boolean):
-        return f"try_cast({value} AS BOOLEAN)", present, "not true or false"
-    sql = value if text else f"CAST({src} AS VARCHAR)"
+        return f"try_cast({value} AS BOOLEAN)", "not true or false"
+    sql = value if text else f"CAST({value} AS VARCHAR)"
     length = getattr(kind, "length", None)
     if length:
         return (
             f"CASE WHEN length({sql}) <= {int(length)} THEN {sql} END",
-            present,
             f"longer than {int(length)} characters",
         )
-    return sql, present, "not text"
+    return sql, "not text"
 
 
 def _shown(src: str) -> str:
@@ -334,57 +343,71 @@ def checked_select(
         Keys repeated within the batch are resolved afterwards by :func:`mark_superseded`.
     """
     limit = (now or utcnow()) + tolerance
-    selects: list[str] = []
+    # Three layers, so each value is cleaned once and converted once, however many
+    # checks read it: given (text trimmed, blank = NULL), typed, then the checks.
+    given = [ROW, "_staged AS _src"]
+    typed = [ROW, "_src"]
+    outputs: list[str] = []
     checks: list[tuple[str, str]] = []  # (condition, reason) pairs
     for column in table.columns:
         name = column.name
         default = _default(column)
         if name not in staged_types:  # an optional column left out: its default or NULL
-            selects.append(f"{default or 'NULL'} AS {quote(name)}")
+            outputs.append(f"{default or 'NULL'} AS {quote(name)}")
             continue
-        sql, present, failure = _converted(column, staged_types[name])
-        selects.append(
-            f"coalesce({sql}, {default}) AS {quote(name)}" if default else f"{sql} AS {quote(name)}"
+        value, typed_name = quote("_v_" + name), quote("_t_" + name)
+        given.append(f"{_cleaned(name, staged_types[name])} AS {value}")
+        sql, failure = _converted(column, staged_types[name], value)
+        typed.extend([value, f"{sql} AS {typed_name}"])
+        outputs.append(
+            f"coalesce({typed_name}, {default}) AS {quote(name)}"
+            if default
+            else f"{typed_name} AS {quote(name)}"
         )
-        src = quote(name)
+        present = f"({value} IS NOT NULL)"
         checks.append(
-            (f"{present} AND {sql} IS NULL", f"'{name}: {failure} (' || {_shown(src)} || ')'")
+            (
+                f"{present} AND {typed_name} IS NULL",
+                f"'{name}: {failure} (' || {_shown(value)} || ')'",
+            )
         )
         if _required(column):
             checks.append((f"NOT {present}", f"'{name}: missing'"))
         if isinstance(column.type, sa.DateTime):
             checks.append(
-                (f"{sql} > TIMESTAMP '{limit.isoformat(sep=' ')}'", f"'{name}: in the future'")
+                (
+                    f"{typed_name} > TIMESTAMP '{limit.isoformat(sep=' ')}'",
+                    f"'{name}: in the future'",
+                )
             )
-        checks.extend(_range_checks(table, column, sql))
+        checks.extend(_range_checks(table, column, typed_name))
         allowed = ALLOWED.get((table.name, name)) or column.info.get("allowed")
         if allowed:
             listed = ", ".join(_literal(v) for v in allowed)
             shown = ", ".join(map(str, allowed)).replace("'", "''")
-            checks.append((f"{sql} NOT IN ({listed})", f"'{name}: not one of {shown}'"))
+            checks.append((f"{typed_name} NOT IN ({listed})", f"'{name}: not one of {shown}'"))
         if (table.name, name) in JSON_COLUMNS or column.info.get("json"):
             checks.append(
                 (
-                    f"{sql} IS NOT NULL AND NOT coalesce(json_valid({sql}), false)",
+                    f"{typed_name} IS NOT NULL AND NOT coalesce(json_valid({typed_name}), false)",
                     f"'{name}: not valid JSON'",
                 )
             )
-    deleted = (
-        f"coalesce(try_cast({quote(DELETED)} AS BOOLEAN), false)"
-        if DELETED in staged_types
-        else "false"
-    )
+    if DELETED in staged_types:
+        given.append(f"coalesce(try_cast({quote(DELETED)} AS BOOLEAN), false) AS {DELETED}")
+    else:
+        given.append(f"false AS {DELETED}")
+    typed.append(DELETED)
     # A row passes when no condition holds: one cheap boolean per row; the reasons text
     # is only built for the rows that fail.
     failed = " OR ".join(f"coalesce({cond}, false)" for cond, _ in checks) or "false"
     texts = ", ".join(f"CASE WHEN {cond} THEN {why} END" for cond, why in checks)
     errors = f"CASE WHEN {failed} THEN concat_ws('; ', {texts}) ELSE '' END"
-    columns = ", ".join(quote(c.name) for c in table.columns)
     return (
-        f"SELECT {ROW}, {columns}, {DELETED}, {REASONS}, CASE WHEN {REASONS} <> '' "
-        f"THEN to_json(_src) END AS {RAW} FROM (SELECT {ROW}, {', '.join(selects)}, "
-        f"{deleted} AS {DELETED}, {errors} AS {REASONS}, _staged AS _src "
-        f"FROM {source} AS _staged)"
+        f"SELECT {ROW}, {', '.join(outputs)}, {DELETED}, NOT ({failed}) AS {OK}, "
+        f"{errors} AS {REASONS}, CASE WHEN {failed} THEN to_json(_src) END AS {RAW} "
+        f"FROM (SELECT {', '.join(typed)} FROM (SELECT {', '.join(given)} "
+        f"FROM {source} AS _staged))"
     )
 
 
