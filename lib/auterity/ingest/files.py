@@ -136,16 +136,14 @@ def _stage_file(
             f"{_literal(encoding)}, store_rejects = true, rejects_scan = '{scan}', "
             f"rejects_table = '{errors}')"
         )
+        # Read as it comes into a table whose rowid is the file's order (a row_number()
+        # over ten million rows would cost as much as the read), then name the columns.
+        duck.execute(f"CREATE TEMP TABLE {name}_file AS SELECT * FROM {relation}")
+        columns = _columns(duck, f"{name}_file")
         duck.execute(
-            f"CREATE TEMP TABLE {name}_raw AS SELECT (row_number() OVER ()) - 1 AS _row, * "
-            f"FROM {relation}"
+            f"CREATE TEMP VIEW {name} AS SELECT rowid - {_first_rowid(duck, name + '_file')} "
+            f"AS _row, {_mapped(columns, column_map)} FROM {name}_file"
         )
-        columns = [c for c in _columns(duck, f"{name}_raw") if c != "_row"]
-        duck.execute(
-            f"CREATE TEMP TABLE {name} AS SELECT _row, {_mapped(columns, column_map)} "
-            f"FROM {name}_raw"
-        )
-        duck.execute(f"DROP TABLE {name}_raw")
     else:
         relation = (
             f"read_csv({where}, columns = {{'line': 'VARCHAR'}}, header = false, "
@@ -153,9 +151,11 @@ def _stage_file(
             f"{_literal(encoding)}, store_rejects = true, rejects_scan = '{scan}', "
             f"rejects_table = '{errors}')"
         )
+        duck.execute(f"CREATE TEMP TABLE {name}_read AS SELECT line FROM {relation}")
+        first = _first_rowid(duck, f"{name}_read")
         duck.execute(
-            f"CREATE TEMP TABLE {name}_lines AS SELECT (row_number() OVER ()) AS line_no, line "
-            f"FROM {relation}"
+            f"CREATE TEMP VIEW {name}_lines AS SELECT rowid - {first} + 1 AS line_no, line "
+            f"FROM {name}_read"
         )
         good = "CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END"
         keys = [
@@ -179,7 +179,8 @@ def _stage_file(
             f"SELECT line_no, line FROM {name}_lines WHERE nullif(trim(line), '') IS NOT NULL "
             f"AND NOT coalesce({good}, false) ORDER BY line_no"
         ).fetchall()
-        duck.execute(f"DROP TABLE {name}_lines")
+        duck.execute(f"DROP VIEW {name}_lines")
+        duck.execute(f"DROP TABLE {name}_read")
         rejected = pd.DataFrame(
             {
                 "row": [int(n) - 1 for n, _ in bad],
@@ -225,6 +226,12 @@ def _per_file(
         on_stage(path, stage, seconds)
 
     return called
+
+
+def _first_rowid(duck: duckdb.DuckDBPyConnection, table: str) -> int:
+    """The rowid of a fresh table's first row (inside a transaction rowids start high)."""
+    found = duck.execute(f"SELECT coalesce(min(rowid), 0) FROM {table}").fetchone()
+    return int(found[0]) if found else 0
 
 
 def _json_key(key: str) -> str:

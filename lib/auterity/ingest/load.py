@@ -69,7 +69,8 @@ PG_CHUNK_ROWS = 200_000
 Stager = Callable[[duckdb.DuckDBPyConnection, str], "pd.DataFrame | None"]
 """Makes a batch a DuckDB relation: ``stager(duck, name)`` creates the temporary view or
 table ``name`` with the batch's columns and ``_row`` (its position in the batch), and
-returns rows it could not even split into columns (``row``, ``reason``, ``raw``) or None."""
+returns rows it could not even split into columns (``row``, ``reason``, ``raw``) or None.
+Tables or views it needs besides are named ``name`` + ``_...``; all are dropped after."""
 
 
 @dataclass(frozen=True)
@@ -361,11 +362,14 @@ def _unstage(duck: duckdb.DuckDBPyConnection, batch: Batch, name: str) -> None:
     if batch.frame is not None:
         duck.unregister(f"{name}_src")
         return
-    kind = duck.execute(
-        "SELECT table_type FROM information_schema.tables WHERE table_name = ?", [f"{name}_src"]
-    ).fetchone()
-    if kind is not None:
-        duck.execute(f"DROP {'VIEW' if kind[0] == 'VIEW' else 'TABLE'} IF EXISTS {name}_src")
+    # the stager's view or table, then whatever it made under names starting with it
+    made = duck.execute(
+        "SELECT table_name, table_type FROM information_schema.tables "
+        "WHERE table_name = ? OR starts_with(table_name, ?) ORDER BY table_type = 'VIEW' DESC",
+        [f"{name}_src", f"{name}_src_"],
+    ).fetchall()
+    for table, kind in made:
+        duck.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} IF EXISTS {quote(table)}")
 
 
 def _load_one(
