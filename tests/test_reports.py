@@ -406,7 +406,11 @@ def test_cli_run_all_exit_status_and_progress(
 ) -> None:
     from auterity.cli import main
 
+    before = os.getcwd()
     assert main(["run", "--all", "--parallel", "2", "--no-pdf"]) == 1
+    # kernels start in their notebook's folder without moving this process (papermill's
+    # cwd= did, and parallel runs in threads raced on it, leaving a run's folder behind)
+    assert os.getcwd() == before
     captured = capsys.readouterr()
     assert "[3/3]" in captured.err and "2 ok, 1 failed" in captured.out
     assert main(["run", "--all", "hello", "--no-pdf"]) == 0

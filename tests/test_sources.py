@@ -294,7 +294,7 @@ def test_mistakes_are_one_line_naming_file_and_key(tmp_path: Path, text: str, me
 
 
 def test_shipped_file_and_its_commented_example_are_valid(tmp_path: Path) -> None:
-    shipped = Path("parameters/sources.yml")
+    shipped = Path(__file__).resolve().parents[1] / "parameters" / "sources.yml"
     sources.load_sources(shipped)  # telemetry (if any) is left to its own reader
     example = shipped.read_text().split("# --- sources ---\n", 1)[1].splitlines()
     start = next(i for i, line in enumerate(example) if line == "# tables:")

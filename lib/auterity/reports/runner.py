@@ -311,7 +311,10 @@ def run(
             parameters=parameter_values,
             kernel_name="python3",
             progress_bar=False,
-            cwd=str(path.parent),
+            # The kernel starts in the notebook's folder. Not papermill's ``cwd``: that
+            # changes this whole process's working directory, which parallel runs in
+            # threads then race on (one could leave the process in a run's folder).
+            resources={"metadata": {"path": str(path.parent)}},
             execution_timeout=timeout,
             request_save_on_cell_execute=True,
             kernel_manager_class=_ipc_kernel_manager(),
