@@ -141,43 +141,29 @@ class Sources:
             ) from None
 
 
-def _fail(where: str, problem: str) -> ConfigError:
-    return ConfigError(f"{where}: {problem}")
-
-
-def _refuse_unknown(spec: dict[str, Any], known: set[str], where: str) -> None:
-    unknown = set(spec) - known
-    if unknown:
-        raise _fail(
-            where,
-            f"unknown key(s) {', '.join(sorted(map(str, unknown)))} "
-            f"(known: {', '.join(sorted(known))})",
-        )
-
-
 def _names(value: Any, where: str) -> tuple[str, ...]:
     """A column name or a non-empty list of them."""
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
-        raise _fail(where, "expected a column name or a list of column names")
+        raise custom.fail(where, "expected a column name or a list of column names")
     return tuple(names)
 
 
 def _column_map(value: Any, target: sa.Table, where: str) -> dict[str, str]:
     """A ``{source column: table column}`` mapping onto ``target``'s columns."""
     if not isinstance(value, dict) or not value:
-        raise _fail(where, "expected a mapping of source column to table column")
+        raise custom.fail(where, "expected a mapping of source column to table column")
     seen: dict[str, str] = {}
     for src, dst in value.items():
         if not isinstance(src, str) or not isinstance(dst, str):
-            raise _fail(where, f"{src!r}: {dst!r}: expected column names (text)")
+            raise custom.fail(where, f"{src!r}: {dst!r}: expected column names (text)")
         if dst not in target.c:
-            raise _fail(
+            raise custom.fail(
                 f"{where}: {src}",
                 f"{target.name} has no column {dst!r} (columns: {', '.join(target.c.keys())})",
             )
         if dst in seen:
-            raise _fail(where, f"{seen[dst]!r} and {src!r} both map to {dst!r}")
+            raise custom.fail(where, f"{seen[dst]!r} and {src!r} both map to {dst!r}")
         seen[dst] = src
     return dict(value)
 
@@ -190,17 +176,17 @@ def _required(target: sa.Table) -> list[str]:
 def _table_source(table: str, spec: Any, target: sa.Table, where: str) -> TableSource:
     """One ``databases: <source>: tables: <table>`` entry."""
     if not isinstance(spec, dict):
-        raise _fail(where, "expected a mapping with table or query, and cursor")
-    _refuse_unknown(spec, _TABLE_SOURCE_FIELDS, where)
+        raise custom.fail(where, "expected a mapping with table or query, and cursor")
+    custom.refuse_unknown(spec, _TABLE_SOURCE_FIELDS, where)
     source_table, query = spec.get("table"), spec.get("query")
     if (source_table is None) == (query is None):
-        raise _fail(where, "give exactly one of table (a source table) or query (a SELECT)")
+        raise custom.fail(where, "give exactly one of table (a source table) or query (a SELECT)")
     for name, value in (("table", source_table), ("query", query)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise _fail(f"{where}: {name}", "expected text")
+            raise custom.fail(f"{where}: {name}", "expected text")
     cursor = spec.get("cursor")
     if not isinstance(cursor, str) or not cursor:
-        raise _fail(
+        raise custom.fail(
             f"{where}: cursor",
             "expected the source column that grows with every change (e.g. updated_at)",
         )
@@ -211,7 +197,7 @@ def _table_source(table: str, spec: Any, target: sa.Table, where: str) -> TableS
     mapped = set(columns.values())
     missing = [c for c in _required(target) if c not in mapped]
     if missing:
-        raise _fail(
+        raise custom.fail(
             f"{where}: columns",
             f"nothing maps to the required column(s) {', '.join(missing)} of {table}",
         )
@@ -227,10 +213,10 @@ def _table_source(table: str, spec: Any, target: sa.Table, where: str) -> TableS
         if isinstance(raw, str) and raw:
             deleted = Deleted(raw)
         elif isinstance(raw, dict) and isinstance(raw.get("column"), str) and raw["column"]:
-            _refuse_unknown(raw, {"column", "value"}, f"{where}: deleted")
+            custom.refuse_unknown(raw, {"column", "value"}, f"{where}: deleted")
             deleted = Deleted(raw["column"], raw.get("value", True))
         else:
-            raise _fail(
+            raise custom.fail(
                 f"{where}: deleted",
                 "expected a boolean column, or {column: <name>, value: <value meaning deleted>}",
             )
@@ -248,25 +234,25 @@ def _table_source(table: str, spec: Any, target: sa.Table, where: str) -> TableS
 def _database(name: Any, spec: Any, tables: dict[str, sa.Table], where: str) -> Database:
     """One ``databases: <source>`` entry."""
     if not isinstance(name, str) or not _SOURCE_NAME.match(name):
-        raise _fail(where, "a source name is letters, digits, _ . - (at most 40)")
+        raise custom.fail(where, "a source name is letters, digits, _ . - (at most 40)")
     if not isinstance(spec, dict):
-        raise _fail(where, "expected a mapping with url_env and tables")
-    _refuse_unknown(spec, _DATABASE_FIELDS, where)
+        raise custom.fail(where, "expected a mapping with url_env and tables")
+    custom.refuse_unknown(spec, _DATABASE_FIELDS, where)
     url_env = spec.get("url_env")
     if not isinstance(url_env, str) or not _ENV_NAME.match(url_env):
-        raise _fail(
+        raise custom.fail(
             f"{where}: url_env",
             "expected the name of the environment variable holding the source's URL "
             "(e.g. SHOP_DATABASE_URL; the URL itself never goes in this file)",
         )
     raw_tables = spec.get("tables")
     if not isinstance(raw_tables, dict) or not raw_tables:
-        raise _fail(f"{where}: tables", "expected a mapping of warehouse table to its source")
+        raise custom.fail(f"{where}: tables", "expected a mapping of warehouse table to its source")
     parsed: dict[str, TableSource] = {}
     for table, table_spec in raw_tables.items():
         target = tables.get(table)
         if target is None:
-            raise _fail(
+            raise custom.fail(
                 f"{where}: tables: {table}",
                 f"not a data table of the warehouse (one of: {', '.join(tables)})",
             )
@@ -296,7 +282,7 @@ def parse_sources(data: Any, path: Path) -> Sources:
     data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
-    _refuse_unknown(data, set(SECTIONS), str(path))
+    custom.refuse_unknown(data, set(SECTIONS), str(path))
     declared = custom.parse_tables(data.get("tables"), str(path))
     tables: dict[str, sa.Table] = {
         **{name: schema.metadata.tables[name] for name in schema.DATA_TABLES},
@@ -305,19 +291,23 @@ def parse_sources(data: Any, path: Path) -> Sources:
     files: dict[str, dict[str, str]] = {}
     raw_files = data.get("files") or {}
     if not isinstance(raw_files, dict):
-        raise _fail(f"{path}: files", "expected a mapping of warehouse table to {columns: ...}")
+        raise custom.fail(
+            f"{path}: files", "expected a mapping of warehouse table to {columns: ...}"
+        )
     for table, spec in raw_files.items():
         where = f"{path}: files: {table}"
         if table not in tables:
-            raise _fail(where, f"not a data table of the warehouse (one of: {', '.join(tables)})")
+            raise custom.fail(
+                where, f"not a data table of the warehouse (one of: {', '.join(tables)})"
+            )
         if not isinstance(spec, dict):
-            raise _fail(where, "expected a mapping with columns")
-        _refuse_unknown(spec, _FILE_FIELDS, where)
+            raise custom.fail(where, "expected a mapping with columns")
+        custom.refuse_unknown(spec, _FILE_FIELDS, where)
         files[table] = _column_map(spec.get("columns"), tables[table], f"{where}: columns")
     databases: dict[str, Database] = {}
     raw_databases = data.get("databases") or {}
     if not isinstance(raw_databases, dict):
-        raise _fail(f"{path}: databases", "expected a mapping of source name to its settings")
+        raise custom.fail(f"{path}: databases", "expected a mapping of source name to its settings")
     for name, spec in raw_databases.items():
         databases[name] = _database(name, spec, tables, f"{path}: databases: {name}")
     return Sources(path=path, tables=declared, files=files, databases=databases)

@@ -73,15 +73,27 @@ class _Parsed:
 _cache: dict[str, _Parsed] = {}
 
 
-def _fail(where: str, problem: str) -> ConfigError:
+def fail(where: str, problem: str) -> ConfigError:
+    """A one-line mistake in the sources file: where (file and keys), then what is wrong."""
     return ConfigError(f"{where}: {problem}")
+
+
+def refuse_unknown(spec: dict[str, Any], known: set[str], where: str) -> None:
+    """Refuse keys of a sources-file mapping that are not in ``known``, naming both."""
+    unknown = set(spec) - known
+    if unknown:
+        raise fail(
+            where,
+            f"unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+            f"(known: {', '.join(sorted(known))})",
+        )
 
 
 def _sa_type(spec: str, where: str) -> sa.types.TypeEngine[Any]:
     """The SQLAlchemy type of a declared type name (``string(64)``, ``decimal(14,2)``)."""
     match = _TYPE.match(spec.strip().lower()) if isinstance(spec, str) else None
     if match is None or match["name"] not in TYPES:
-        raise _fail(where, f"{spec!r} is not a type (one of: {', '.join(TYPES)})")
+        raise fail(where, f"{spec!r} is not a type (one of: {', '.join(TYPES)})")
     name = match["name"]
     args = [int(a) for a in (match["args"] or "").replace(" ", "").split(",") if a]
     if name == "string" and len(args) <= 1:
@@ -89,7 +101,7 @@ def _sa_type(spec: str, where: str) -> sa.types.TypeEngine[Any]:
     if name == "decimal" and len(args) in (0, 2):
         return sa.Numeric(args[0], args[1]) if args else sa.Numeric(18, 4)
     if args:
-        raise _fail(where, f"{spec!r}: only string(N) and decimal(P,S) take arguments")
+        raise fail(where, f"{spec!r}: only string(N) and decimal(P,S) take arguments")
     simple: dict[str, sa.types.TypeEngine[Any]] = {
         "text": sa.Text(),
         "integer": sa.BigInteger(),
@@ -99,46 +111,40 @@ def _sa_type(spec: str, where: str) -> sa.types.TypeEngine[Any]:
         "date": sa.Date(),
     }
     if name not in simple:
-        raise _fail(where, f"{spec!r}: string takes one length, decimal a precision and scale")
+        raise fail(where, f"{spec!r}: string takes one length, decimal a precision and scale")
     return simple[name]
 
 
 def _column(name: str, spec: Any, where: str, primary: bool) -> sa.Column[Any]:
     """One declared column: a type name, or a mapping with ``type`` and rules."""
     if not _NAME.match(str(name)):
-        raise _fail(where, "a column name is lower case letters, digits and _ (at most 63)")
+        raise fail(where, "a column name is lower case letters, digits and _ (at most 63)")
     if isinstance(spec, str):
         spec = {"type": spec}
     if not isinstance(spec, dict):
-        raise _fail(where, "expected a type name or a mapping with type (and rules)")
-    unknown = set(spec) - _COLUMN_FIELDS
-    if unknown:
-        raise _fail(
-            where,
-            f"unknown key(s) {', '.join(sorted(map(str, unknown)))} "
-            f"(known: {', '.join(sorted(_COLUMN_FIELDS))})",
-        )
+        raise fail(where, "expected a type name or a mapping with type (and rules)")
+    refuse_unknown(spec, _COLUMN_FIELDS, where)
     if "type" not in spec:
-        raise _fail(f"{where}: type", f"missing (one of: {', '.join(TYPES)})")
+        raise fail(f"{where}: type", f"missing (one of: {', '.join(TYPES)})")
     kind = _sa_type(spec["type"], f"{where}: type")
     required = spec.get("required", False)
     if not isinstance(required, bool):
-        raise _fail(f"{where}: required", f"expected true or false, not {required!r}")
+        raise fail(f"{where}: required", f"expected true or false, not {required!r}")
     info: dict[str, Any] = {}
     for rule in ("min", "max"):
         if rule in spec:
             bound = spec[rule]
             if isinstance(bound, bool) or not isinstance(bound, int | float):
-                raise _fail(f"{where}: {rule}", f"expected a number, not {bound!r}")
+                raise fail(f"{where}: {rule}", f"expected a number, not {bound!r}")
             if type_family(kind) not in ("integer", "float", "decimal"):
-                raise _fail(f"{where}: {rule}", "only numeric columns have a range")
+                raise fail(f"{where}: {rule}", "only numeric columns have a range")
             info[rule] = bound
     if "min" in info and "max" in info and info["min"] > info["max"]:
-        raise _fail(where, f"min {info['min']} is above max {info['max']}")
+        raise fail(where, f"min {info['min']} is above max {info['max']}")
     if "allowed" in spec:
         allowed = spec["allowed"]
         if not isinstance(allowed, list) or not allowed:
-            raise _fail(f"{where}: allowed", "expected a non-empty list of values")
+            raise fail(f"{where}: allowed", "expected a non-empty list of values")
         info["allowed"] = tuple(allowed)
     return sa.Column(
         name,
@@ -173,44 +179,38 @@ def parse_tables(section: Any, source: str) -> dict[str, sa.Table]:
     if section is None:
         return {}
     if not isinstance(section, dict):
-        raise _fail(f"{source}: tables", "expected a mapping of table name to its declaration")
+        raise fail(f"{source}: tables", "expected a mapping of table name to its declaration")
     metadata = sa.MetaData()
     tables: dict[str, sa.Table] = {}
     for name, spec in section.items():
         where = f"{source}: tables: {name}"
         if not _NAME.match(str(name)):
-            raise _fail(where, "a table name is lower case letters, digits and _ (at most 63)")
+            raise fail(where, "a table name is lower case letters, digits and _ (at most 63)")
         if name in schema.metadata.tables or name in _RESERVED:
-            raise _fail(where, "is a table of the data contract; choose another name")
+            raise fail(where, "is a table of the data contract; choose another name")
         if not isinstance(spec, dict):
-            raise _fail(where, "expected a mapping with columns, primary_key and time_column")
-        unknown = set(spec) - _TABLE_FIELDS
-        if unknown:
-            raise _fail(
-                where,
-                f"unknown key(s) {', '.join(sorted(map(str, unknown)))} "
-                f"(known: {', '.join(sorted(_TABLE_FIELDS))})",
-            )
+            raise fail(where, "expected a mapping with columns, primary_key and time_column")
+        refuse_unknown(spec, _TABLE_FIELDS, where)
         columns = spec.get("columns")
         if not isinstance(columns, dict) or not columns:
-            raise _fail(f"{where}: columns", "expected a mapping of column name to type")
+            raise fail(f"{where}: columns", "expected a mapping of column name to type")
         key = spec.get("primary_key")
         keys = [key] if isinstance(key, str) else key
         if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
-            raise _fail(f"{where}: primary_key", "expected a column name or a list of them")
+            raise fail(f"{where}: primary_key", "expected a column name or a list of them")
         for k in keys:
             if k not in columns:
-                raise _fail(f"{where}: primary_key", f"{k!r} is not one of its columns")
+                raise fail(f"{where}: primary_key", f"{k!r} is not one of its columns")
         time_column = spec.get("time_column")
         if time_column is not None and time_column not in columns:
-            raise _fail(f"{where}: time_column", f"{time_column!r} is not one of its columns")
+            raise fail(f"{where}: time_column", f"{time_column!r} is not one of its columns")
         built = [
             _column(str(c), s, f"{where}: columns: {c}", primary=c in keys)
             for c, s in columns.items()
         ]
         by_name = {c.name: c for c in built}
         if time_column is not None and type_family(by_name[time_column].type) != "timestamp":
-            raise _fail(f"{where}: time_column", f"{time_column!r} must be a timestamp column")
+            raise fail(f"{where}: time_column", f"{time_column!r} must be a timestamp column")
         tables[name] = sa.Table(
             name,
             metadata,
