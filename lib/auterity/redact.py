@@ -123,6 +123,14 @@ def mask_values(value: Any) -> Any:
     return value
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an error (a database driver's own, without SQLAlchemy's
+    decorations), secrets masked: what a one-line message quotes."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return mask_secrets(lines[0] if lines else type(orig).__name__)
+
+
 def mask_url(url: str | URL) -> str:
     """Render a database URL with its password replaced by ``***``."""
     if isinstance(url, URL):

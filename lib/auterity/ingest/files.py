@@ -32,6 +32,7 @@ from auterity.errors import ConfigError
 from auterity.ingest import sources
 from auterity.ingest.load import Batch, BatchResult, load_many
 from auterity.ingest.validate import quote
+from auterity.redact import first_line
 
 FORMATS = {
     ".csv": "csv",
@@ -245,7 +246,7 @@ def _columns(duck: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
 
 def _read_error(path: Path, exc: duckdb.Error) -> ConfigError:
     """A one-line message for a file DuckDB could not read at all."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = first_line(exc)
     if "No files found" in first or "could not be opened" in first.lower():
         return ConfigError(f"{path}: cannot be read ({first})")
     if path.stat().st_size == 0:

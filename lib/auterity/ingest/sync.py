@@ -216,16 +216,9 @@ def _source_engine(database: Database) -> tuple[sa.Engine, str]:
         engine = sa.create_engine(parsed, poolclass=NullPool)
     except (sa.exc.ArgumentError, ImportError) as exc:  # unknown dialect, missing driver
         raise ConfigError(
-            f"source {database.name!r} ({redact.mask_url(parsed)}): {_first_line(exc)}"
+            f"source {database.name!r} ({redact.mask_url(parsed)}): {redact.first_line(exc)}"
         ) from None
     return engine, redact.mask_url(parsed)
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of an error, secrets masked."""
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()
-    return redact.mask_secrets(text[0] if text else type(orig).__name__)
 
 
 def _partitions(
@@ -235,18 +228,22 @@ def _partitions(
     try:
         conn = engine.connect()
     except sa.exc.DBAPIError as exc:
-        raise DatabaseUnavailable(f"{where}: cannot reach {shown}: {_first_line(exc)}") from None
+        raise DatabaseUnavailable(
+            f"{where}: cannot reach {shown}: {redact.first_line(exc)}"
+        ) from None
     try:
         try:
             result = conn.execution_options(yield_per=rows).execute(statement)
         except sa.exc.DBAPIError as exc:
-            raise ConfigError(f"{where}: the source refused the read: {_first_line(exc)}") from None
+            raise ConfigError(
+                f"{where}: the source refused the read: {redact.first_line(exc)}"
+            ) from None
         while True:
             try:
                 chunk = result.fetchmany(rows)
             except sa.exc.DBAPIError as exc:
                 raise DatabaseUnavailable(
-                    f"{where}: reading from {shown} failed: {_first_line(exc)}"
+                    f"{where}: reading from {shown} failed: {redact.first_line(exc)}"
                 ) from None
             if not chunk:
                 return

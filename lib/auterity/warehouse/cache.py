@@ -60,7 +60,7 @@ from sqlalchemy.engine import URL
 
 from auterity.config import ENV_CACHE_CA_FILE, ENV_CACHE_KEY, ENV_CACHE_URL, get_settings
 from auterity.errors import ConfigError, DatabaseUnavailable
-from auterity.redact import mask_secrets, mask_url, register_secret
+from auterity.redact import first_line, mask_secrets, mask_url, register_secret
 from auterity.warehouse import dialect, engine, schema
 from auterity.warehouse.writes import DATA_VERSION_KEY
 
@@ -454,7 +454,7 @@ def _data_version(conn: sa.Connection) -> str:
             sa.select(meta.c.value).where(meta.c.key == DATA_VERSION_KEY)
         ).scalar()
     except sa.exc.DBAPIError as exc:
-        first = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+        first = first_line(exc)
         if "does not exist" in first:  # DuckDB and PostgreSQL both say so of a missing table
             raise ConfigError(
                 "the warehouse has no Auterity schema yet; build it with `auterity demo-data` "

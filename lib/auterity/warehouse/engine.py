@@ -51,7 +51,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from auterity.config import ENV_DB_URL, get_settings
 from auterity.errors import ConfigError, DatabaseUnavailable
-from auterity.redact import mask_secrets, mask_url
+from auterity.redact import first_line, mask_secrets, mask_url
 
 log = logging.getLogger("auterity.warehouse")
 
@@ -188,13 +188,6 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
-def _first_line(exc: BaseException) -> str:
-    """The driver's own first line of an error, without SQLAlchemy's decorations."""
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    return mask_secrets(text)
-
-
 def _open(engine: Engine, *, write: bool) -> Connection:
     """Connect, retrying while another process holds a DuckDB file; map errors to one line."""
     url = engine.url
@@ -212,7 +205,7 @@ def _open(engine: Engine, *, write: bool) -> Connection:
         try:
             return engine.connect()
         except sa.exc.DBAPIError as exc:
-            message = _first_line(exc)
+            message = first_line(exc)
             if path is not None and _LOCK_MESSAGE.search(message):
                 if time.monotonic() >= deadline:
                     raise DatabaseUnavailable(
