@@ -31,7 +31,7 @@ from sqlalchemy.engine import URL
 from auterity.errors import ConfigError
 from auterity.ingest import sources
 from auterity.ingest.load import Batch, BatchResult, load_many
-from auterity.ingest.validate import quote
+from auterity.ingest.validate import literal, quote
 from auterity.redact import first_line
 
 FORMATS = {
@@ -85,10 +85,6 @@ def file_format(path: Path, given: str | None = None) -> str:
     )
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _mapped(columns: Sequence[str], column_map: Mapping[str, str]) -> str:
     """A select list renaming ``src`` columns to ``dst`` (the others as they are).
 
@@ -117,7 +113,7 @@ def _stage_file(
     name: str,
 ) -> pd.DataFrame:
     """Read a file into the temp table ``name`` (with ``_row``); return prerejected lines."""
-    where = _literal(str(path))
+    where = literal(str(path))
     rejected = pd.DataFrame(columns=["row", "reason", "raw"])
     if fmt == "parquet":
         relation = f"read_parquet({where}, file_row_number = true)"
@@ -134,7 +130,7 @@ def _stage_file(
     if fmt == "csv":
         relation = (
             f"read_csv({where}, all_varchar = true, header = true, encoding = "
-            f"{_literal(encoding)}, store_rejects = true, rejects_scan = '{scan}', "
+            f"{literal(encoding)}, store_rejects = true, rejects_scan = '{scan}', "
             f"rejects_table = '{errors}')"
         )
         # Read as it comes into a table whose rowid is the file's order (a row_number()
@@ -149,7 +145,7 @@ def _stage_file(
         relation = (
             f"read_csv({where}, columns = {{'line': 'VARCHAR'}}, header = false, "
             f"delim = chr(31), quote = '', escape = '', auto_detect = false, encoding = "
-            f"{_literal(encoding)}, store_rejects = true, rejects_scan = '{scan}', "
+            f"{literal(encoding)}, store_rejects = true, rejects_scan = '{scan}', "
             f"rejects_table = '{errors}')"
         )
         duck.execute(f"CREATE TEMP TABLE {name}_read AS SELECT line FROM {relation}")
@@ -167,7 +163,7 @@ def _stage_file(
         ]
         _mapped(keys, column_map)  # names unknown --map sources
         fields = ", ".join(
-            f"json_extract_string(line, {_literal('$.' + _json_key(k))}) "
+            f"json_extract_string(line, {literal('$.' + _json_key(k))}) "
             f"AS {quote(column_map.get(k, k))}"
             for k in keys
         )

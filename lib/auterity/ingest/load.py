@@ -26,6 +26,8 @@ transaction-level advisory lock per table keeps two loads of the same keys from 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 import uuid
@@ -476,23 +478,17 @@ def _quarantine(
 
 def _without_row(raw: str) -> str:
     """A staged row's JSON without the staging column ``_row``."""
-    import json
-
     value = json.loads(raw)
     value.pop(ROW, None)
     return json.dumps(value, sort_keys=False, default=str)
 
 
 def _dumps(value: Any) -> str:
-    import json
-
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def _quarantine_id(table: str, source: str, row: int, raw: str) -> str:
     """Stable per source row: the same file loaded twice quarantines its rows once."""
-    import hashlib
-
     digest = hashlib.sha256(f"{table}\x1f{source}\x1f{row}\x1f{raw}".encode()).hexdigest()
     return digest[:32]
 

@@ -184,8 +184,8 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _literal(value: Any) -> str:
-    """A SQL literal of a rule's value."""
+def literal(value: Any) -> str:
+    """A DuckDB/PostgreSQL literal of a text or number (a rule's value, a file path)."""
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     return repr(float(value)) if isinstance(value, float) else str(int(value))
@@ -284,7 +284,7 @@ def _default(column: sa.Column) -> str | None:
     if not isinstance(arg, str):
         return None
     if isinstance(column.type, sa.String):
-        return _literal(arg)
+        return literal(arg)
     return arg if arg.lstrip("-").replace(".", "", 1).isdigit() else None
 
 
@@ -301,15 +301,15 @@ def _range_checks(table: sa.Table, column: sa.Column, sql: str) -> list[tuple[st
     if low is not None and high is not None:
         return [
             (
-                f"{sql} < {_literal(low)} OR {sql} > {_literal(high)}",
+                f"{sql} < {literal(low)} OR {sql} > {literal(high)}",
                 f"'{name}: outside ({float(low)}, {float(high)})'",
             )
         ]
     if low is not None:
         word = "negative" if low == 0 else f"below {low}"
-        return [(f"{sql} < {_literal(low)}", f"'{name}: {word}'")]
+        return [(f"{sql} < {literal(low)}", f"'{name}: {word}'")]
     if high is not None:
-        return [(f"{sql} > {_literal(high)}", f"'{name}: above {high}'")]
+        return [(f"{sql} > {literal(high)}", f"'{name}: above {high}'")]
     return []
 
 
@@ -383,7 +383,7 @@ def checked_select(
         checks.extend(_range_checks(table, column, typed_name))
         allowed = ALLOWED.get((table.name, name)) or column.info.get("allowed")
         if allowed:
-            listed = ", ".join(_literal(v) for v in allowed)
+            listed = ", ".join(literal(v) for v in allowed)
             shown = ", ".join(map(str, allowed)).replace("'", "''")
             checks.append((f"{typed_name} NOT IN ({listed})", f"'{name}: not one of {shown}'"))
         if (table.name, name) in JSON_COLUMNS or column.info.get("json"):
@@ -470,7 +470,7 @@ def mark_superseded(
     )
     # Superseded rows were valid: their checked values are what came (typed), kept as raw.
     marked = duck.execute(
-        f"UPDATE {checked} SET {REASONS} = {_literal(why)}, "
+        f"UPDATE {checked} SET {REASONS} = {literal(why)}, "
         f"{RAW} = to_json(struct_pack({values})) WHERE {ROW} IN ({losers})"
     ).fetchone()
     return int(marked[0]) if marked else 0
