@@ -7,7 +7,8 @@ Usage:
 Writes ``--events`` synthetic model requests (one in ``--bad-every`` breaks the contract:
 negative tokens) as one Parquet file and one CSV file, then loads each with full
 validation into a fresh DuckDB warehouse through ``auterity.ingest.load_files`` (the code
-``auterity ingest`` runs): first load, then the same file again (every row unchanged).
+``auterity ingest`` runs): first load, then the same file again (every row unchanged),
+then (Parquet) the next ``--events`` events into the table that holds the first.
 Next to it, in the same run, ``pandas.DataFrame.to_sql`` (no validation at all) into a
 fresh DuckDB warehouse through SQLAlchemy, on ``--to-sql-rows`` rows (at its speed the
 full size would take hours; the rate is per minute either way). Prints a table and writes
@@ -33,9 +34,9 @@ from auterity.ingest import files
 GOAL_PER_MINUTE = 60_000_000
 
 
-def _write_files(folder: Path, events: int, bad_every: int) -> tuple[Path, Path]:
-    """The same events as Parquet and as CSV (written by DuckDB)."""
-    select = (
+def _select(events: int, bad_every: int, offset: int = 0) -> str:
+    """SQL of ``events`` synthetic model requests numbered from ``offset``."""
+    return (
         "SELECT 'req-' || lpad(i::VARCHAR, 12, '0') AS request_id, "
         "TIMESTAMP '2026-01-01' + to_microseconds(i * 2500) AS ts, "
         "'model-' || (i % 12) AS model_id, 'cust-' || (i % 20000) AS customer_id, "
@@ -45,22 +46,34 @@ def _write_files(folder: Path, events: int, bad_every: int) -> tuple[Path, Path]
         "CASE WHEN i % 53 = 0 THEN 'error' WHEN i % 97 = 0 THEN 'timeout' ELSE 'ok' END "
         "AS status, CASE WHEN i % 4 = 0 THEN (i % 100) / 100.0 END AS quality, "
         "CASE WHEN i % 10 = 0 THEN 1 WHEN i % 10 = 1 THEN -1 END::SMALLINT AS feedback "
-        f"FROM range({events}) t(i)"
+        f"FROM range({offset}, {offset + events}) t(i)"
     )
-    parquet, csv = folder / "events.parquet", folder / "events.csv"
+
+
+def _write_files(folder: Path, events: int, bad_every: int) -> tuple[Path, Path, Path]:
+    """The same events as Parquet and as CSV, and the next ``events`` as Parquet (written
+    by DuckDB)."""
+    parquet, csv, following = (
+        folder / "events.parquet",
+        folder / "events.csv",
+        folder / "next.parquet",
+    )
     con = duckdb.connect()
-    con.execute(f"COPY ({select}) TO '{parquet}' (FORMAT parquet)")
-    con.execute(f"COPY ({select}) TO '{csv}' (FORMAT csv, HEADER)")
+    con.execute(f"COPY ({_select(events, bad_every)}) TO '{parquet}' (FORMAT parquet)")
+    con.execute(f"COPY ({_select(events, bad_every)}) TO '{csv}' (FORMAT csv, HEADER)")
+    con.execute(f"COPY ({_select(events, bad_every, events)}) TO '{following}' (FORMAT parquet)")
     con.close()
-    return parquet, csv
+    return parquet, csv, following
 
 
-def _load(path: Path, url: str) -> dict:
-    """Load ``path`` twice into ``url``; timings and counts."""
+def _load(path: Path, url: str, following: Path | None = None) -> dict:
+    """Load ``path`` twice into ``url`` (then ``following``, new keys, into the table
+    that holds the first); timings and counts."""
     runs = {}
-    for name in ("first", "again"):
+    loads = [("first", path), ("again", path)] + ([("append", following)] if following else [])
+    for name, file in loads:
         started = time.perf_counter()
-        (result,) = files.load_files("inference_events", [str(path)], url=url)
+        (result,) = files.load_files("inference_events", [str(file)], url=url)
         seconds = time.perf_counter() - started
         runs[name] = {
             "seconds": round(seconds, 2),
@@ -102,9 +115,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         folder = Path(tmp)
         started = time.perf_counter()
-        parquet, csv = _write_files(folder, args.events, args.bad_every)
+        parquet, csv, following = _write_files(folder, args.events, args.bad_every)
         print(
-            f"wrote {args.events:,} events as Parquet and CSV in "
+            f"wrote {args.events:,} events as Parquet and CSV (and the next as Parquet) in "
             f"{time.perf_counter() - started:.1f} s",
             flush=True,
         )
@@ -115,7 +128,7 @@ def main() -> None:
                 "parquet": round(parquet.stat().st_size / 1e6, 1),
                 "csv": round(csv.stat().st_size / 1e6, 1),
             },
-            "parquet": _load(parquet, f"duckdb:///{folder / 'parquet.duckdb'}"),
+            "parquet": _load(parquet, f"duckdb:///{folder / 'parquet.duckdb'}", following),
             "csv": _load(csv, f"duckdb:///{folder / 'csv.duckdb'}"),
             "to_sql": _to_sql(parquet, min(args.to_sql_rows, args.events), folder),
             "goal_events_per_minute_parquet": GOAL_PER_MINUTE,
@@ -127,6 +140,7 @@ def main() -> None:
     rows = [
         ("Parquet, first load", result["parquet"]["first"]),
         ("Parquet, same file again", result["parquet"]["again"]),
+        ("Parquet, next events appended", result["parquet"]["append"]),
         ("CSV, first load", result["csv"]["first"]),
         ("CSV, same file again", result["csv"]["again"]),
         (f"DataFrame.to_sql ({result['to_sql']['rows']:,} rows)", result["to_sql"]),

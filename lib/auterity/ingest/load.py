@@ -385,25 +385,28 @@ def _load_one(
     """Stage, check, quarantine and merge one batch (inside the open transaction)."""
     target = validate.data_table(batch.table)
     tag = uuid.uuid4().hex[:12]
-    staged, checked = f"_in_{tag}", f"_checked_{tag}"
+    staged, checked, rejected = f"_in_{tag}", f"_checked_{tag}", f"_rejected_{tag}"
     try:
         with _timed("stage", batch.table):
             types, prerejected = _stage(duck, batch, staged)
         validate.check_columns(target, types)
         sql = validate.checked_select(target, staged, types, now=now)
+        # The checks stay a view: the rejected rows are collected in one pass, and the
+        # valid ones are converted again as they are written rather than copied first.
+        duck.execute(f"CREATE TEMP VIEW {checked} AS {sql}")
         with _timed("check", batch.table):
-            duck.execute(f"CREATE TEMP TABLE {checked} AS {sql}")
-        with _timed("repeated keys", batch.table):
-            validate.mark_superseded(duck, checked, target, version_column=batch.version_column)
+            validate.reject(duck, checked, rejected, target, version_column=batch.version_column)
         with _timed("quarantine", batch.table):
             quarantined = _quarantine(
-                conn, duck, batch.table, checked, prerejected, source, batch_id, now
+                conn, duck, batch.table, rejected, prerejected, source, batch_id, now
             )
+        valid = validate.valid_select(checked, rejected, [c.name for c in target.columns])
         with _timed("merge", batch.table):
-            states, unknown = _merge(conn, duck, batch, target, checked)
+            states, unknown = _merge(conn, duck, batch, target, valid)
     finally:
         with suppress(duckdb.Error):  # a failed statement aborted the transaction: no matter
-            duck.execute(f"DROP TABLE IF EXISTS {checked}")
+            duck.execute(f"DROP VIEW IF EXISTS {checked}")
+            duck.execute(f"DROP TABLE IF EXISTS {rejected}")
             _unstage(duck, batch, staged)
     deleted = states.get("delete", 0)
     result = BatchResult(
@@ -436,7 +439,7 @@ def _quarantine(
     conn: Connection,
     duck: duckdb.DuckDBPyConnection,
     table: str,
-    checked: str,
+    rejected: str,
     prerejected: pd.DataFrame | None,
     source: str,
     batch_id: str,
@@ -444,8 +447,8 @@ def _quarantine(
 ) -> int:
     """Write the batch's rejected rows to ``quarantine``; return how many there were."""
     rows = duck.execute(
-        f"SELECT {ROW} AS row_number, {REASONS} AS reason, {RAW} AS raw FROM {checked} "
-        f"WHERE {REASONS} <> '' ORDER BY {ROW}"
+        f"SELECT {ROW} AS row_number, {REASONS} AS reason, {RAW} AS raw FROM {rejected} "
+        f"ORDER BY {ROW}"
     ).df()
     if not rows.empty:  # the raw row without the staging column
         rows["raw"] = rows["raw"].map(_without_row)
@@ -512,13 +515,13 @@ def _merge(
     duck: duckdb.DuckDBPyConnection,
     batch: Batch,
     target: sa.Table,
-    checked: str,
+    valid: str,
 ) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
-    """Compare valid rows with the table by key, write what changed; count each state;
-    report values of referencing columns with no row in the table they refer to."""
+    """Compare valid rows (``valid``: a SELECT of the table's columns and ``_deleted``)
+    with the table by key, write what changed; count each state; report values of
+    referencing columns with no row in the table they refer to."""
     columns = [c.name for c in target.columns]
     listed = ", ".join(quote(c) for c in columns)
-    valid = f"SELECT {listed}, {DELETED} FROM {checked} WHERE {REASONS} = ''"
     if conn.dialect.name == "duckdb":
         incoming = f"({valid})"
     else:
@@ -542,13 +545,20 @@ def _merge(
     not_in_table = " AND ".join(f"t.{k} = v.{k}" for k in keys)
     # Rows whose key the table has (none on a first load) are compared one by one; rows
     # whose key is new go straight in, before anything is deleted, without being copied.
-    conn.exec_driver_sql(
-        f"CREATE TEMP TABLE {merged} AS SELECT v.*, CASE {' '.join(states[2:])} "
-        f"ELSE 'changed' END AS _state FROM {incoming} v JOIN {table} t ON {joined}"
-    )
+    # An empty table has no such rows: no join at all.
+    occupied = bool(conn.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {table})").scalar())
+    if occupied:
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE {merged} AS SELECT v.*, CASE {' '.join(states[2:])} "
+            f"ELSE 'changed' END AS _state FROM {incoming} v JOIN {table} t ON {joined}"
+        )
     try:
-        counts: dict[str, int] = dict(
-            conn.exec_driver_sql(f"SELECT _state, count(*) FROM {merged} GROUP BY _state").all()
+        counts: dict[str, int] = (
+            dict(
+                conn.exec_driver_sql(f"SELECT _state, count(*) FROM {merged} GROUP BY _state").all()
+            )
+            if occupied
+            else {}
         )
         valid_rows, deleted_rows = conn.exec_driver_sql(
             f"SELECT count(*), count(*) FILTER (WHERE {DELETED}) FROM {incoming} v"
@@ -557,10 +567,14 @@ def _merge(
         if int(valid_rows) - sum(counts.values()):
             # against the matched rows, not the whole table: hundreds of millions of keys
             # would be hashed to find the few a batch shares with it
+            fresh = (
+                f" AND NOT EXISTS (SELECT 1 FROM {merged} t WHERE {not_in_table})"
+                if occupied and sum(counts.values()) - counts["absent"]
+                else ""
+            )
             inserted = conn.exec_driver_sql(
                 f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {incoming} v "
-                f"WHERE NOT v.{DELETED} AND NOT EXISTS "
-                f"(SELECT 1 FROM {merged} t WHERE {not_in_table})"
+                f"WHERE NOT v.{DELETED}{fresh}"
             )
             counts["new"] = int(inserted.rowcount)
         if counts.get("changed") or counts.get("delete"):
@@ -592,10 +606,11 @@ def _unknown_references(
         ref, key, col = (
             conn.dialect.identifier_preparer.quote(n) for n in (ref_table, ref_key, column)
         )
+        # distinct values first: a batch of millions of rows has a few thousand customers
         row = conn.exec_driver_sql(
-            f"SELECT count(DISTINCT v.{col}), min(v.{col}), max(v.{col}) FROM {incoming} v "
-            f"WHERE v.{col} IS NOT NULL AND NOT v.{DELETED} AND NOT EXISTS "
-            f"(SELECT 1 FROM {ref} r WHERE r.{key} = v.{col})"
+            f"SELECT count(*), min(v.{col}), max(v.{col}) FROM (SELECT DISTINCT {col} "
+            f"FROM {incoming} i WHERE NOT i.{DELETED}) v WHERE v.{col} IS NOT NULL AND NOT "
+            f"EXISTS (SELECT 1 FROM {ref} r WHERE r.{key} = v.{col})"
         ).one()
         if row[0]:
             examples = [row[1]] if row[1] == row[2] else [row[1], row[2]]

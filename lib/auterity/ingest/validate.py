@@ -340,7 +340,7 @@ def checked_select(
     str
         A SELECT of ``_row``, every column of ``table`` converted, ``_deleted``,
         ``_reasons`` ('' for a valid row) and ``_raw`` (a rejected row as it came, JSON).
-        Keys repeated within the batch are resolved afterwards by :func:`mark_superseded`.
+        Keys repeated within the batch are resolved afterwards by :func:`reject`.
     """
     limit = (now or utcnow()) + tolerance
     # Three layers, so each value is cleaned once and converted once, however many
@@ -411,50 +411,51 @@ def checked_select(
     )
 
 
-def mark_superseded(
+def reject(
     duck: duckdb.DuckDBPyConnection,
     checked: str,
+    rejected: str,
     table: sa.Table,
     *,
     version_column: str | None = None,
-) -> int:
-    """Among valid rows of a checked batch with the same key, keep the last (or newest).
+) -> None:
+    """Collect a checked batch's rejected rows into the temporary table ``rejected``.
 
-    The earlier rows are rejected as superseded (batch order decides, deterministically,
-    or ``version_column`` when the source has one). The common case, no key twice, costs
-    one aggregate over the keys.
+    ``rejected`` gets ``_row``, ``_reasons`` and ``_raw`` of every row that fails a
+    check, and of every valid row superseded by a later one with the same key (batch
+    order decides, deterministically, or ``version_column`` when the source has one).
+    The valid rows are then :func:`valid_select` : ``checked`` is read again rather than
+    copied, so a batch of millions of rows is never materialised twice. The common case,
+    no key twice, costs one aggregate over the keys.
 
     Parameters
     ----------
     duck : duckdb.DuckDBPyConnection
         The connection holding ``checked``.
     checked : str
-        A table made from :func:`checked_select`.
+        A view (or table) of :func:`checked_select`.
+    rejected : str
+        Name of the temporary table to create.
     table : sqlalchemy.Table
         The target table (its primary key).
     version_column : str, optional
         Newest row by this column wins (ties: the later row).
-
-    Returns
-    -------
-    int
-        How many rows were marked superseded.
     """
+    # Filtering on the reasons text, not on the boolean _ok: DuckDB would push a filter
+    # on _ok down into the conversions and evaluate every check twice.
+    duck.execute(
+        f"CREATE TEMP TABLE {rejected} AS SELECT {ROW}, {REASONS}, {RAW} FROM {checked} "
+        f"WHERE {REASONS} <> ''"
+    )
     keys = ", ".join(quote(c.name) for c in table.primary_key.columns)
+    valid = f"{checked} WHERE {ROW} NOT IN (SELECT {ROW} FROM {rejected})"
     # Screen by 64-bit hashes first (distinct hashes prove distinct keys, and aggregating
     # numbers is several times cheaper than strings); only a collision or a real repeat
     # costs the exact aggregate.
-    screen = duck.execute(
-        f"SELECT count(*) = count(DISTINCT hash({keys})) FROM {checked} WHERE {REASONS} = ''"
-    ).fetchone()
+    screen = duck.execute(f"SELECT count(*) = count(DISTINCT hash({keys})) FROM {valid}").fetchone()
     if screen and screen[0]:
-        return 0
-    repeated = (
-        f"SELECT {keys} FROM {checked} WHERE {REASONS} = '' GROUP BY {keys} HAVING count(*) > 1"
-    )
-    found = duck.execute(f"SELECT count(*) FROM ({repeated})").fetchone()
-    if not found or not found[0]:
-        return 0
+        return
+    repeated = f"SELECT {keys} FROM {valid} GROUP BY {keys} HAVING count(*) > 1"
     names = ", ".join(c.name for c in table.primary_key.columns)
     why = (
         f"{names}: a newer row with this key ({version_column}) is in this batch"
@@ -466,14 +467,26 @@ def mark_superseded(
     losers = (
         f"SELECT {ROW} FROM (SELECT {ROW}, row_number() OVER (PARTITION BY {keys} ORDER BY "
         f"{order}{ROW} DESC) AS _rank FROM {checked} JOIN ({repeated}) USING ({keys}) "
-        f"WHERE {REASONS} = '') WHERE _rank > 1"
+        f"WHERE {ROW} NOT IN (SELECT {ROW} FROM {rejected})) WHERE _rank > 1"
     )
     # Superseded rows were valid: their checked values are what came (typed), kept as raw.
-    marked = duck.execute(
-        f"UPDATE {checked} SET {REASONS} = {literal(why)}, "
-        f"{RAW} = to_json(struct_pack({values})) WHERE {ROW} IN ({losers})"
-    ).fetchone()
-    return int(marked[0]) if marked else 0
+    superseded = f"{rejected}_superseded"
+    duck.execute(
+        f"CREATE TEMP TABLE {superseded} AS SELECT {ROW}, {literal(why)} AS {REASONS}, "
+        f"to_json(struct_pack({values})) AS {RAW} FROM {checked} WHERE {ROW} IN ({losers})"
+    )
+    duck.execute(f"INSERT INTO {rejected} SELECT * FROM {superseded}")
+    duck.execute(f"DROP TABLE {superseded}")
+
+
+def valid_select(checked: str, rejected: str, columns: Iterable[str]) -> str:
+    """SELECT of the valid rows of a checked batch (``columns`` and ``_deleted``): those
+    not in the ``rejected`` table of :func:`reject`."""
+    listed = ", ".join(quote(c) for c in columns)
+    return (
+        f"SELECT {listed}, {DELETED} FROM {checked} "
+        f"WHERE {ROW} NOT IN (SELECT {ROW} FROM {rejected})"
+    )
 
 
 def staged_types(conn: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
@@ -549,9 +562,12 @@ def check(
         view = f"_batch_{uuid.uuid4().hex}"
         conn.register(view, as_staged(batch))
         sql = checked_select(target, view, staged_types(conn, view), now=now, tolerance=tolerance)
-        conn.execute(f"CREATE TEMP TABLE _checked AS {sql}")
-        mark_superseded(conn, "_checked", target, version_column=version_column)
-        result = conn.execute(f"SELECT * EXCLUDE ({RAW}) FROM _checked ORDER BY {ROW}").df()
+        conn.execute(f"CREATE TEMP VIEW _checked AS {sql}")
+        reject(conn, "_checked", "_rejected", target, version_column=version_column)
+        result = conn.execute(
+            f"SELECT c.* EXCLUDE ({REASONS}, {RAW}), coalesce(r.{REASONS}, '') AS {REASONS} "
+            f"FROM _checked c LEFT JOIN _rejected r ON r.{ROW} = c.{ROW} ORDER BY c.{ROW}"
+        ).df()
     finally:
         conn.close()
     bad = result[REASONS] != ""
