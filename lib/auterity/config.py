@@ -197,6 +197,18 @@ SETTINGS: tuple[Setting, ...] = (
         "a pre-heated dashboard whose data is older than this refreshes when a viewer gets it",
     ),
     Setting(
+        "AUTERITY_ACCESS_FILE",
+        None,
+        "`parameters/access.yml`",
+        "the access policy: roles, their grants and row filters",
+    ),
+    Setting(
+        "AUTERITY_PII_KEY",
+        None,
+        "(generated into `data/.pii_key`)",
+        "key of the personal-data pseudonyms (at least 32 characters); masked everywhere",
+    ),
+    Setting(
         "AUTERITY_HOME",
         None,
         "the checkout",
@@ -243,6 +255,8 @@ ENV_MAIL_REPLY_TO = "AUTERITY_MAIL_REPLY_TO"
 ENV_DASHBOARD_TOKEN = "AUTERITY_DASHBOARD_TOKEN"
 ENV_DASHBOARDS_DIR = "AUTERITY_DASHBOARDS_DIR"
 ENV_DASHBOARD_FRESH = "AUTERITY_DASHBOARD_FRESH_S"
+ENV_ACCESS_FILE = "AUTERITY_ACCESS_FILE"
+ENV_PII_KEY = "AUTERITY_PII_KEY"
 
 _dotenv_loaded = False
 

@@ -4,7 +4,8 @@
 module that registers itself on it (:mod:`~auterity.cli.data`, :mod:`~auterity.cli.metrics`,
 :mod:`~auterity.cli.modelhub`, :mod:`~auterity.cli.reports`, :mod:`~auterity.cli.analysis`,
 :mod:`~auterity.cli.serve`, :mod:`~auterity.cli.ingest`, :mod:`~auterity.cli.sync`,
-:mod:`~auterity.cli.collect`); :mod:`~auterity.cli.output` is what they share.
+:mod:`~auterity.cli.collect`, :mod:`~auterity.cli.users`); :mod:`~auterity.cli.output` is
+what they share.
 """
 
 from auterity.cli import (  # noqa: F401 (register)
@@ -17,6 +18,7 @@ from auterity.cli import (  # noqa: F401 (register)
     reports,
     serve,
     sync,
+    users,
 )
 from auterity.cli.main import cli, main
 from auterity.cli.output import (

@@ -71,6 +71,7 @@ CARRIED_OVER_TABLES = (
     "audit_log",
     "warehouse_meta",
     "quarantine",
+    "users",
 )
 """Tables that a full data rebuild keeps: history (and rows held back on the way in) is
 never lost. Tables declared in sources.yml are kept too, as their sync watermarks are."""

@@ -226,6 +226,29 @@ quarantine = sa.Table(
 )
 _pg_index("ix_quarantine_table_at", quarantine.c.table_name, quarantine.c.quarantined_at)
 
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("user_name", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(64), nullable=False, comment="a role of parameters/access.yml"),
+    sa.Column("password_hash", sa.String(255), nullable=False, comment="argon2id"),
+    sa.Column("disabled", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column(
+        "failed_logins",
+        sa.Integer(),
+        nullable=False,
+        server_default="0",
+        comment="failed logins since the last good one (backoff, lockout)",
+    ),
+    sa.Column("locked_until", sa.DateTime(), comment="UTC; no login before"),
+    sa.Column("last_login_at", sa.DateTime(), comment="UTC"),
+    sa.Column("created_at", sa.DateTime(), nullable=False, comment="UTC"),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("changed_at", sa.DateTime(), nullable=False, comment="UTC"),
+    sa.Column("changed_by", sa.String(128), nullable=False),
+    comment="Who may sign in, with which role (grants: parameters/access.yml).",
+)
+
 NO_KEY_INDEX_ON_DUCKDB = ("orders", "product_events", "inference_events")
 """Event tables whose primary key is not indexed on DuckDB (see the module docstring)."""
 

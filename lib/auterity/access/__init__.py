@@ -1,0 +1,43 @@
+"""Who may see what: roles and grants (:mod:`~auterity.access.policy`, the committed
+``parameters/access.yml``), users in the warehouse with argon2id passwords and sign-in
+backoff (:mod:`~auterity.access.users`), and stable keyed pseudonyms for personal data
+(:mod:`~auterity.access.pseudonyms`).
+
+This layer sits between the warehouse and the metric layer: the metric layer applies a
+role's row filters to every question, so reports, dashboards, exports, emails and the
+API cannot go around them.
+"""
+
+from auterity.access.policy import PERMISSIONS, Policy, Role, load_policy, policy_file
+from auterity.access.pseudonyms import pseudonym
+from auterity.access.users import (
+    AccessDenied,
+    SignIn,
+    User,
+    add_user,
+    authenticate,
+    get_user,
+    list_users,
+    set_disabled,
+    set_password,
+    set_role,
+)
+
+__all__ = [
+    "PERMISSIONS",
+    "AccessDenied",
+    "Policy",
+    "Role",
+    "SignIn",
+    "User",
+    "add_user",
+    "authenticate",
+    "get_user",
+    "list_users",
+    "load_policy",
+    "policy_file",
+    "pseudonym",
+    "set_disabled",
+    "set_password",
+    "set_role",
+]
