@@ -1,10 +1,19 @@
 """Stable pseudonyms for personal data: what a role without PII permission sees.
 
-A customer's email and name are replaced by a keyed HMAC-SHA256 of the value, shortened
-(``cust-3f9a1c0b7d2e``): the same value always gets the same pseudonym under one key, so
-joins, counts and "top customers" still work, but it cannot be turned back into the
+A customer's email and name are replaced by a keyed hash of the value, shortened
+(``email-3f9a1c0b7d2e``): the same value always gets the same pseudonym under one key,
+so joins, counts and "top customers" still work, but it cannot be turned back into the
 email or name without the key, and guessing (hashing every plausible email) needs the
 key too.
+
+The hash is computed *inside the database* on every path (:func:`pseudonym_sql`, applied
+by the row scope of :mod:`auterity.warehouse.scope`), so a role without PII permission
+never receives the real value at all, and by Python for the same value
+(:func:`pseudonym`) with the same result. It is HMAC's nested construction, keyed
+SHA-256 of keyed SHA-256, ``sha256(key | sha256(key | kind | value))`` with ``|`` the
+unit separator: the outer keyed hash is what makes HMAC immune to length extension, and
+the construction needs nothing but SHA-256, which DuckDB and PostgreSQL both compute
+(HMAC's padded key XOR is not portable SQL).
 
 The key comes from ``AUTERITY_PII_KEY`` (at least 32 characters; e.g. ``python -c
 "import secrets; print(secrets.token_urlsafe(32))"``). Without it, a key is generated
@@ -16,13 +25,17 @@ out of the repository like any secret.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
-from auterity import config
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from auterity import config, redact
 from auterity.errors import ConfigError
+from auterity.warehouse import dialect
 
 ENV_PII_KEY = config.ENV_PII_KEY
 MIN_KEY_LENGTH = 32
@@ -57,18 +70,22 @@ def pii_key() -> bytes:
         return given.encode()
     path = key_file()
     try:
-        return path.read_bytes().strip()
+        key = path.read_bytes().strip()
     except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = secrets.token_urlsafe(32).encode()
-    try:  # O_EXCL: two processes starting together agree on the first key written
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as out:
-        out.write(fresh)
-    return fresh
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32).encode()
+        try:  # O_EXCL: two processes starting together agree on the first key written
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            key = path.read_bytes().strip()
+        else:
+            with os.fdopen(fd, "wb") as out:
+                out.write(key)
+    redact.register_secret(key.decode())  # it travels in SQL: never in a message
+    return key
+
+
+SEPARATOR = "\x1f"
 
 
 def pseudonym(value: str | None, kind: str = "customer", *, key: bytes | None = None) -> str | None:
@@ -87,11 +104,31 @@ def pseudonym(value: str | None, kind: str = "customer", *, key: bytes | None = 
     Returns
     -------
     str or None
-        e.g. ``email-3f9a1c0b7d2e``.
+        e.g. ``email-3f9a1c0b7d2e``; equal to what :func:`pseudonym_sql` computes.
     """
     if value is None:
         return None
+    prefix = _prefix(kind)
+    secret = (key or pii_key()).decode()
+    inner = hashlib.sha256(SEPARATOR.join([secret, kind, str(value)]).encode()).hexdigest()
+    outer = hashlib.sha256(SEPARATOR.join([secret, inner]).encode()).hexdigest()
+    return f"{prefix}-{outer[:DIGITS]}"
+
+
+def pseudonym_sql(
+    column: ColumnElement[Any], kind: str = "customer", *, key: bytes | None = None
+) -> ColumnElement[Any]:
+    """SQL computing :func:`pseudonym` of a column inside the database (NULL stays NULL)."""
+    prefix = _prefix(kind)
+    secret = sa.literal((key or pii_key()).decode(), sa.String())
+    sep = sa.literal(SEPARATOR, sa.String())
+    text = sa.cast(column, sa.String())
+    inner = dialect.sha256_hex(secret + sep + sa.literal(kind, sa.String()) + sep + text)
+    outer = dialect.sha256_hex(secret + sep + inner)
+    return sa.literal(prefix + "-", sa.String()) + sa.func.substr(outer, 1, DIGITS)
+
+
+def _prefix(kind: str) -> str:
     if kind not in PREFIXES:
         raise ValueError(f"kind {kind!r}: one of {', '.join(PREFIXES)}")
-    digest = hmac.new(key or pii_key(), f"{kind}\x1f{value}".encode(), hashlib.sha256)
-    return f"{PREFIXES[kind]}-{digest.hexdigest()[:DIGITS]}"
+    return PREFIXES[kind]

@@ -261,6 +261,13 @@ def list_users(url: str | URL | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[c.name for c in columns])
 
 
+def has_users(url: str | URL | None = None) -> bool:
+    """Whether the warehouse has any user (none: the local one-person setup)."""
+    ensure_schema(url)
+    with connect(url) as conn:
+        return bool(conn.execute(sa.select(sa.func.count()).select_from(schema.users)).scalar_one())
+
+
 def get_user(name: str, url: str | URL | None = None) -> User | None:
     """The user ``name`` (disabled ones too), or None."""
     ensure_schema(url)

@@ -16,6 +16,7 @@ from auterity.cli.output import (
     FORECAST_HISTORY_DAYS,
     FORMATS,
     INSIGHTS_DAYS,
+    acting_as_option,
     date_options,
     echo_json,
     emit,
@@ -44,6 +45,7 @@ from auterity.errors import AuterityError
 )
 @click.option("--tz", help="Business time zone (default AUTERITY_TIMEZONE).")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@acting_as_option
 def insights_cmd(
     start: date,
     end: date,

@@ -8,7 +8,14 @@ import click
 
 from auterity import metrics as metric_layer
 from auterity.cli.main import cli
-from auterity.cli.output import OUTPUT_FORMATS, PERIOD_DAYS, date_options, emit, parse_where
+from auterity.cli.output import (
+    OUTPUT_FORMATS,
+    PERIOD_DAYS,
+    acting_as_option,
+    date_options,
+    emit,
+    parse_where,
+)
 
 
 @cli.group()
@@ -52,6 +59,7 @@ def metrics_list(fmt: str) -> None:
 )
 @click.option("--tz", help="Business time zone (default AUTERITY_TIMEZONE).")
 @click.option("--format", "fmt", type=OUTPUT_FORMATS, default="table", show_default=True)
+@acting_as_option
 def metrics_query(
     metric_names: tuple[str, ...],
     grain: str,

@@ -16,6 +16,7 @@ from auterity.cli.output import (
     OUTPUT_FORMATS,
     PERIOD_DAYS,
     SAVINGS_DAYS,
+    acting_as_option,
     date_options,
     emit,
 )
@@ -42,6 +43,7 @@ def _period_options(default_days: int) -> Callable[[Callable[..., Any]], Callabl
 @modelhub.command("leaderboard")
 @_period_options(PERIOD_DAYS)
 @click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
+@acting_as_option
 def modelhub_leaderboard(
     start: date, end: date, tz: str | None, fmt: str, models: tuple[str, ...]
 ) -> None:
@@ -55,6 +57,7 @@ def modelhub_leaderboard(
 
 @modelhub.command("slo")
 @_period_options(PERIOD_DAYS)
+@acting_as_option
 def modelhub_slo(start: date, end: date, tz: str | None, fmt: str) -> None:
     """SLO compliance per model against parameters/slos.yml."""
 
@@ -66,6 +69,7 @@ def modelhub_slo(start: date, end: date, tz: str | None, fmt: str) -> None:
 @click.option(
     "--by", type=click.Choice(["feature", "customer"]), default="feature", show_default=True
 )
+@acting_as_option
 def modelhub_costs(start: date, end: date, tz: str | None, fmt: str, by: str) -> None:
     """Model cost broken down by feature or by customer."""
 
@@ -86,6 +90,7 @@ def modelhub_costs(start: date, end: date, tz: str | None, fmt: str, by: str) ->
     show_default=True,
     help="Largest acceptable drop in mean quality (0..1).",
 )
+@acting_as_option
 def modelhub_savings(start: date, end: date, tz: str | None, fmt: str, tolerance: float) -> None:
     """Cheaper models whose quality is within the tolerance, with estimated monthly savings."""
 
@@ -103,6 +108,7 @@ def modelhub_savings(start: date, end: date, tz: str | None, fmt: str, tolerance
 )
 @click.option("--model", help="Only this model.")
 @click.option("--feature", help="Only this feature.")
+@acting_as_option
 def modelhub_drift(
     start: date,
     end: date,

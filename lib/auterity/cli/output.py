@@ -15,7 +15,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from auterity import _json, _time, charts, escape
+from auterity import _json, _time, access, charts, config, escape, metrics
 from auterity.errors import AuterityError
 
 FORMATS = click.Choice(["table", "json"])
@@ -199,3 +199,31 @@ def parse_where(items: tuple[str, ...]) -> dict[str, list[str]]:
         dim, values = item.split("=", 1)
         where.setdefault(dim.strip(), []).extend(v.strip() for v in values.split(","))
     return where
+
+
+def acting_as_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--as USER``: run the command as a user of the warehouse, so their role's row
+    filters and PII rule shape every number and name it prints.
+
+    Without ``--as``, ``AUTERITY_USER`` is used once the warehouse has users; with no
+    user in the warehouse (the local one-person setup) or neither set, the command reads
+    everything. The CLI is not where access is enforced: whoever holds the warehouse
+    credentials can read it directly.
+    """
+
+    @functools.wraps(fn)
+    def scoped(*args: Any, as_user: str | None, **kwargs: Any) -> Any:
+        user = as_user
+        if user is None:
+            named = config.value(config.ENV_USER)
+            user = named if named and access.has_users() else None
+        with metrics.acting_as(user):
+            return fn(*args, **kwargs)
+
+    return click.option(
+        "--as",
+        "as_user",
+        metavar="USER",
+        help="Act as this user: their role's row filters and PII rule apply. "
+        "Default: AUTERITY_USER once the warehouse has users.",
+    )(scoped)

@@ -30,6 +30,7 @@ from auterity.metrics.query import (
     query,
     query_windows,
 )
+from auterity.metrics.scoping import acting_as, scope_for
 
 __all__ = [
     "ADDITIVE",
@@ -43,6 +44,7 @@ __all__ = [
     "Dimension",
     "Filter",
     "Metric",
+    "acting_as",
     "build_statement",
     "compare",
     "comparison_windows",
@@ -52,4 +54,5 @@ __all__ = [
     "load_catalog",
     "query",
     "query_windows",
+    "scope_for",
 ]

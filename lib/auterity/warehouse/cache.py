@@ -61,7 +61,7 @@ from sqlalchemy.engine import URL
 from auterity.config import ENV_CACHE_CA_FILE, ENV_CACHE_KEY, ENV_CACHE_URL, get_settings
 from auterity.errors import ConfigError, DatabaseUnavailable
 from auterity.redact import first_line, mask_secrets, mask_url, register_secret
-from auterity.warehouse import dialect, engine, schema
+from auterity.warehouse import dialect, engine, schema, scope
 from auterity.warehouse.writes import DATA_VERSION_KEY
 
 log = logging.getLogger("auterity.warehouse.cache")
@@ -516,6 +516,8 @@ def fetch(statement: sa.Executable, *, url: str | URL | None = None) -> pd.DataF
     """
     parsed = url if isinstance(url, URL) else engine.database_url(url)
     ttl = get_settings().cache_ttl_s
+    # the reader's row scope (row filters, pseudonyms): part of the SQL, so of the key too
+    statement = scope.apply(statement)
     with engine.connect(parsed) as conn:
         dialect.check_supported(conn)
         if ttl <= 0:

@@ -126,6 +126,35 @@ def _percentile_at(element: _PercentileAt, compiler: Any, **kw: Any) -> str:
     return f"({compiler.process(whole, **kw)})[{element.index}]"
 
 
+class _Sha256Hex(FunctionElement[Any]):
+    """SHA-256 of a text expression's UTF-8 bytes, as 64 lowercase hex digits."""
+
+    name = "auterity_sha256_hex"
+    inherit_cache = True
+    type = sa.String()
+
+
+@compiles(_Sha256Hex, "duckdb")
+def _sha256_duckdb(element: _Sha256Hex, compiler: Any, **kw: Any) -> str:
+    return f"sha256({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_Sha256Hex, "postgresql")
+def _sha256_postgresql(element: _Sha256Hex, compiler: Any, **kw: Any) -> str:
+    return f"encode(sha256(convert_to({compiler.process(element.clauses, **kw)}, 'UTF8')), 'hex')"
+
+
+@compiles(_Sha256Hex)
+def _sha256_other(element: _Sha256Hex, compiler: Any, **kw: Any) -> str:
+    raise ConfigError(f"sha256 is not supported on {compiler.dialect.name!r}")
+
+
+def sha256_hex(text: ColumnElement[Any]) -> ColumnElement[Any]:
+    """SHA-256 of ``text`` (UTF-8) as lowercase hex, computed by the database; NULL stays
+    NULL (as Python's ``hashlib.sha256(text.encode()).hexdigest()``)."""
+    return _Sha256Hex(text)
+
+
 def percentile_of_many(
     column: ColumnElement[Any], p: float, together: Sequence[float]
 ) -> ColumnElement[Any]:

@@ -1,0 +1,203 @@
+"""Row filters and pseudonyms: a role's scope applied to every statement read, on DuckDB and
+PostgreSQL (warehouse.scope, metrics.scoping, `--as` on the CLI)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from auterity import access, metrics, modelhub, warehouse
+from auterity.access.policy import Role, parse_policy
+from auterity.access.pseudonyms import ENV_PII_KEY
+from auterity.cli import main
+from auterity.errors import ConfigError
+from auterity.warehouse import cache, schema
+from auterity.warehouse import scope as scopes
+
+START, END = date(2026, 6, 1), date(2026, 11, 1)
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_PII_KEY, "test-key-" + "x" * 32)
+
+
+def _role(name: str = "r", **grants: object) -> Role:
+    return Role(name=name, dashboards=None, notebooks=None, **grants)  # type: ignore[arg-type]
+
+
+def _raw(url: str, sql: str) -> pd.DataFrame:
+    with warehouse.connect(url) as conn:
+        return pd.read_sql(sa.text(sql), conn)
+
+
+def test_a_region_filter_limits_every_table_that_reaches_customers(analytics_url: str) -> None:
+    everything = metrics.query(
+        ["revenue", "orders"], start=START, end=END, grain=None, by=["region"], url=analytics_url
+    ).set_index("region")
+    assert len(everything) >= 3 and "EMEA" in everything.index
+    emea = metrics.scope_for(_role(row_filters={"region": ("EMEA",)}))
+    assert emea is not None and emea.deny == frozenset()
+    with scopes.scoped(emea):
+        mine = metrics.query(
+            ["revenue", "orders"],
+            start=START,
+            end=END,
+            grain=None,
+            by=["region"],
+            url=analytics_url,
+        )
+        asked_for_na = metrics.query(
+            ["revenue"], start=START, end=END, grain=None, where={"region": "NA"}, url=analytics_url
+        )
+        board = modelhub.leaderboard(start=START, end=END, url=analytics_url)
+        regions = metrics.dimension_values("region", url=analytics_url)
+    assert list(mine["region"]) == ["EMEA"]
+    assert mine.iloc[0]["revenue"] == pytest.approx(everything.loc["EMEA", "revenue"])
+    assert asked_for_na.iloc[0]["revenue"] == 0  # asking outside the scope finds nothing
+    assert regions == ["EMEA"]
+    expected = _raw(
+        analytics_url,
+        "SELECT count(*) AS n FROM inference_events e JOIN customers c USING (customer_id) "
+        f"WHERE c.region = 'EMEA' AND e.ts >= '{START}' AND e.ts < '{END}'",
+    ).iloc[0]["n"]
+    assert int(board["requests"].sum()) == int(expected) > 0
+    # the same statement unscoped again: the cache kept the two answers apart
+    again = metrics.query(["revenue"], start=START, end=END, grain=None, url=analytics_url)
+    assert again.iloc[0]["revenue"] == pytest.approx(everything["revenue"].sum())
+
+
+def test_a_filter_that_cannot_reach_a_table_hides_it(analytics_url: str) -> None:
+    scope = metrics.scope_for(_role(row_filters={"feature": ("chat_assistant",)}))
+    assert scope is not None
+    assert scope.deny == {"customers", "orders", "product_events"}
+    with scopes.scoped(scope):
+        revenue = metrics.query(["revenue"], start=START, end=END, grain=None, url=analytics_url)
+        features = metrics.dimension_values("feature", url=analytics_url)
+    assert revenue.iloc[0]["revenue"] == 0
+    assert features == ["chat_assistant"]
+
+
+def test_pseudonyms_are_computed_by_the_database_and_match_python(analytics_url: str) -> None:
+    raw = cache.fetch(
+        sa.select(schema.customers.c.customer_id, schema.customers.c.email, schema.customers.c.name)
+        .order_by(schema.customers.c.customer_id)
+        .limit(20),
+        url=analytics_url,
+    )
+    assert raw["email"].str.contains("@").all()
+    viewer = metrics.scope_for(_role(pii=False))
+    analyst = metrics.scope_for(_role(pii=True))
+    assert analyst is None  # sees everything: no scope at all
+    with scopes.scoped(viewer):
+        masked = cache.fetch(
+            sa.select(
+                schema.customers.c.customer_id, schema.customers.c.email, schema.customers.c.name
+            )
+            .order_by(schema.customers.c.customer_id)
+            .limit(20),
+            url=analytics_url,
+        )
+    assert list(masked["customer_id"]) == list(raw["customer_id"])  # ids are not PII here
+    assert masked["email"].tolist() == [access.pseudonym(e, "email") for e in raw["email"]]
+    assert masked["name"].tolist() == [access.pseudonym(n, "name") for n in raw["name"]]
+    assert not set(masked["email"]) & set(raw["email"])
+
+
+def test_scopes_do_not_nest_into_another_and_unknown_dimensions_are_refused() -> None:
+    one, two = scopes.Scope("one"), scopes.Scope("two")
+    with scopes.scoped(one), pytest.raises(PermissionError, match="already reading as one"):
+        with scopes.scoped(two):
+            pass
+    with scopes.scoped(one), scopes.scoped(None) as kept:
+        assert kept is one and scopes.current() is one
+    assert scopes.current() is None
+    with pytest.raises(ConfigError, match="unknown dimension 'galaxy'"):
+        metrics.scope_for(_role(row_filters={"galaxy": ("milky way",)}))
+
+
+def _policy_users(url: str | None = None) -> None:
+    access.add_user("root", "admin", PASSWORD, url=url)
+    access.add_user("mia", "emea_manager", PASSWORD, actor="root", url=url)
+    access.add_user("vic", "viewer", PASSWORD, actor="root", url=url)
+
+
+def test_acting_as_a_user_applies_their_role() -> None:
+    warehouse.ensure_schema()
+    _policy_users()
+    with metrics.acting_as("mia") as user:
+        assert user == access.User("mia", "emea_manager")
+        current = scopes.current()
+        assert current is not None and current.name == "emea_manager"
+    with metrics.acting_as("root"):
+        assert scopes.current() is None  # an admin sees everything, PII included
+    with metrics.acting_as(None):
+        assert scopes.current() is None
+    with (
+        pytest.raises(access.AccessDenied, match="'ghost' is not a user"),
+        metrics.acting_as("ghost"),
+    ):
+        pass
+    access.set_disabled("vic", actor="root")
+    with pytest.raises(access.AccessDenied, match="'vic' is disabled"), metrics.acting_as("vic"):
+        pass
+
+
+def test_cli_as_user_sees_their_rows(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo-data", "--events", "2000", "--months", "3", "--no-effects", "--quiet"]) == 0
+    capsys.readouterr()
+    query = [
+        "metrics",
+        "query",
+        "revenue",
+        "--grain",
+        "total",
+        "--by",
+        "region",
+        "--format",
+        "json",
+    ]
+    query += ["--start", "2020-01-01"]
+    assert main(query) == 0  # no users yet: the local one-person setup reads everything
+    everything = {r["region"] for r in json.loads(capsys.readouterr().out)}
+    assert {"EMEA", "NA"} <= everything
+    _policy_users()
+    assert main([*query, "--as", "mia"]) == 0
+    assert {r["region"] for r in json.loads(capsys.readouterr().out)} == {"EMEA"}
+    monkeypatch.setenv("AUTERITY_USER", "mia")  # the default once there are users
+    assert main(query) == 0
+    assert {r["region"] for r in json.loads(capsys.readouterr().out)} == {"EMEA"}
+    assert main([*query, "--as", "root"]) == 0
+    assert {r["region"] for r in json.loads(capsys.readouterr().out)} == everything
+    assert main([*query, "--as", "ghost"]) == 2
+    assert "'ghost' is not a user" in capsys.readouterr().err
+    monkeypatch.setenv("AUTERITY_USER", "ghost")
+    assert main(["modelhub", "leaderboard", "--format", "json"]) == 2
+
+
+def test_every_role_of_the_shipped_policy_builds_a_scope() -> None:
+    policy = access.load_policy()
+    for role in policy.roles.values():
+        scope = metrics.scope_for(role)
+        assert (scope is None) == (role.pii and not role.row_filters)
+    assert (
+        parse_policy(
+            {
+                "roles": {
+                    "viewer": {"dashboards": []},
+                    "analyst": {"dashboards": []},
+                    "admin": {"dashboards": "*"},
+                }
+            }
+        )
+        .role("viewer")
+        .pii
+        is False
+    )
