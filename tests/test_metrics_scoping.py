@@ -111,9 +111,12 @@ def test_pseudonyms_are_computed_by_the_database_and_match_python(analytics_url:
 
 def test_scopes_do_not_nest_into_another_and_unknown_dimensions_are_refused() -> None:
     one, two = scopes.Scope("one"), scopes.Scope("two")
-    with scopes.scoped(one), pytest.raises(PermissionError, match="already reading as one"):
-        with scopes.scoped(two):
-            pass
+    with (
+        scopes.scoped(one),
+        pytest.raises(PermissionError, match="already reading as one"),
+        scopes.scoped(two),
+    ):
+        pass
     with scopes.scoped(one), scopes.scoped(None) as kept:
         assert kept is one and scopes.current() is one
     assert scopes.current() is None
