@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from auterity import access, metrics, modelhub, warehouse
+from auterity import access, metrics, modelhub, reports, warehouse
 from auterity.access.policy import Role, parse_policy
 from auterity.access.pseudonyms import ENV_PII_KEY
 from auterity.cli import main
@@ -204,3 +206,83 @@ def test_every_role_of_the_shipped_policy_builds_a_scope() -> None:
         .pii
         is False
     )
+
+
+def _probe_notebook(root: Path) -> Path:
+    """A report that records which regions it can see and who it reads as."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            'label: str = "probe"  # a name', metadata={"tags": ["parameters"]}
+        ),
+        nbformat.v4.new_code_cell(
+            "import os\nfrom datetime import date\nfrom auterity import metrics, reports\n"
+            "seen = metrics.query(['revenue'], start=date(2020, 1, 1), end=date(2030, 1, 1),\n"
+            "                     grain=None, by=['region'])\n"
+            "reports.record_value('regions', sorted(seen['region']))\n"
+            "reports.record_value('reads_as', os.environ.get('AUTERITY_AS'))"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path = root / "notebooks" / "probe.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_report_run_as_a_user_reads_through_their_scope_in_its_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = tmp_path / "access.yml"
+    policy.write_text(
+        "roles:\n  viewer: {dashboards: [], notebooks: []}\n"
+        "  analyst: {dashboards: '*', notebooks: '*'}\n"
+        "  admin: {dashboards: '*', notebooks: '*', pii: true, may: [manage_users]}\n"
+        "  probe_emea: {dashboards: [], notebooks: [probe], row_filters: {region: EMEA}}\n"
+    )
+    monkeypatch.setenv("AUTERITY_ACCESS_FILE", str(policy))
+    assert main(["demo-data", "--events", "2000", "--months", "3", "--no-effects", "--quiet"]) == 0
+    notebook = _probe_notebook(tmp_path / "project")
+    access.add_user("root", "admin", PASSWORD)
+    access.add_user("pia", "probe_emea", PASSWORD, actor="root")
+    access.add_user("vic", "viewer", PASSWORD, actor="root")
+    everyone = reports.run(notebook, pdf=False)
+    assert everyone.ok, everyone.error_message
+    assert {"EMEA", "NA"} <= set(everyone.values["regions"]) and everyone.values["reads_as"] is None
+    mine = reports.run(notebook, pdf=False, as_user="pia")
+    assert mine.ok, mine.error_message
+    assert mine.values == {"regions": ["EMEA"], "reads_as": "pia"}
+    with warehouse.connect() as conn:
+        runs = schema.report_runs
+        who = dict(conn.execute(sa.select(runs.c.run_id, runs.c.acting_user)).all())
+    assert who[mine.run_id] == "pia"
+    with pytest.raises(access.AccessDenied, match=r"'vic' \(role viewer\) may not run probe"):
+        reports.run(notebook, pdf=False, as_user="vic")
+    assert main(["run", str(notebook), "--no-pdf", "--as", "vic"]) == 2  # the CLI passes it on
+    with pytest.raises(access.AccessDenied, match="'ghost' is not a user"):
+        reports.run(notebook, pdf=False, as_user="ghost")
+
+
+def test_a_process_reading_as_a_user_is_scoped_and_fails_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    warehouse.ensure_schema()
+    _policy_users()
+    monkeypatch.setenv("AUTERITY_AS", "mia")
+    assert scopes.current() is not None and scopes.current().name == "emea_manager"
+    with (
+        pytest.raises(PermissionError, match="already reading as emea_manager"),
+        scopes.scoped(scopes.Scope("wider")),
+    ):
+        pass
+    monkeypatch.setenv("AUTERITY_AS", "ghost")
+    with pytest.raises(access.AccessDenied, match="'ghost' is not a user"):
+        scopes.current()
+    monkeypatch.setattr(scopes, "_resolver", None)
+    monkeypatch.setattr(scopes, "_process", None)
+    with pytest.raises(PermissionError, match="nothing can apply their role"):
+        scopes.current()

@@ -29,7 +29,8 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from auterity import business, charts, reports, warehouse
+from auterity import access, business, charts, metrics, reports, warehouse
+from auterity.errors import ConfigError
 from auterity.reports import scheduler as sched
 from auterity.reports.prometheus import SchedulerMetrics
 from auterity.reports.schedule import Schedule, load_schedule
@@ -502,6 +503,51 @@ def test_report_email_kpis_charts_and_attachments(
     report = attached["kpi.html"].get_content()
     report = report.decode() if isinstance(report, bytes) else report
     assert "Kpi report" in report
+
+
+def test_a_job_run_as_a_user_emails_only_what_they_may_see(
+    project: Path, inbox: Inbox, analytics_duckdb: str, tmp_path: Path, monkeypatch
+) -> None:
+    """`as:` in schedule.yml: the report and its email show the user's rows only."""
+    copy = tmp_path / "kpi.duckdb"
+    shutil.copy(sched.warehouse.duckdb_path(sa.make_url(analytics_duckdb)), copy)
+    url = f"duckdb:///{copy}"
+    monkeypatch.setenv("AUTERITY_DB_URL", url)
+    warehouse.ensure_schema(url)
+    policy = tmp_path / "access.yml"
+    policy.write_text(
+        "roles:\n  viewer: {dashboards: []}\n  analyst: {dashboards: '*'}\n"
+        "  admin: {dashboards: '*', notebooks: '*', pii: true, may: [manage_users]}\n"
+        "  kpi_emea: {dashboards: [], notebooks: [kpi], row_filters: {region: EMEA}}\n"
+    )
+    monkeypatch.setenv("AUTERITY_ACCESS_FILE", str(policy))
+    access.add_user("root", "admin", "correct horse battery", url=url)
+    access.add_user("pia", "kpi_emea", "correct horse battery", actor="root", url=url)
+    jobs = project / "parameters" / "emea-schedule.yml"
+    jobs.write_text(
+        "jobs:\n  kpi-emea:\n    notebook: kpi\n    parameters: fixed\n    cron: '0 8 * * MON'\n"
+        "    to: [emea@example.com]\n    subject: 'Revenue {kpi[revenue]}'\n"
+        "    attachments: [csv]\n    as: pia\n"
+    )
+    loaded = load_schedule(jobs)
+    assert loaded.jobs["kpi-emea"].as_user == "pia"
+    outcome = sched.Scheduler(loaded, settings=FAST).trigger("kpi-emea")
+    assert (outcome.status, outcome.delivery_status) == ("ok", "sent"), outcome
+    start, end = pd.Timestamp("2026-10-01").date(), pd.Timestamp("2026-11-01").date()
+    everyone = business.kpi_summary(start, end, url=url).set_index("metric").loc["revenue"]
+    with metrics.acting_as("pia", url=url):
+        emea = business.kpi_summary(start, end, url=url).set_index("metric").loc["revenue"]
+    assert 0 < emea["current"] < everyone["current"]
+    ((_, message),) = inbox.messages
+    assert message["Subject"] == f"Revenue {charts.format_value(emea['current'], 'currency')}"
+    attached = {a.get_filename(): a for a in message.iter_attachments()}
+    daily = pd.read_csv(io.StringIO(attached["revenue_per_day.csv"].get_content()))
+    assert daily["revenue"].sum() == pytest.approx(emea["current"])
+    (run,) = [r for r in _runs(url) if r["run_id"] == outcome.run_id]
+    assert run["acting_user"] == "pia"
+    jobs.write_text(jobs.read_text().replace("as: pia", "as: 'not a name'"))
+    with pytest.raises(ConfigError, match=r"kpi-emea.*as: user name 'not a name'"):
+        load_schedule(jobs)
 
 
 def test_cli_list_trigger_and_run_due(project: Path, inbox: Inbox, capsys) -> None:

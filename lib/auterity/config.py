@@ -209,6 +209,12 @@ SETTINGS: tuple[Setting, ...] = (
         "key of the personal-data pseudonyms (at least 32 characters); masked everywhere",
     ),
     Setting(
+        "AUTERITY_AS",
+        None,
+        "(unset)",
+        "the user a report or dashboard kernel reads as (set by `auterity run --as`, the server)",
+    ),
+    Setting(
         "AUTERITY_HOME",
         None,
         "the checkout",
@@ -257,6 +263,7 @@ ENV_DASHBOARDS_DIR = "AUTERITY_DASHBOARDS_DIR"
 ENV_DASHBOARD_FRESH = "AUTERITY_DASHBOARD_FRESH_S"
 ENV_ACCESS_FILE = "AUTERITY_ACCESS_FILE"
 ENV_PII_KEY = "AUTERITY_PII_KEY"
+ENV_AS = "AUTERITY_AS"
 
 _dotenv_loaded = False
 

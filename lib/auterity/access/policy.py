@@ -47,7 +47,7 @@ ENV_ACCESS_FILE = config.ENV_ACCESS_FILE
 REQUIRED_ROLES = ("viewer", "analyst", "admin")
 """Roles every policy must define."""
 
-PERMISSIONS = ("manage_users", "gdpr", "audit", "export", "run_reports")
+PERMISSIONS = ("manage_users", "gdpr", "audit", "export")
 """What a role's ``may:`` list can grant besides dashboards, notebooks and PII."""
 
 ALL = "*"

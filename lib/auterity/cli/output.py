@@ -213,17 +213,25 @@ def acting_as_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def scoped(*args: Any, as_user: str | None, **kwargs: Any) -> Any:
-        user = as_user
-        if user is None:
-            named = config.value(config.ENV_USER)
-            user = named if named and access.has_users() else None
-        with metrics.acting_as(user):
+        with metrics.acting_as(resolve_as(as_user)):
             return fn(*args, **kwargs)
 
-    return click.option(
-        "--as",
-        "as_user",
-        metavar="USER",
-        help="Act as this user: their role's row filters and PII rule apply. "
-        "Default: AUTERITY_USER once the warehouse has users.",
-    )(scoped)
+    return AS_USER(scoped)
+
+
+AS_USER = click.option(
+    "--as",
+    "as_user",
+    metavar="USER",
+    help="Act as this user: their role's grants, row filters and PII rule apply. "
+    "Default: AUTERITY_USER once the warehouse has users.",
+)
+
+
+def resolve_as(as_user: str | None) -> str | None:
+    """The user a command acts as: ``--as``, else ``AUTERITY_USER`` once the warehouse
+    has users, else nobody (reads everything)."""
+    if as_user is not None:
+        return as_user
+    named = config.value(config.ENV_USER)
+    return named if named and access.has_users() else None

@@ -9,7 +9,7 @@ import click
 
 from auterity import config, reports
 from auterity.cli.main import cli
-from auterity.cli.output import FORMATS, OUTPUT_FORMATS, echo_json, emit
+from auterity.cli.output import AS_USER, FORMATS, OUTPUT_FORMATS, echo_json, emit, resolve_as
 from auterity.errors import AuterityError
 from auterity.reports import scheduler as sched
 from auterity.reports.schedule import load_schedule
@@ -38,6 +38,7 @@ from auterity.reports.schedule import load_schedule
 )
 @click.option("--parallel", type=int, help="Concurrent runs with --all (default: CPU cores).")
 @click.option("--no-pdf", is_flag=True, help="Skip the PDF (no Chromium needed).")
+@AS_USER
 def run_cmd(
     notebook: str | None,
     params_file: Path | None,
@@ -45,12 +46,15 @@ def run_cmd(
     run_every: bool,
     parallel: int | None,
     no_pdf: bool,
+    as_user: str | None,
 ) -> None:
     """Run a notebook with Papermill into reports/<notebook>/<run>/ (ipynb, HTML, PDF).
 
     Every run is recorded (`auterity runs`); reports/index.html lists them. Exits with
-    status 1 if a run failed; bad parameters are refused before anything runs.
+    status 1 if a run failed; bad parameters are refused before anything runs. With
+    --as, the run reads as that user (their role must grant the notebook).
     """
+    as_user = resolve_as(as_user)
 
     if run_every:
         if params_file or overrides:
@@ -66,7 +70,7 @@ def run_cmd(
             )
 
         records = reports.run_all(
-            parallel=parallel, notebook=notebook, pdf=not no_pdf, on_done=done
+            parallel=parallel, notebook=notebook, pdf=not no_pdf, on_done=done, as_user=as_user
         )
         failed = [r for r in records if not r.ok]
         click.echo(
@@ -78,7 +82,9 @@ def run_cmd(
         return
     if not notebook:
         raise AuterityError("name a NOTEBOOK to run, or use --all")
-    record = reports.run(notebook, params_file=params_file, overrides=overrides, pdf=not no_pdf)
+    record = reports.run(
+        notebook, params_file=params_file, overrides=overrides, pdf=not no_pdf, as_user=as_user
+    )
     for kind, path in record.outputs.items():
         click.echo(f"  {kind:<10} {path}")
     if not record.ok:

@@ -30,7 +30,7 @@ from auterity.metrics.query import (
     query,
     query_windows,
 )
-from auterity.metrics.scoping import acting_as, scope_for
+from auterity.metrics.scoping import acting_as, scope_for, user_scope
 
 __all__ = [
     "ADDITIVE",
@@ -55,4 +55,5 @@ __all__ = [
     "query",
     "query_windows",
     "scope_for",
+    "user_scope",
 ]

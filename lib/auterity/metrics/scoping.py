@@ -127,6 +127,31 @@ def scope_for(role: Role, catalog: Catalog | None = None) -> scopes.Scope | None
     )
 
 
+def user_scope(
+    user: str,
+    *,
+    policy: Policy | None = None,
+    catalog: Catalog | None = None,
+    url: str | None = None,
+) -> tuple[access.User, scopes.Scope | None]:
+    """An active user and their role's scope.
+
+    Raises
+    ------
+    AccessDenied
+        No such user, or a disabled one.
+    """
+    found = access.get_user(user, url=url)
+    if found is None or found.disabled:
+        state = "disabled" if found is not None else "not a user"
+        raise access.AccessDenied(f"{user!r} is {state} (auterity users list shows the users)")
+    role = (policy or access.load_policy()).role(found.role)
+    return found, scope_for(role, catalog)
+
+
+scopes.register_resolver(lambda user: user_scope(user)[1])
+
+
 @contextmanager
 def acting_as(
     user: str | None,
@@ -152,10 +177,6 @@ def acting_as(
     if user is None:
         yield None
         return
-    found = access.get_user(user, url=url)
-    if found is None or found.disabled:
-        state = "disabled" if found is not None else "not a user"
-        raise access.AccessDenied(f"{user!r} is {state} (auterity users list shows the users)")
-    role = (policy or access.load_policy()).role(found.role)
-    with scopes.scoped(scope_for(role, catalog)):
+    found, scope = user_scope(user, policy=policy, catalog=catalog, url=url)
+    with scopes.scoped(scope):
         yield found

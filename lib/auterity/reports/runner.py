@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from auterity import warehouse
+from auterity import access, config, metrics, warehouse
 from auterity._time import utcnow
 from auterity.config import get_settings, reports_dir
 from auterity.errors import ConfigError
@@ -146,8 +146,9 @@ def _register_masking() -> None:
         _masking_registered = True
 
 
-def _ipc_kernel_manager() -> type:
-    """A kernel manager whose kernel talks over Unix sockets, not loopback TCP.
+def _ipc_kernel_manager(env: dict[str, str] | None = None) -> type:
+    """A kernel manager whose kernel talks over Unix sockets, not loopback TCP (and gets
+    ``env`` on top of this process's environment: ``AUTERITY_AS`` for a run as a user).
 
     Other local users cannot reach a Unix socket in the private runtime folder, and the
     kernel has no reason to warn (on every run) that its traffic crosses TCP in plain text.
@@ -166,6 +167,11 @@ def _ipc_kernel_manager() -> type:
             folder = Path(jupyter_runtime_dir())
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             return str(folder / f"auterity-{uuid.uuid4().hex[:16]}-ipc")
+
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            if env:
+                kw["env"] = {**os.environ, **(kw.get("env") or {}), **env}
+            await super().start_kernel(**kw)
 
     return IPCKernelManager
 
@@ -229,6 +235,7 @@ def run(
     pdf: bool = True,
     url: str | None = None,
     scheduled_for: datetime | None = None,
+    as_user: str | None = None,
 ) -> RunRecord:
     """Run a notebook with parameters and record the run.
 
@@ -252,6 +259,9 @@ def run(
         Warehouse URL (runs are recorded there; the notebook reads ``AUTERITY_DB_URL``).
     scheduled_for : datetime, optional
         The cron slot (UTC, naive) a scheduled run stands for.
+    as_user : str, optional
+        Run as this user of the warehouse: their role must grant the notebook, and the
+        kernel reads through their row filters and PII rule (``AUTERITY_AS``).
 
     Returns
     -------
@@ -263,10 +273,20 @@ def run(
     ------
     ConfigError
         Bad notebook name or parameters: refused before anything runs.
+    AccessDenied
+        ``as_user`` is not an active user or their role does not grant the notebook.
     """
     import papermill
 
     path = params.resolve_notebook(notebook)
+    if as_user is not None:
+        user, _scope = metrics.user_scope(as_user, url=url)
+        role = access.load_policy().role(user.role)
+        if not role.may_run(path.stem):
+            raise access.AccessDenied(
+                f"{as_user!r} (role {role.name}) may not run {path.stem} "
+                f"(it may run: {', '.join(role.notebooks or ()) or 'none'})"
+            )
     parameter_values: dict[str, Any] = {}
     set_name = None
     if params_file is not None:
@@ -297,6 +317,7 @@ def run(
         output_dir=out_dir,
         scheduled_for=scheduled_for,
         job_id=job_id,
+        acting_user=as_user,
     )
     record_start(record, url)
     executed = out_dir / f"{path.stem}.ipynb"
@@ -317,7 +338,7 @@ def run(
             resources={"metadata": {"path": str(path.parent)}},
             execution_timeout=timeout,
             request_save_on_cell_execute=True,
-            kernel_manager_class=_ipc_kernel_manager(),
+            kernel_manager_class=_ipc_kernel_manager({config.ENV_AS: as_user} if as_user else None),
         )
         record.status = "ok"
     except Exception as exc:  # the notebook's failure is the run's result, not ours
@@ -380,6 +401,7 @@ def run_all(
     pdf: bool = True,
     url: str | None = None,
     on_done: Callable[[RunRecord, int, int], None] | None = None,
+    as_user: str | None = None,
 ) -> list[RunRecord]:
     """Run every committed parameter set (of one notebook, or all), in parallel.
 
@@ -391,6 +413,8 @@ def run_all(
         Only this notebook's parameter sets.
     on_done : callable, optional
         ``on_done(record, finished, total)`` after each run, for progress displays.
+    as_user : str, optional
+        Run as this user (see :func:`run`): only the notebooks their role grants.
 
     Returns
     -------
@@ -400,12 +424,21 @@ def run_all(
     jobs = params.parameter_sets(notebook)
     if not jobs:
         raise ConfigError("no parameter sets found under parameters/<notebook>/*.yml")
+    if as_user is not None:
+        user, _scope = metrics.user_scope(as_user, url=url)
+        role = access.load_policy().role(user.role)
+        jobs = [(nb, file) for nb, file in jobs if role.may_run(Path(nb).stem)]
+        if not jobs:
+            raise access.AccessDenied(f"{as_user!r} (role {role.name}) may run none of them")
     for nb, file in jobs:  # refuse bad files before running anything
         params.load_parameter_set(nb, file)
     workers = max(1, parallel or os.cpu_count() or 1)
     records: list[RunRecord] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(run, nb, params_file=file, pdf=pdf, url=url) for nb, file in jobs]
+        futures = [
+            pool.submit(run, nb, params_file=file, pdf=pdf, url=url, as_user=as_user)
+            for nb, file in jobs
+        ]
         for future in as_completed(futures):
             record = future.result()
             records.append(record)

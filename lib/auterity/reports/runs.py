@@ -56,6 +56,8 @@ class RunRecord:
     scheduled_for: datetime | None = None
     job_id: str | None = None
     values: dict[str, Any] = field(default_factory=dict)
+    acting_user: str | None = None
+    """The user the run read as (``--as``); None: the process's own user, unscoped."""
 
     @property
     def ok(self) -> bool:
@@ -79,7 +81,7 @@ def record_start(record: RunRecord, url: str | None) -> None:
                 parameters=json.dumps(mask_values(record.parameters), sort_keys=True, default=str),
                 trigger=record.trigger,
                 job_id=record.job_id,
-                acting_user=get_settings().user,
+                acting_user=record.acting_user or get_settings().user,
                 status="running",
                 started_at=record.started_at,
                 output_dir=str(record.output_dir),

@@ -16,6 +16,7 @@ Example::
         failure_to: [data-team@example.com]
         subject: "Revenue {kpi[revenue]} - week of {start:%d %b %Y}"
         attachments: [html, pdf, csv]
+        as: mia                      # optional: run as this user (their rows, their PII rule)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from auterity._yaml import read_yaml
+from auterity.access.users import check_name
 from auterity.config import parameters_dir, validate_timezone
 from auterity.errors import ConfigError
 from auterity.reports import params
@@ -86,6 +88,7 @@ def evaluate_condition(job: Job, values: dict[str, Any]) -> tuple[bool, str]:
 
 
 _JOB_FIELDS = {
+    "as",
     "notebook",
     "parameters",
     "cron",
@@ -123,6 +126,8 @@ class Job:
     enabled: bool = True
     condition: str = "always"
     description: str = ""
+    as_user: str | None = None
+    """The user the job runs as (``as:``): the run and its email show what they may see."""
 
     def trigger(self) -> Any:
         """The APScheduler cron trigger of this job."""
@@ -263,6 +268,12 @@ def _parse_job(name: str, raw: Any, source: str, default_tz: str) -> Job:
     to = _addresses(raw["to"], f"{where}: to")
     if not to:
         raise ConfigError(f"{where}: to: needs at least one address")
+    as_user = raw.get("as")
+    if as_user is not None:
+        try:
+            check_name(as_user)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: as: {exc}") from None
     job = Job(
         name=name,
         notebook=notebook.stem,
@@ -279,6 +290,7 @@ def _parse_job(name: str, raw: Any, source: str, default_tz: str) -> Job:
         enabled=enabled,
         condition=condition,
         description=str(raw.get("description") or ""),
+        as_user=as_user,
     )
     try:
         job.trigger()

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from auterity import config, reports, warehouse
+from auterity import config, metrics, reports, warehouse
 from auterity.errors import AuterityError, ConfigError
 from auterity.redact import mask_secrets
 from auterity.reports import mailer
@@ -243,8 +243,10 @@ class Scheduler:
             pdf=self.pdf and "pdf" in job.attachments,
             url=self.url,
             scheduled_for=naive_utc(scheduled_for) if scheduled_for else None,
+            as_user=job.as_user,
         )
-        status, error = self.deliver(job, record)
+        with metrics.acting_as(job.as_user, url=self.url):  # the email shows what they see
+            status, error = self.deliver(job, record)
         reports.record_delivery(record.run_id, status, error, url=self.url)
         self.metrics.observe(job.name, record.status, record.duration_s, status, record.finished_at)
         log.info("job %s: run %s %s, email %s", job.name, record.run_id, record.status, status)

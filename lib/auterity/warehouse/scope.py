@@ -13,6 +13,11 @@ roles; this module only knows tables and conditions.
 
 A table the scope does not name is read as it is; a table named with ``deny`` is read as
 empty (fail closed: a row filter that cannot be applied to a table hides the table).
+
+A kernel that runs a report or a dashboard for a user (another process) gets the user's
+name in ``AUTERITY_AS``: its whole process then reads as that user, through the
+resolver the metric layer registers (:func:`register_resolver`). If no resolver is
+registered when such a process reads, the read is refused rather than unscoped.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ColumnElement
+
+from auterity import config
 
 Condition = Callable[[sa.FromClause], ColumnElement[bool]]
 """Builds the condition on a table's rows (given the table or an alias of it)."""
@@ -62,21 +69,58 @@ class Scope:
 
 _CURRENT: ContextVar[Scope | None] = ContextVar("auterity_scope", default=None)
 
+Resolver = Callable[[str], "Scope | None"]
+"""A user's name -> their scope (raises when they may not read at all)."""
+
+_resolver: Resolver | None = None
+_process: tuple[str, Scope | None] | None = None
+
+
+def register_resolver(resolver: Resolver) -> None:
+    """Set how a user's name becomes their scope (the metric layer does, on import)."""
+    global _resolver
+    _resolver = resolver
+
+
+def process_user() -> str | None:
+    """The user this whole process reads as (``AUTERITY_AS``), if any."""
+    return config.value(config.ENV_AS) or None
+
 
 def current() -> Scope | None:
-    """The scope of the running context (None: everything is visible)."""
-    return _CURRENT.get()
+    """The scope of the running context (None: everything is visible).
+
+    Raises
+    ------
+    PermissionError
+        The process reads as a user (``AUTERITY_AS``) whose scope cannot be built.
+    """
+    scope = _CURRENT.get()
+    if scope is not None:
+        return scope
+    user = process_user()
+    if user is None:
+        return None
+    global _process
+    if _process is None or _process[0] != user:
+        if _resolver is None:
+            raise PermissionError(
+                f"this process reads as {user!r} ({config.ENV_AS}) but nothing can apply "
+                "their role here: import auterity.metrics first"
+            )
+        _process = (user, _resolver(user))
+    return _process[1]
 
 
 @contextmanager
 def scoped(scope: Scope | None) -> Iterator[Scope | None]:
     """Read everything inside the ``with`` block through ``scope`` (None lifts nothing:
     an outer scope cannot be widened from inside)."""
-    outer = _CURRENT.get()
+    outer = current()
     if scope is None:
         yield outer
         return
-    if outer is not None and outer is not scope:
+    if outer is not None and outer.name != scope.name:
         raise PermissionError(f"already reading as {outer.name}; cannot switch to {scope.name}")
     token = _CURRENT.set(scope)
     try:
