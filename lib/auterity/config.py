@@ -185,6 +185,12 @@ SETTINGS: tuple[Setting, ...] = (
         "the token of `auterity serve` (URL `?token=`, login password, `Authorization: token ...`)",
     ),
     Setting(
+        "AUTERITY_DASHBOARD_AUTH",
+        "auto",
+        "`auto`",
+        "`users` (sign-in with the warehouse's users), `token` (one local person), `auto`",
+    ),
+    Setting(
         "AUTERITY_DASHBOARDS_DIR",
         None,
         "`notebooks/dashboards`",
@@ -260,6 +266,7 @@ ENV_MAIL_FROM = "AUTERITY_MAIL_FROM"
 ENV_MAIL_REPLY_TO = "AUTERITY_MAIL_REPLY_TO"
 ENV_DASHBOARD_TOKEN = "AUTERITY_DASHBOARD_TOKEN"
 ENV_DASHBOARDS_DIR = "AUTERITY_DASHBOARDS_DIR"
+ENV_DASHBOARD_AUTH = "AUTERITY_DASHBOARD_AUTH"
 ENV_DASHBOARD_FRESH = "AUTERITY_DASHBOARD_FRESH_S"
 ENV_ACCESS_FILE = "AUTERITY_ACCESS_FILE"
 ENV_PII_KEY = "AUTERITY_PII_KEY"

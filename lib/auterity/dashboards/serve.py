@@ -1,4 +1,4 @@
-"""``auterity serve``: the Voila dashboard server, configured by files, protected by a token.
+"""``auterity serve``: the Voila dashboard server, configured by files, behind sign-in.
 
 Everything about the server (pre-heated kernel pools per dashboard, kernel cap and idle
 culling, no tracebacks, which dashboards have pools) lives in
@@ -8,7 +8,9 @@ prints the URL that lets the local user in.
 
 Access
 ------
-The server is :class:`AuterityVoila`, Voila with every route behind the token except
+Who signs in and what they may open is :mod:`auterity.dashboards.auth` (the warehouse's
+users and their roles, or one token for a local person). The server is
+:class:`AuterityVoila`, Voila with every route behind the sign-in except
 :data:`PUBLIC_ROUTES` (static assets and the login form). Voila leaves two doors open that
 it closes: the ``/voila/query/<kernel_id>`` websocket, through which a pre-heated kernel
 learns its viewer's request (query string and URL included), and the file route
@@ -41,15 +43,17 @@ from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelMana
 from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.websocket import WebSocketHandler
-from traitlets import Int, Unicode
+from traitlets import Int, Unicode, default
 from voila.app import Voila
 from voila.request_info_handler import RequestInfoSocketHandler
+from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.static_file_handler import MultiStaticFileHandler, TemplateStaticFileHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
 
 from auterity import config
 from auterity.config import project_root
+from auterity.dashboards import auth
 from auterity.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -76,23 +80,36 @@ class CappedKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         self._starting = 0
         self._stopping = False
+        self.owners: dict[str, str] = {}
+        """Kernel id -> the signed-in user whose page started it (``users`` mode)."""
 
     async def start_kernel(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
-        """Start a kernel unless the cap is reached (then HTTP 503 for the viewer)."""
+        """Start a kernel unless the cap is reached (then HTTP 503 for the viewer).
+
+        A kernel started for a signed-in viewer (:data:`auth.VIEWER`) reads as them
+        (``AUTERITY_AS`` in its environment) and is theirs alone.
+        """
         if self.max_kernels and len(self.list_kernel_ids()) + self._starting >= self.max_kernels:
             self.log.warning("kernel cap of %d reached; refusing a new kernel", self.max_kernels)
             raise web.HTTPError(503, CAP_MESSAGE, reason="Too many dashboards open")
+        viewer = auth.VIEWER.get()
+        if viewer is not None:
+            kwargs["env"] = {**(kwargs.get("env") or os.environ), config.ENV_AS: viewer}
         self._starting += 1
         try:
-            return await super().start_kernel(*args, **kwargs)
+            kernel_id: str = await super().start_kernel(*args, **kwargs)
         finally:
             self._starting -= 1
+        if viewer is not None:
+            self.owners[kernel_id] = viewer
+        return kernel_id
 
     async def shutdown_kernel(  # type: ignore[override]
         self, kernel_id: str, *args: Any, **kwargs: Any
     ) -> None:
         """Shut a kernel down, then top up pre-heated pools that the cap left short."""
         await super().shutdown_kernel(kernel_id, *args, **kwargs)
+        self.owners.pop(kernel_id, None)
         if not self._stopping:
             self.refill_pools()
 
@@ -251,14 +268,18 @@ def start(
     folder = folder or dashboards_dir()
     dashboards(folder)
     token = token or new_token()
+    mode = auth.auth_mode()
+    env = voila_env(token, folder=folder)
+    env[auth.ENV_AUTH] = mode
     process = subprocess.Popen(
         voila_command(host, port),
         cwd=folder,
-        env=voila_env(token, folder=folder),
+        env=env,
         start_new_session=new_session,
         **popen,
     )
-    return process, dashboard_url(host, port, token)
+    # in users mode the token is the server's own (its kernels'): never shown
+    return process, dashboard_url(host, port, token if mode == "token" else "")
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
@@ -279,6 +300,21 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str | None 
     """Run the server in the foreground until Ctrl-C; returns its exit status."""
     process, url = start(host, port, token=token, new_session=False)
     print(f"Auterity dashboards: {url}", file=sys.stderr, flush=True)
+    if "?token=" in url:
+        print(
+            "Single-token mode, for one local person: anyone with this address sees every "
+            "dashboard and all data. Add users (auterity users add NAME --role ROLE) and "
+            "restart to require sign-in with roles.",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        print(
+            "Sign-in with the warehouse's users; each sees the dashboards and rows their "
+            "role grants (parameters/access.yml).",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _terminate(_signum: int, _frame: Any) -> None:
         process.terminate()
@@ -389,6 +425,63 @@ class AuthenticatedRequestInfoHandler(
         await super().get(*args, **kwargs)  # type: ignore[misc]  # tornado: Awaitable | None
 
 
+class _GrantedPageMixin:
+    """A dashboard opens only for a user whose role grants it (else 403 and an audit row);
+    the kernel it starts reads as that user and is theirs alone."""
+
+    async def get(self, path: str = "", *args: Any, **kwargs: Any) -> Any:
+        """Check the grant, then render with the viewer known to the kernel manager."""
+        handler: JupyterHandler = self  # type: ignore[assignment]
+        user = handler.current_user
+        if user is None:  # not signed in: Voila's own handler sends them to the login page
+            return await super().get(path, *args, **kwargs)  # type: ignore[misc]
+        name = Path(path).stem
+        if not auth.granted(user, name):
+            auth.record("access.denied", user.username, path[:256], resource="dashboard")
+            raise web.HTTPError(403, f"{name} is not one of your dashboards")
+        viewer = None if user.username == auth.SERVER_USER else user.username
+        if viewer is not None:
+            auth.record("dashboard.open", viewer, name)
+        token = auth.VIEWER.set(viewer)
+        try:
+            return await super().get(path, *args, **kwargs)  # type: ignore[misc]
+        finally:
+            auth.VIEWER.reset(token)
+
+
+class _GrantedTreeMixin:
+    """The landing page lists only the dashboards the signed-in user may open."""
+
+    def render_template(self, name: str, **ns: Any) -> str:
+        """Jupyter's render, the listing cut to the user's grants first."""
+        handler: JupyterHandler = self  # type: ignore[assignment]
+        role = auth.role_of(handler.current_user)
+        contents = ns.get("contents")
+        if role is not None and contents is not None:
+            contents["content"] = [
+                item
+                for item in contents["content"]
+                if item["type"] == "notebook" and role.may_open(Path(item["name"]).stem)
+            ]
+        return str(super().render_template(name, **ns))  # type: ignore[misc]
+
+
+class _OwnKernelShutdownMixin:
+    """``/voila/api/shutdown/<kernel_id>`` (a page closing) for the kernel's own viewer
+    only: Voila's handler shut down any kernel for any signed-in user."""
+
+    async def post(self, kernel_id: str) -> Any:
+        """Shut the kernel down if the authorizer lets this user write to it."""
+        handler: JupyterHandler = self  # type: ignore[assignment]
+        handler.path_kwargs.setdefault("kernel_id", kernel_id)
+        allowed = await ensure_async(
+            handler.authorizer.is_authorized(handler, handler.current_user, "write", "kernels")
+        )
+        if not allowed:
+            raise web.HTTPError(403)
+        return await super().post(kernel_id)  # type: ignore[misc]
+
+
 def _closed(handler: type) -> type:
     """``handler`` behind the login: Jupyter's authentication in front of a plain handler."""
     if issubclass(handler, WebSocketHandler):
@@ -423,7 +516,13 @@ def secure_handler(handler: type) -> type:
         return handler
     if not issubclass(handler, JupyterHandler):
         return _closed(handler)
-    mixins = (_CleanUrlMixin,) if issubclass(handler, _PAGES) else ()
+    mixins: tuple[type, ...] = (_CleanUrlMixin,) if issubclass(handler, _PAGES) else ()
+    if issubclass(handler, TornadoVoilaHandler):
+        mixins += (_GrantedPageMixin,)
+    elif issubclass(handler, VoilaShutdownKernelHandler):
+        mixins += (_OwnKernelShutdownMixin,)
+    elif issubclass(handler, TornadoVoilaTreeHandler):
+        mixins += (_GrantedTreeMixin,)
     return type(
         handler.__name__, (*mixins, _VoilaStaticUrls, handler), {"__doc__": handler.__doc__}
     )
@@ -511,9 +610,23 @@ class AuterityVoila(Voila):
         help="Write the served route table as JSON to this file at startup (for tests).",
     )
 
+    @default("identity_provider_class")
+    def _default_identity_provider_class(self) -> type:
+        return auth.AuterityIdentityProvider
+
+    @default("authorizer_class")
+    def _default_authorizer_class(self) -> type:
+        return auth.AuterityAuthorizer
+
     def init_settings(self) -> dict[str, Any]:
-        """Voila's settings, Jupyter server's pages looked up in the template first."""
+        """Voila's settings, Jupyter server's pages looked up in the template first; in
+        ``users`` mode no pre-heated kernels (they would render before the viewer is
+        known) and sign-in with the warehouse's users."""
+        users_mode = auth.auth_mode() == "users"
+        if users_mode:
+            self.voila_configuration.preheat_kernel = False
         settings: dict[str, Any] = super().init_settings()
+        self.identity_provider.users_mode = users_mode
         env = settings["jinja2_env"]
         if env is not settings["voila_jinja2_env"]:  # Jupyter's pages have their own
             template = self.voila_configuration.template
