@@ -326,3 +326,78 @@ def test_cli_users_errors_are_one_line(
     assert main(["users", "set-role", "ghost", "viewer"]) == 2
     assert "no user 'ghost'" in capsys.readouterr().err
     assert os.environ.get("AUTERITY_DB_URL")
+
+
+# --- the audit trail -------------------------------------------------------------------
+
+
+def test_audit_command_filters_and_prints_json(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUTERITY_USER", raising=False)
+    warehouse.ensure_schema()
+    access.add_user("root", "admin", PASSWORD)
+    access.add_user("vic", "viewer", PASSWORD, actor="root")
+    access.authenticate("vic", PASSWORD)
+    access.authenticate("vic", "wrong wrong wrong")
+    assert main(["audit", "--action", "auth.", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["action"], r["actor"]) for r in rows] == [
+        ("auth.login_failed", "vic"),
+        ("auth.login", "vic"),
+    ]
+    assert rows[0]["details"] == {"outcome": "wrong password"}
+    assert main(["audit", "--user", "vic", "--since", "1h", "--format", "json"]) == 0
+    assert [r["action"] for r in json.loads(capsys.readouterr().out)] == [
+        "auth.login_failed",
+        "auth.login",
+    ]
+    assert main(["audit", "--since", "2999-01-01", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["audit", "--since", "yesterday"]) == 2
+    assert "--since 'yesterday'" in capsys.readouterr().err
+    assert main(["audit", "--as", "vic"]) == 2  # a viewer may not read the trail
+    assert "may not read the audit trail" in capsys.readouterr().err
+    assert main(["audit", "--as", "root", "--action", "policy.change"]) == 0
+    assert "policy.change" in capsys.readouterr().out  # the commands note the policy first
+
+
+def test_a_changed_policy_file_is_an_audit_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse.ensure_schema()
+    path = tmp_path / "access.yml"
+    path.write_text((project_root() / "parameters" / "access.yml").read_text())
+    monkeypatch.setenv(policies.ENV_ACCESS_FILE, str(path))
+    assert access.note_policy(actor="ops") is True
+    assert access.note_policy() is False  # unchanged: nothing to note
+    path.write_text(path.read_text().replace("region: [EMEA]", "region: [EMEA, APAC]"))
+    assert access.note_policy(actor="ops") is True
+    rows = _audit(action="policy.change")
+    assert len(rows) == 2 and rows[1]["actor"] == "ops"
+    details = json.loads(rows[1]["details"])
+    assert details["before"] == json.loads(rows[0]["details"])["after"] != details["after"]
+    assert details["roles"]["emea_manager"]["row_filters"] == {"region": ["EMEA", "APAC"]}
+    path.write_text("roles: [")  # a broken file is refused, not noted
+    with pytest.raises(ConfigError):
+        access.note_policy()
+    assert len(_audit(action="policy.change")) == 2
+
+
+def test_the_audit_log_is_append_only_on_postgresql(pg_url: str) -> None:
+    warehouse.ensure_schema(pg_url)
+    access.add_user("root", "admin", PASSWORD, url=pg_url)
+    a = warehouse.schema.audit_log
+    for statement in (
+        sa.update(a).values(actor="someone else"),
+        sa.delete(a),
+        sa.text("TRUNCATE audit_log"),
+    ):
+        with (
+            pytest.raises(sa.exc.DBAPIError, match="audit_log is append-only"),
+            warehouse.connect(pg_url, write=True) as conn,
+        ):
+            conn.execute(statement)
+    assert [r["actor"] for r in _audit(pg_url)] == [access.users.get_settings().user]
+    with pytest.raises(ConfigError, match="limit must be between"):
+        access.audit_trail(limit=0, url=pg_url)

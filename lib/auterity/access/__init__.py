@@ -1,7 +1,7 @@
 """Who may see what: roles and grants (:mod:`~auterity.access.policy`, the committed
 ``parameters/access.yml``), users in the warehouse with argon2id passwords and sign-in
-backoff (:mod:`~auterity.access.users`), and stable keyed pseudonyms for personal data
-(:mod:`~auterity.access.pseudonyms`).
+backoff (:mod:`~auterity.access.users`), stable keyed pseudonyms for personal data
+(:mod:`~auterity.access.pseudonyms`) and the audit trail (:mod:`~auterity.access.trail`).
 
 This layer sits between the warehouse and the metric layer: the metric layer applies a
 role's row filters to every question, so reports, dashboards, exports, emails and the
@@ -10,6 +10,7 @@ API cannot go around them.
 
 from auterity.access.policy import PERMISSIONS, Policy, Role, load_policy, policy_file
 from auterity.access.pseudonyms import pseudonym
+from auterity.access.trail import audit_trail, note_policy
 from auterity.access.users import (
     AccessDenied,
     SignIn,
@@ -32,11 +33,13 @@ __all__ = [
     "SignIn",
     "User",
     "add_user",
+    "audit_trail",
     "authenticate",
     "get_user",
     "has_users",
     "list_users",
     "load_policy",
+    "note_policy",
     "policy_file",
     "pseudonym",
     "set_disabled",

@@ -1,16 +1,21 @@
-"""``auterity users``: who may sign in, with which role of parameters/access.yml."""
+"""``auterity users`` (who may sign in, with which role of parameters/access.yml) and
+``auterity audit`` (the audit trail)."""
 
 from __future__ import annotations
 
+import json
+import re
 import sys
+from datetime import UTC, datetime, timedelta
 
 import click
 import pandas as pd
 
-from auterity import access
+from auterity import access, metrics
+from auterity._time import utcnow
 from auterity.access.policy import grants
 from auterity.cli.main import cli
-from auterity.cli.output import FORMATS, echo_json, emit
+from auterity.cli.output import AS_USER, FORMATS, echo_json, emit, resolve_as
 from auterity.errors import ConfigError
 
 AS_OPTION = click.option(
@@ -43,6 +48,7 @@ def users() -> None:
     Roles and what they grant are in parameters/access.yml (AUTERITY_ACCESS_FILE).
     Passwords are read from a prompt or --password-stdin, never from arguments.
     """
+    access.note_policy()  # a changed policy file is an audit row before anything else
 
 
 @users.command("add")
@@ -111,3 +117,59 @@ def roles_cmd(fmt: str) -> None:
         echo_json(rows)
         return
     emit(pd.DataFrame([{k: str(v) for k, v in row.items()} for row in rows]), fmt)
+
+
+_DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+
+
+def _since(text: str | None) -> datetime | None:
+    """``--since``: a duration back from now (``90m``, ``24h``, ``7d``) or a UTC date or
+    time (``2026-12-01``, ``2026-12-01T08:00``)."""
+    if not text:
+        return None
+    match = _DURATION.match(text.strip())
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
+        return utcnow() - timedelta(**{unit: int(match[1])})
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"--since {text!r}: a duration (90m, 24h, 7d) or a UTC date/time (2026-12-01)"
+        ) from None
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+@cli.command("audit")
+@click.option("--since", metavar="WHEN", help="A duration back (24h, 7d) or a UTC date/time.")
+@click.option("--user", help="Only this actor.")
+@click.option("--action", help="Only this action (auth.login) or family (auth.).")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=200, show_default=True)
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@AS_USER
+def audit_cmd(
+    since: str | None,
+    user: str | None,
+    action: str | None,
+    limit: int,
+    fmt: str,
+    as_user: str | None,
+) -> None:
+    """The audit trail, newest first: sign-ins, user and policy changes, report runs and
+    emails, dashboard opens, access denials, data loads, GDPR actions.
+
+    Reading it needs the audit permission once the warehouse has users (--as).
+    """
+    access.note_policy()
+    acting = resolve_as(as_user)
+    if acting is not None:
+        found, _scope = metrics.user_scope(acting)
+        role = access.load_policy().role(found.role)
+        if not role.can("audit"):
+            raise access.AccessDenied(f"{acting!r} (role {role.name}) may not read the audit trail")
+    trail = access.audit_trail(since=_since(since), user=user, action=action, limit=limit)
+    if fmt == "json":
+        echo_json(trail.to_dict("records"))
+        return
+    shown = trail.assign(details=trail["details"].map(lambda d: "" if d is None else json.dumps(d)))
+    emit(shown.drop(columns=["audit_id"]), fmt)

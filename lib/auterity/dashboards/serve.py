@@ -51,7 +51,7 @@ from voila.static_file_handler import MultiStaticFileHandler, TemplateStaticFile
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
 
-from auterity import config
+from auterity import access, config
 from auterity.config import project_root
 from auterity.dashboards import auth
 from auterity.errors import ConfigError
@@ -269,6 +269,8 @@ def start(
     dashboards(folder)
     token = token or new_token()
     mode = auth.auth_mode()
+    if mode == "users":
+        access.note_policy()  # the grants the server will enforce, in the audit trail
     env = voila_env(token, folder=folder)
     env[auth.ENV_AUTH] = mode
     process = subprocess.Popen(
