@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,8 @@ def json_value(value: Any) -> Any:
     -------
     Any
         Mappings as dicts with string keys, sequences and arrays as lists, numpy scalars as
-        Python ones, NaN, infinities and NaT as None, times by the module's rule.
+        Python ones, decimals as floats, NaN, infinities and NaT as None, times by the
+        module's rule.
     """
     if isinstance(value, Mapping):
         return {str(k): json_value(v) for k, v in value.items()}
@@ -52,6 +54,8 @@ def json_value(value: Any) -> Any:
         return int(value)
     if isinstance(value, float | np.floating):
         return None if math.isnan(value) or math.isinf(value) else float(value)
+    if isinstance(value, Decimal):  # money from a NUMERIC column
+        return float(value) if value.is_finite() else None
     if isinstance(value, datetime | np.datetime64):
         return _instant(value)
     if isinstance(value, date):

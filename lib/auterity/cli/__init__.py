@@ -4,8 +4,8 @@
 module that registers itself on it (:mod:`~auterity.cli.data`, :mod:`~auterity.cli.metrics`,
 :mod:`~auterity.cli.modelhub`, :mod:`~auterity.cli.reports`, :mod:`~auterity.cli.analysis`,
 :mod:`~auterity.cli.serve`, :mod:`~auterity.cli.ingest`, :mod:`~auterity.cli.sync`,
-:mod:`~auterity.cli.collect`, :mod:`~auterity.cli.users`); :mod:`~auterity.cli.output` is
-what they share.
+:mod:`~auterity.cli.collect`, :mod:`~auterity.cli.users`, :mod:`~auterity.cli.privacy`);
+:mod:`~auterity.cli.output` is what they share.
 """
 
 from auterity.cli import (  # noqa: F401 (register)
@@ -15,6 +15,7 @@ from auterity.cli import (  # noqa: F401 (register)
     ingest,
     metrics,
     modelhub,
+    privacy,
     reports,
     serve,
     sync,

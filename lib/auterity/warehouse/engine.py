@@ -511,6 +511,24 @@ def connect(url: str | URL | None = None, *, write: bool = False) -> Iterator[Co
         lock.release_read()
 
 
+def checkpoint(url: str | URL | None = None) -> None:
+    """Fold a DuckDB warehouse's write-ahead log into its file (nothing elsewhere).
+
+    After an erasure, the deleted values no longer sit in the ``.wal`` file beside it.
+    """
+    engine = get_engine(url, read_only=False)
+    path = duckdb_path(engine.url)
+    if path is None:
+        return
+    with announce_write(path):
+        conn = _open(engine, write=True)
+        try:
+            raw: Any = conn.connection.dbapi_connection
+            raw.execute("CHECKPOINT")
+        finally:
+            conn.close()
+
+
 def alembic_config(conn: Connection) -> Any:
     """An Alembic config pointing at the packaged migrations, bound to ``conn``."""
     from alembic.config import Config
