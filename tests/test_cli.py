@@ -20,6 +20,7 @@ COMMANDS = [
     ["db"],
     ["db", "upgrade"],
     ["db", "info"],
+    ["db", "purge"],
     ["metrics"],
     ["metrics", "list"],
     ["metrics", "query"],
@@ -33,6 +34,9 @@ COMMANDS = [
     *[["schedule", c] for c in ("list", "run", "run-due", "trigger")],
     ["users"],
     ["audit"],
+    ["gdpr"],
+    ["gdpr", "export"],
+    ["gdpr", "erase"],
     *[["users", c] for c in ("add", "passwd", "set-role", "disable", "enable", "list", "roles")],
 ]
 

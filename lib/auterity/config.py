@@ -221,6 +221,12 @@ SETTINGS: tuple[Setting, ...] = (
         "the user a report or dashboard kernel reads as (set by `auterity run --as`, the server)",
     ),
     Setting(
+        "AUTERITY_RETENTION_DAYS",
+        None,
+        "(keep everything)",
+        "raw events (product, model requests) older than this many days are purged",
+    ),
+    Setting(
         "AUTERITY_HOME",
         None,
         "the checkout",
@@ -271,6 +277,7 @@ ENV_DASHBOARD_FRESH = "AUTERITY_DASHBOARD_FRESH_S"
 ENV_ACCESS_FILE = "AUTERITY_ACCESS_FILE"
 ENV_PII_KEY = "AUTERITY_PII_KEY"
 ENV_AS = "AUTERITY_AS"
+ENV_RETENTION_DAYS = "AUTERITY_RETENTION_DAYS"
 
 _dotenv_loaded = False
 

@@ -13,6 +13,7 @@ from auterity.cli.main import cli
 from auterity.cli.output import FORMATS, Progress, echo_json
 from auterity.demo import generate as demo_data
 from auterity.errors import AuterityError
+from auterity.warehouse import retention
 
 
 @cli.command("demo-data")
@@ -162,3 +163,34 @@ def db_quarantine(table: str | None, source: str | None, limit: int, fmt: str) -
             f"{row.quarantined_at:%Y-%m-%d %H:%M:%S}  {row.table_name}  row {row.row_number}"
             f"  {row.source}\n    {row.reason}\n    {row.raw}"
         )
+
+
+@db.command("purge")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.IntRange(min=1),
+    help="Days of raw events to keep. Default: AUTERITY_RETENTION_DAYS.",
+)
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    type=click.Choice(list(retention.RAW_EVENT_TABLES)),
+    help="Only this table (repeatable). Default: every raw event table.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge_cmd(days: int | None, tables: tuple[str, ...], yes: bool) -> None:
+    """Delete raw events (product events, model requests) older than the retention.
+
+    One transaction and one audit row; caches are cleared. The scheduler daemon applies
+    AUTERITY_RETENTION_DAYS by itself when it starts and once a day.
+    """
+    keep = days if days is not None else retention.retention_days()
+    if keep is None:
+        raise AuterityError("give --older-than DAYS or set AUTERITY_RETENTION_DAYS")
+    if not yes:
+        click.confirm(f"Delete raw events older than {keep} days?", abort=True)
+    deleted = retention.purge(keep, tables=list(tables) or retention.RAW_EVENT_TABLES)
+    for table, rows in deleted.items():
+        click.echo(f"{table}: {rows:,} rows older than {keep} days deleted")

@@ -87,8 +87,12 @@ from auterity.reports.slots import (
     take_over,
     utc_now,
 )
+from auterity.warehouse import retention
 
 log = logging.getLogger("auterity.reports.scheduler")
+
+RETENTION_EVERY_S = 24 * 3600.0
+"""How often the daemon applies ``AUTERITY_RETENTION_DAYS`` (and once when it starts)."""
 
 
 ENV_GRACE = config.ENV_SCHEDULE_GRACE
@@ -566,6 +570,20 @@ class Scheduler:
             self._hurry.set()
         self._stop.set()
 
+    def apply_retention(self) -> dict[str, int] | None:
+        """Purge raw events past ``AUTERITY_RETENTION_DAYS`` (nothing when unset); a
+        failure is logged, not raised (the reports go on)."""
+        try:
+            days = retention.retention_days()
+            if days is None:
+                return None
+            deleted = retention.purge(days, url=self.url, actor="scheduler")
+        except Exception:
+            log.exception("retention purge failed")
+            return None
+        log.info("retention: raw events older than %d days purged: %s", days, deleted)
+        return deleted
+
     def serve_forever(self, *, poll_s: float = 30.0, drain_timeout_s: float = 3600.0) -> int:
         """The daemon: tick, sleep until the next fire time (at most ``poll_s``), repeat.
 
@@ -587,11 +605,15 @@ class Scheduler:
             except ConfigError as exc:  # may be a passing outage: deliveries retry later
                 log.warning("%s; emails will be retried when runs finish", exc)
         log.info("scheduler started: %d job(s)", len(self.schedule.jobs))
+        purged_at: float | None = None
         while not self._stop.is_set():
             try:
                 self.tick()
             except Exception:  # e.g. the warehouse briefly busy: try again next time
                 log.exception("scheduler tick failed")
+            if purged_at is None or time.monotonic() - purged_at >= RETENTION_EVERY_S:
+                purged_at = time.monotonic()
+                self.apply_retention()
             now = self.clock()
             self._stop.wait(min(poll_s, max(0.5, self.next_wakeup(now))))
         log.info("stopping: waiting up to %.0f s for %d run(s)", drain_timeout_s, self.busy)
