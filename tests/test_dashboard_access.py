@@ -253,3 +253,27 @@ def test_sessions_end_when_they_expire_or_the_user_is_disabled() -> None:
     server_user = token_mode.user_from_cookie(json.dumps({"u": auth.SERVER_USER, "t": time.time()}))
     assert server_user is not None and auth.role_of(server_user) is None
     assert auth.granted(server_user, "anything")
+
+
+def test_live_dashboards_per_user_are_limited_by_role(server: dict[str, str]) -> None:
+    """emea_manager allows 2 live dashboards: the third open gets 429 with a message."""
+    base = server["base"]
+    session, _ = _sign_in(base, "mia")
+    xsrf = {"X-XSRFToken": session.cookies.get("_xsrf", "")}
+    kernels = []
+    for _ in range(2):
+        page = session.get(f"{base}/voila/render/business.ipynb", timeout=180)
+        assert page.status_code == 200
+        kernels.append(
+            json.loads(
+                page.text.split('<script id="jupyter-config-data" type="application/json">')[
+                    1
+                ].split("</script>")[0]
+            )["kernelId"]
+        )
+    third = session.get(f"{base}/voila/render/business.ipynb", timeout=180)
+    assert third.status_code == 429 and "the most your role allows" in third.text
+    for kernel in kernels:
+        bye = session.post(f"{base}/voila/api/shutdown/{kernel}", headers=xsrf, timeout=30)
+        assert bye.status_code == 204
+    assert session.get(f"{base}/voila/render/business.ipynb", timeout=180).status_code == 200

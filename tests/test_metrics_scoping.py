@@ -4,6 +4,7 @@ PostgreSQL (warehouse.scope, metrics.scoping, `--as` on the CLI)."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from auterity import access, metrics, modelhub, reports, warehouse
+from auterity._time import utcnow
 from auterity.access.policy import Role, parse_policy
 from auterity.access.pseudonyms import ENV_PII_KEY
 from auterity.cli import main
@@ -286,3 +288,35 @@ def test_a_process_reading_as_a_user_is_scoped_and_fails_closed(
     monkeypatch.setattr(scopes, "_process", None)
     with pytest.raises(PermissionError, match="nothing can apply their role"):
         scopes.current()
+
+
+def test_report_runs_per_minute_are_limited_by_role(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = tmp_path / "access.yml"
+    policy.write_text(
+        "roles:\n  viewer: {dashboards: [], notebooks: [probe], limits: {runs_per_minute: 0}}\n"
+        "  analyst: {dashboards: '*', notebooks: '*', limits: {runs_per_minute: 2}}\n"
+        "  admin: {dashboards: '*', notebooks: '*', pii: true, may: [manage_users]}\n"
+    )
+    monkeypatch.setenv("AUTERITY_ACCESS_FILE", str(policy))
+    warehouse.ensure_schema()
+    notebook = _probe_notebook(tmp_path / "project")
+    access.add_user("root", "admin", PASSWORD)
+    access.add_user("ann", "analyst", PASSWORD, actor="root")
+    access.add_user("vic", "viewer", PASSWORD, actor="root")
+    with pytest.raises(
+        access.AccessDenied, match=r"may not start report runs \(runs_per_minute: 0\)"
+    ):
+        reports.run(notebook, pdf=False, as_user="vic")
+    for _ in range(2):  # two runs of ann's in the last minute (recorded, as a run records them)
+        reports.runs.record_start(
+            reports.RunRecord(
+                uuid.uuid4().hex, "probe", None, {}, "manual", "ok", utcnow(), acting_user="ann"
+            ),
+            None,
+        )
+    with pytest.raises(
+        access.AccessDenied, match=r"may start 2 report run\(s\) a minute; try again in \d+ s"
+    ):
+        reports.run(notebook, pdf=False, as_user="ann")

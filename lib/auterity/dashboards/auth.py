@@ -221,6 +221,14 @@ class AuterityAuthorizer(Authorizer):
         return False
 
 
+def kernel_limit(user_name: str) -> int | None:
+    """How many live dashboard kernels the user's role allows at once (None: no limit)."""
+    found = access.get_user(user_name)
+    if found is None:
+        return 0
+    return access.load_policy().role(found.role).limits.get("dashboard_kernels")
+
+
 def granted(user: User | None, dashboard: str) -> bool:
     """Whether ``user`` may open the dashboard ``dashboard`` (a notebook's stem)."""
     role = role_of(user)

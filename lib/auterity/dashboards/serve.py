@@ -82,24 +82,39 @@ class CappedKernelManager(AsyncMappingKernelManager):
         self._stopping = False
         self.owners: dict[str, str] = {}
         """Kernel id -> the signed-in user whose page started it (``users`` mode)."""
+        self._starting_for: dict[str, int] = {}
 
     async def start_kernel(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
         """Start a kernel unless the cap is reached (then HTTP 503 for the viewer).
 
         A kernel started for a signed-in viewer (:data:`auth.VIEWER`) reads as them
-        (``AUTERITY_AS`` in its environment) and is theirs alone.
+        (``AUTERITY_AS`` in its environment) and is theirs alone; past their role's
+        ``dashboard_kernels`` they get HTTP 429 with a message instead.
         """
         if self.max_kernels and len(self.list_kernel_ids()) + self._starting >= self.max_kernels:
             self.log.warning("kernel cap of %d reached; refusing a new kernel", self.max_kernels)
             raise web.HTTPError(503, CAP_MESSAGE, reason="Too many dashboards open")
         viewer = auth.VIEWER.get()
         if viewer is not None:
+            limit = auth.kernel_limit(viewer)
+            mine = sum(1 for owner in self.owners.values() if owner == viewer)
+            mine += self._starting_for.get(viewer, 0)
+            if limit is not None and mine >= limit:
+                raise web.HTTPError(
+                    429,
+                    f"You have {limit} live dashboard(s) open, the most your role allows: "
+                    "close one (or wait for it to time out) and reload.",
+                    reason="Too many dashboards open for you",
+                )
             kwargs["env"] = {**(kwargs.get("env") or os.environ), config.ENV_AS: viewer}
+            self._starting_for[viewer] = self._starting_for.get(viewer, 0) + 1
         self._starting += 1
         try:
             kernel_id: str = await super().start_kernel(*args, **kwargs)
         finally:
             self._starting -= 1
+            if viewer is not None:
+                self._starting_for[viewer] -= 1
         if viewer is not None:
             self.owners[kernel_id] = viewer
         return kernel_id

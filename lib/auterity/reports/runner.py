@@ -17,9 +17,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from auterity import access, config, metrics, warehouse
 from auterity._time import utcnow
@@ -36,6 +38,7 @@ from auterity.reports.runs import (
     recover_interrupted,
     write_index,
 )
+from auterity.warehouse import schema
 
 log = logging.getLogger("auterity.reports")
 
@@ -224,6 +227,31 @@ def _error_summary(exc: BaseException) -> tuple[int | None, str]:
     return None, f"{name}: {text}" if text else name
 
 
+def _check_run_rate(user: str, role: access.Role, url: str | None) -> None:
+    """Refuse a run past the role's ``runs_per_minute`` (counted over the last minute)."""
+    limit = role.limits.get("runs_per_minute")
+    if limit is None:
+        return
+    r = schema.report_runs
+    since = utcnow() - timedelta(minutes=1)
+    with warehouse.connect(url) as conn:
+        recent = sorted(
+            conn.execute(
+                sa.select(r.c.started_at).where(r.c.acting_user == user, r.c.started_at >= since)
+            ).scalars()
+        )
+    if len(recent) >= limit:
+        if limit == 0:
+            raise access.AccessDenied(
+                f"{user!r} (role {role.name}) may not start report runs (runs_per_minute: 0)"
+            )
+        wait = 60 - (utcnow() - recent[len(recent) - limit]).total_seconds()
+        raise access.AccessDenied(
+            f"{user!r} (role {role.name}) may start {limit} report run(s) a minute; "
+            f"try again in {max(1, int(wait) + 1)} s"
+        )
+
+
 def run(
     notebook: str | Path,
     *,
@@ -287,6 +315,7 @@ def run(
                 f"{as_user!r} (role {role.name}) may not run {path.stem} "
                 f"(it may run: {', '.join(role.notebooks or ()) or 'none'})"
             )
+        _check_run_rate(as_user, role, url)
     parameter_values: dict[str, Any] = {}
     set_name = None
     if params_file is not None:
