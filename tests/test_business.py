@@ -336,3 +336,43 @@ def test_empty_ranges(analytics_duckdb: str) -> None:
     assert churn["base"] == 0 and np.isnan(churn["churn_rate"])
     funnel = business.funnel(date(2030, 1, 1), date(2030, 2, 1), url=analytics_duckdb)
     assert (funnel["count"] == 0).all() and np.isnan(funnel.loc[1, "conversion_from_previous"])
+
+
+def test_top_customers_match_pandas_and_are_pseudonymised_without_pii(
+    analytics_url: str, tables: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auterity import access, metrics
+    from auterity.access.policy import Role
+    from auterity.warehouse import scope as scopes
+
+    top = business.top_customers(
+        START, END, n=5, where={"region": "EMEA"}, tz=TZ, url=analytics_url
+    )
+    orders, customers = tables["orders"], tables["customers"]
+    done = _between(orders[orders["status"] == "completed"], "ts", START, END)
+    done = done.merge(customers, on="customer_id")
+    done = done[done["region"] == "EMEA"]
+    expected = (
+        done.groupby(["customer_id", "name", "email"])["amount"]
+        .agg(["sum", "count"])
+        .reset_index()
+        .sort_values(["sum", "customer_id"], ascending=[False, True])
+        .head(5)
+    )
+    assert list(top["customer_id"]) == list(expected["customer_id"])
+    assert top["revenue"].tolist() == pytest.approx(expected["sum"].astype(float).tolist())
+    assert list(top["orders"]) == list(expected["count"])
+    assert list(top["email"]) == list(expected["email"])
+    monkeypatch.setenv("AUTERITY_PII_KEY", "t" * 40)
+    viewer = Role("viewer", dashboards=None, notebooks=None, pii=False)
+    with scopes.scoped(metrics.scope_for(viewer)):
+        hidden = business.top_customers(
+            START, END, n=5, where={"region": "EMEA"}, tz=TZ, url=analytics_url
+        )
+    assert list(hidden["customer_id"]) == list(top["customer_id"])  # same ranking
+    assert list(hidden["email"]) == [access.pseudonym(e, "email") for e in top["email"]]
+    assert list(hidden["name"]) == [access.pseudonym(n, "name") for n in top["name"]]
+    with pytest.raises(ConfigError, match="top customers filter by"):
+        business.top_customers(START, END, where={"model": "x"}, url=analytics_url)
+    with pytest.raises(ConfigError, match="n must be between"):
+        business.top_customers(START, END, n=0, url=analytics_url)

@@ -4,6 +4,7 @@ PostgreSQL (warehouse.scope, metrics.scoping, `--as` on the CLI)."""
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from datetime import date
 from pathlib import Path
@@ -284,8 +285,17 @@ def test_a_process_reading_as_a_user_is_scoped_and_fails_closed(
     monkeypatch.setenv("AUTERITY_AS", "ghost")
     with pytest.raises(access.AccessDenied, match="'ghost' is not a user"):
         scopes.current()
+    monkeypatch.setenv("AUTERITY_AS", "mia")
+    # as in a kernel whose notebook imported no metric layer: it is loaded by name
     monkeypatch.setattr(scopes, "_resolver", None)
     monkeypatch.setattr(scopes, "_process", None)
+    monkeypatch.delitem(sys.modules, scopes.RESOLVER_MODULE)
+    loaded = scopes.current()
+    assert loaded is not None and loaded.name == "emea_manager"
+    # and with no metric layer to load, nothing is read
+    monkeypatch.setattr(scopes, "_resolver", None)
+    monkeypatch.setattr(scopes, "_process", None)
+    monkeypatch.setattr(scopes, "RESOLVER_MODULE", "auterity.no_such_layer")
     with pytest.raises(PermissionError, match="nothing can apply their role"):
         scopes.current()
 

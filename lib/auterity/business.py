@@ -660,3 +660,76 @@ def top_movers(
     )
     out = out.reindex(out["contribution"].abs().sort_values(ascending=False).index)
     return out.reset_index()
+
+
+_TOP_CUSTOMER_FILTERS = {
+    "region": ("customers", "region"),
+    "segment": ("customers", "segment"),
+    "country": ("customers", "country"),
+    "plan": ("customers", "plan"),
+    "channel": ("orders", "channel"),
+}
+
+
+def top_customers(
+    start: date,
+    end: date,
+    *,
+    n: int = 10,
+    where: Mapping[str, str | Sequence[str]] | None = None,
+    tz: str | None = None,
+    url: str | None = None,
+) -> pd.DataFrame:
+    """The customers with the most revenue in ``[start, end)``, who they are included.
+
+    Name and email are personal data: a reader whose role may not see them gets the
+    database's keyed pseudonyms instead (the row scope of
+    :mod:`auterity.warehouse.scope`), with the same ranking and numbers.
+
+    Parameters
+    ----------
+    start, end : date
+        Local dates in the business time zone; ``end`` exclusive.
+    n : int
+        How many customers (1..1000).
+    where : mapping, optional
+        ``region``, ``segment``, ``country``, ``plan`` (the customer's) or ``channel``
+        (the order's) -> value or values.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id, name, email, region, segment, revenue, orders``, most revenue first.
+    """
+    if not 1 <= n <= 1000:
+        raise ConfigError(f"n must be between 1 and 1000, not {n}")
+    tz = business_tz(tz)
+    lo, hi = dialect.utc_bounds(start, end, tz)
+    c, o = schema.customers, schema.orders
+    conditions = [o.c.ts >= lo, o.c.ts < hi, o.c.status == "completed"]
+    for name, value in (where or {}).items():
+        if name not in _TOP_CUSTOMER_FILTERS:
+            raise ConfigError(
+                f"top customers filter by {', '.join(_TOP_CUSTOMER_FILTERS)}, not {name!r}"
+            )
+        table, column = _TOP_CUSTOMER_FILTERS[name]
+        values = [value] if isinstance(value, str) else list(value)
+        conditions.append((c if table == "customers" else o).c[column].in_(values))
+    revenue = dialect.to_float(sa.func.sum(o.c.amount))
+    stmt = (
+        sa.select(
+            c.c.customer_id,
+            c.c.name,
+            c.c.email,
+            c.c.region,
+            c.c.segment,
+            revenue.label("revenue"),
+            sa.func.count().label("orders"),
+        )
+        .select_from(o.join(c, o.c.customer_id == c.c.customer_id))
+        .where(*conditions)
+        .group_by(c.c.customer_id, c.c.name, c.c.email, c.c.region, c.c.segment)
+        .order_by(revenue.desc(), c.c.customer_id)
+        .limit(n)
+    )
+    return cache.fetch(stmt, url=url)

@@ -16,14 +16,17 @@ empty (fail closed: a row filter that cannot be applied to a table hides the tab
 
 A kernel that runs a report or a dashboard for a user (another process) gets the user's
 name in ``AUTERITY_AS``: its whole process then reads as that user, through the
-resolver the metric layer registers (:func:`register_resolver`). If no resolver is
-registered when such a process reads, the read is refused rather than unscoped.
+resolver the metric layer registers (:func:`register_resolver`; loaded by name when
+the process has not imported it, e.g. a notebook that uses only ModelHub). If no
+resolver can be had when such a process reads, the read is refused rather than
+unscoped.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -72,6 +75,10 @@ _CURRENT: ContextVar[Scope | None] = ContextVar("auterity_scope", default=None)
 Resolver = Callable[[str], "Scope | None"]
 """A user's name -> their scope (raises when they may not read at all)."""
 
+RESOLVER_MODULE = "auterity.metrics.scoping"
+"""The module that registers the resolver on import (the metric layer knows roles and
+dimensions; this layer must not import it, so it is named here and loaded by name)."""
+
 _resolver: Resolver | None = None
 _process: tuple[str, Scope | None] | None = None
 
@@ -103,6 +110,9 @@ def current() -> Scope | None:
         return None
     global _process
     if _process is None or _process[0] != user:
+        if _resolver is None:  # a kernel whose notebook imported no metric layer (yet)
+            with suppress(ImportError):
+                importlib.import_module(RESOLVER_MODULE)
         if _resolver is None:
             raise PermissionError(
                 f"this process reads as {user!r} ({config.ENV_AS}) but nothing can apply "

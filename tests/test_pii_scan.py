@@ -1,0 +1,180 @@
+"""Personal data in artifacts: every report and parameter set and every report email with
+its attachments, produced for a user whose role may not see PII, holds no customer email
+or name of the demo data; the same scan finds them for a role that may (so it can fail).
+
+Real Papermill runs, real PDFs, a real SMTP server; the dashboards are scanned in
+tests/test_dashboard_access.py's server (pseudonymised first paint)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from pypdf import PdfReader
+
+from auterity import access, reports, warehouse
+from auterity._time import utcnow
+from auterity.demo import generate as demo_data
+from auterity.reports import params
+from auterity.reports import scheduler as sched
+from auterity.reports.schedule import load_schedule
+from conftest import Inbox, free_port
+
+REPO = Path(__file__).parents[1]
+PASSWORD = "correct horse battery"
+POLICY = """roles:
+  viewer: {dashboards: []}
+  analyst: {dashboards: '*'}
+  admin: {dashboards: '*', notebooks: '*', pii: true, may: [manage_users]}
+  pii_viewer: {dashboards: '*', notebooks: '*', pii: false}
+  pii_analyst: {dashboards: '*', notebooks: '*', pii: true}
+"""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, chromium: str) -> Iterator[dict[str, Any]]:
+    """A demo warehouse reaching today, a project home, the two users, an SMTP inbox."""
+    root = tmp_path_factory.mktemp("pii")
+    home = root / "home"
+    home.mkdir()
+    (home / "pyproject.toml").write_text("")
+    for folder in ("notebooks", "parameters"):
+        (home / folder).symlink_to(REPO / folder)
+    (root / "access.yml").write_text(POLICY)
+    url = f"duckdb:///{root / 'pii.duckdb'}"
+    end = utcnow().date() + timedelta(days=1)
+    cfg = demo_data.DemoConfig(seed=31, events=4000, months=4, end=end, effects=False)
+    port = free_port()
+    box = Inbox()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AUTERITY_HOME", str(home))
+        mp.setenv("AUTERITY_DB_URL", url)
+        mp.setenv("AUTERITY_ACCESS_FILE", str(root / "access.yml"))
+        mp.setenv("AUTERITY_PII_KEY", "s" * 40)
+        mp.setenv("AUTERITY_SMTP_HOST", "127.0.0.1")
+        mp.setenv("AUTERITY_SMTP_PORT", str(port))
+        mp.setenv("AUTERITY_SMTP_SECURITY", "none")
+        mp.setenv("AUTERITY_MAIL_FROM", "reports@auterity.example")
+        mp.delenv("AUTERITY_TIMEZONE", raising=False)
+        mp.delenv("AUTERITY_USER", raising=False)
+        demo_data.build(cfg, url=url)
+        access.add_user("root", "admin", PASSWORD, url=url)
+        access.add_user("pia", "pii_viewer", PASSWORD, actor="root", url=url)
+        access.add_user("ana", "pii_analyst", PASSWORD, actor="root", url=url)
+        with warehouse.connect(url) as conn:
+            rows = conn.execute(sa.text("SELECT email, name FROM customers")).all()
+        personal = sorted({v for row in rows for v in row if v})
+        yield {"url": url, "root": root, "home": home, "inbox": box, "personal": personal}
+    controller.stop()
+    warehouse.dispose_engines()
+
+
+def _hits(text: str, personal: list[str]) -> list[str]:
+    return [value for value in personal if value in text]
+
+
+def _files(record: reports.RunRecord) -> list[Path]:
+    return [Path(p) for kind, p in record.outputs.items() if kind in ("html", "notebook", "pdf")]
+
+
+def _text(path: Path) -> str:
+    if path.suffix == ".pdf":
+        return "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def _message_text(message: Any) -> str:
+    parts = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        content = part.get_content()
+        if part.get_content_type() == "application/pdf":
+            content = "\n".join(
+                p.extract_text() or "" for p in PdfReader(io.BytesIO(content)).pages
+            )
+        elif isinstance(content, bytes):
+            content = content.decode("utf-8", "replace")
+        parts.append(str(content))
+    return "\n".join([str(message["Subject"]), *parts])
+
+
+def _schedule(world: dict[str, Any], user: str, sets: list[tuple[Path, Path]]) -> Path:
+    """One job per (notebook, parameter set), run as ``user``, every attachment."""
+    lines = ["jobs:"]
+    for notebook, file in sets:
+        name = f"{user}-{notebook.stem}-{file.stem}"
+        lines += [
+            f"  {name}:",
+            f"    notebook: {notebook.stem}",
+            f"    parameters: {file.stem}",
+            "    cron: '0 8 * * MON'",
+            f"    to: [{user}@example.com]",
+            "    attachments: [html, pdf, csv]",
+            f"    as: {user}",
+        ]
+    path = world["root"] / f"{user}-schedule.yml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _use(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The world's warehouse and home (each test's own default warehouse is set first)."""
+    monkeypatch.setenv("AUTERITY_DB_URL", world["url"])
+    monkeypatch.setenv("AUTERITY_HOME", str(world["home"]))
+
+
+def test_nothing_a_pii_free_role_gets_names_a_customer(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use(world, monkeypatch)
+    personal = world["personal"]
+    assert len(personal) > 50
+    records = reports.run_all(pdf=False, as_user="pia", parallel=2)
+    assert len(records) == len(params.parameter_sets()) and all(r.ok for r in records), [
+        (r.notebook, r.parameter_set, r.error_message) for r in records if not r.ok
+    ]
+    for record in records:
+        for path in _files(record):
+            assert _hits(_text(path), personal) == [], path
+    overview = next(r for r in records if r.notebook == "01-business-overview")
+    assert "email-" in Path(overview.outputs["html"]).read_text()  # the table was there
+    # one email per notebook, with HTML, PDF and CSV attachments, built as pia
+    firsts = {nb.stem: (nb, f) for nb, f in reversed(params.parameter_sets())}
+    schedule = load_schedule(_schedule(world, "pia", list(firsts.values())))
+    runner = sched.Scheduler(schedule, settings=sched.SchedulerSettings(smtp_backoff_s=0.1))
+    for name in schedule.jobs:
+        outcome = runner.trigger(name)
+        assert (outcome.status, outcome.delivery_status) == ("ok", "sent"), outcome
+    mails = world["inbox"].to("pia@example.com")
+    assert len(mails) == len(firsts)
+    pdfs = 0
+    for message in mails:
+        pdfs += sum(p.get_content_type() == "application/pdf" for p in message.walk())
+        assert _hits(_message_text(message), personal) == [], message["Subject"]
+    assert pdfs == len(firsts)
+
+
+def test_the_same_scan_finds_them_for_a_role_with_pii(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use(world, monkeypatch)
+    personal = world["personal"]
+    sets = [s for s in params.parameter_sets("01-business-overview") if s[1].stem == "monthly"]
+    record = reports.run(sets[0][0], params_file=sets[0][1], pdf=True, as_user="ana")
+    assert record.ok, record.error_message
+    assert _hits(_text(Path(record.outputs["html"])), personal)
+    assert _hits(_text(Path(record.outputs["pdf"])), personal)
+    schedule = load_schedule(_schedule(world, "ana", sets))
+    outcome = sched.Scheduler(schedule).trigger(next(iter(schedule.jobs)))
+    assert outcome.delivery_status == "sent", outcome
+    (message,) = world["inbox"].to("ana@example.com")
+    assert _hits(_message_text(message), personal)
