@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.conftest import read_table
 
-from auterity import ingest, warehouse
+from auterity import access, ingest, warehouse
 from auterity.errors import ConfigError
 from auterity.ingest import Batch
 
@@ -267,3 +267,11 @@ def test_unknown_references_are_reported_not_rejected(url: str) -> None:
     audits = read_table(url, "audit_log").sort_values("ts")
     details = json.loads(audits.iloc[-1]["details"])
     assert details["tables"]["inference_events"]["unknown_references"]["model_id"]["values"] == 1
+    # customer ids never enter the append-only audit log, only their pseudonyms
+    strangers = _events(["d"]).assign(model_id=["m1"], customer_id=["cust-secret-1"])
+    found = ingest.load("inference_events", strangers, source="t", url=url, now=NOW)
+    assert found.unknown_references["customer_id"]["examples"] == ["cust-secret-1"]
+    last = read_table(url, "audit_log").sort_values("ts").iloc[-1]["details"]
+    assert "cust-secret-1" not in last
+    recorded = json.loads(last)["tables"]["inference_events"]["unknown_references"]
+    assert recorded["customer_id"]["examples"] == [access.pseudonym("cust-secret-1", "customer")]

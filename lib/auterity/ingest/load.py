@@ -43,7 +43,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
-from auterity import config
+from auterity import access, config
 from auterity._time import utcnow
 from auterity.errors import ConfigError
 from auterity.ingest import validate
@@ -308,7 +308,9 @@ def _load_all(
                     **r.counts(),
                     "deleted": r.deleted,
                     **(
-                        {"unknown_references": r.unknown_references} if r.unknown_references else {}
+                        {"unknown_references": _for_the_record(r.unknown_references)}
+                        if r.unknown_references
+                        else {}
                     ),
                 }
                 for r in results
@@ -316,6 +318,20 @@ def _load_all(
         },
     )
     return results
+
+
+def _for_the_record(unknown: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Unknown references as the append-only audit log keeps them: example customer ids
+    as keyed pseudonyms (a GDPR erasure must leave no customer id behind)."""
+    kept = {}
+    for column, found in unknown.items():
+        if found.get("table") == "customers":
+            found = {
+                **found,
+                "examples": [access.pseudonym(str(v), "customer") for v in found["examples"]],
+            }
+        kept[column] = found
+    return kept
 
 
 def _duckdb_of(conn: Connection) -> duckdb.DuckDBPyConnection:
