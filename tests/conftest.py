@@ -62,6 +62,8 @@ def _isolated_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setenv("AUTERITY_DB_URL", url)
     monkeypatch.delenv("AUTERITY_TIMEZONE", raising=False)
     monkeypatch.delenv("AUTERITY_HOME", raising=False)
+    # pseudonyms need a key: a test's own, never one generated into the checkout's data/
+    monkeypatch.setenv("AUTERITY_PII_KEY", "test-pseudonym-key-" + "k" * 24)
     yield url
     warehouse.dispose_engines()
 
