@@ -28,7 +28,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy.engine import URL, Connection
 
 from auterity._time import utcnow
-from auterity.access.policy import Policy, load_policy
+from auterity.access.policy import Policy, Role, load_policy
 from auterity.config import get_settings
 from auterity.errors import ConfigError
 from auterity.warehouse import schema
@@ -259,6 +259,23 @@ def list_users(url: str | URL | None = None) -> pd.DataFrame:
     with connect(url) as conn:
         rows = conn.execute(sa.select(*columns).order_by(u.c.user_name)).mappings().all()
     return pd.DataFrame(rows, columns=[c.name for c in columns])
+
+
+def active_user(
+    name: str, *, url: str | URL | None = None, policy: Policy | None = None
+) -> tuple[User, Role]:
+    """An active user and their role of the access policy.
+
+    Raises
+    ------
+    AccessDenied
+        No such user, or a disabled one.
+    """
+    found = get_user(name, url=url)
+    if found is None or found.disabled:
+        state = "disabled" if found is not None else "not a user"
+        raise AccessDenied(f"{name!r} is {state} (auterity users list shows the users)")
+    return found, (policy or load_policy()).role(found.role)
 
 
 def has_users(url: str | URL | None = None) -> bool:

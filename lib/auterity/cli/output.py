@@ -235,3 +235,14 @@ def resolve_as(as_user: str | None) -> str | None:
         return as_user
     named = config.value(config.ENV_USER)
     return named if named and access.has_users() else None
+
+
+def require(as_user: str | None, permission: str, doing: str) -> str | None:
+    """The user a command acts as (:func:`resolve_as`), refused unless their role holds
+    ``permission`` (nobody acting: the local one-person setup may)."""
+    acting = resolve_as(as_user)
+    if acting is not None:
+        _user, role = access.active_user(acting)
+        if not role.can(permission):
+            raise access.AccessDenied(f"{acting!r} (role {role.name}) may not {doing}")
+    return acting

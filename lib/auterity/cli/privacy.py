@@ -6,21 +6,15 @@ from pathlib import Path
 
 import click
 
-from auterity import _json, access, metrics
+from auterity import _json
 from auterity.cli.main import cli
-from auterity.cli.output import AS_USER, resolve_as
+from auterity.cli.output import AS_USER, require
 from auterity.privacy import gdpr as gdpr_requests
 
 
 def _may_handle(as_user: str | None) -> str | None:
     """The acting user, who needs the gdpr permission once the warehouse has users."""
-    acting = resolve_as(as_user)
-    if acting is not None:
-        found, _scope = metrics.user_scope(acting)
-        role = access.load_policy().role(found.role)
-        if not role.can("gdpr"):
-            raise access.AccessDenied(f"{acting!r} (role {role.name}) may not handle GDPR requests")
-    return acting
+    return require(as_user, "gdpr", "handle GDPR requests")
 
 
 @cli.group("gdpr")

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import click
 import pandas as pd
 
-from auterity import access, metrics
+from auterity import access
 from auterity._time import utcnow
 from auterity.access.policy import grants
 from auterity.cli.main import cli
-from auterity.cli.output import AS_USER, FORMATS, echo_json, emit, resolve_as
+from auterity.cli.output import AS_USER, FORMATS, echo_json, emit, require
 from auterity.errors import ConfigError
 
 AS_OPTION = click.option(
@@ -161,12 +161,7 @@ def audit_cmd(
     Reading it needs the audit permission once the warehouse has users (--as).
     """
     access.note_policy()
-    acting = resolve_as(as_user)
-    if acting is not None:
-        found, _scope = metrics.user_scope(acting)
-        role = access.load_policy().role(found.role)
-        if not role.can("audit"):
-            raise access.AccessDenied(f"{acting!r} (role {role.name}) may not read the audit trail")
+    require(as_user, "audit", "read the audit trail")
     trail = access.audit_trail(since=_since(since), user=user, action=action, limit=limit)
     if fmt == "json":
         echo_json(trail.to_dict("records"))

@@ -223,10 +223,11 @@ class AuterityAuthorizer(Authorizer):
 
 def kernel_limit(user_name: str) -> int | None:
     """How many live dashboard kernels the user's role allows at once (None: no limit)."""
-    found = access.get_user(user_name)
-    if found is None:
+    try:
+        _user, role = access.active_user(user_name)
+    except access.AccessDenied:  # gone or disabled since they signed in: no new kernel
         return 0
-    return access.load_policy().role(found.role).limits.get("dashboard_kernels")
+    return role.limits.get("dashboard_kernels")
 
 
 def granted(user: User | None, dashboard: str) -> bool:

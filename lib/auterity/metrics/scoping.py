@@ -141,11 +141,7 @@ def user_scope(
     AccessDenied
         No such user, or a disabled one.
     """
-    found = access.get_user(user, url=url)
-    if found is None or found.disabled:
-        state = "disabled" if found is not None else "not a user"
-        raise access.AccessDenied(f"{user!r} is {state} (auterity users list shows the users)")
-    role = (policy or access.load_policy()).role(found.role)
+    found, role = access.active_user(user, url=url, policy=policy)
     return found, scope_for(role, catalog)
 
 

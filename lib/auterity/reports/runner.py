@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from auterity import access, config, metrics, warehouse
+from auterity import access, config, warehouse
 from auterity._time import utcnow
 from auterity.config import get_settings, reports_dir
 from auterity.errors import ConfigError
@@ -308,8 +308,7 @@ def run(
 
     path = params.resolve_notebook(notebook)
     if as_user is not None:
-        user, _scope = metrics.user_scope(as_user, url=url)
-        role = access.load_policy().role(user.role)
+        _user, role = access.active_user(as_user, url=url)
         if not role.may_run(path.stem):
             raise access.AccessDenied(
                 f"{as_user!r} (role {role.name}) may not run {path.stem} "
@@ -454,8 +453,7 @@ def run_all(
     if not jobs:
         raise ConfigError("no parameter sets found under parameters/<notebook>/*.yml")
     if as_user is not None:
-        user, _scope = metrics.user_scope(as_user, url=url)
-        role = access.load_policy().role(user.role)
+        _user, role = access.active_user(as_user, url=url)
         jobs = [(nb, file) for nb, file in jobs if role.may_run(Path(nb).stem)]
         if not jobs:
             raise access.AccessDenied(f"{as_user!r} (role {role.name}) may run none of them")
