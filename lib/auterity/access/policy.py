@@ -40,6 +40,7 @@ from typing import Any
 from auterity import config
 from auterity._yaml import read_yaml
 from auterity.errors import ConfigError
+from auterity.warehouse.custom import refuse_unknown
 
 ENV_ACCESS_FILE = config.ENV_ACCESS_FILE
 """Environment variable naming another policy file (default ``parameters/access.yml``)."""
@@ -182,12 +183,7 @@ def _role(name: str, spec: Any, where: str) -> Role:
         raise ConfigError(f"{where}: a role name is letters, digits, '_' and '-'")
     if not isinstance(spec, dict):
         raise ConfigError(f"{where}: must be a mapping of grants")
-    unknown = set(spec) - _ROLE_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))} "
-            f"(known: {', '.join(sorted(_ROLE_KEYS))})"
-        )
+    refuse_unknown(spec, _ROLE_KEYS, where)
     if "dashboards" not in spec:
         raise ConfigError(f'{where}: dashboards: is required (a list, [] or "*")')
     pii = spec.get("pii", False)

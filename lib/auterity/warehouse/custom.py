@@ -79,7 +79,8 @@ def fail(where: str, problem: str) -> ConfigError:
 
 
 def refuse_unknown(spec: dict[str, Any], known: set[str], where: str) -> None:
-    """Refuse keys of a sources-file mapping that are not in ``known``, naming both."""
+    """Refuse keys of a configuration mapping (sources.yml, access.yml) that are not in
+    ``known``, naming both."""
     unknown = set(spec) - known
     if unknown:
         raise fail(
