@@ -124,9 +124,14 @@ def send(
     try:
         while not stop.is_set():
             now = time.monotonic()
-            if duration_s and now - start >= duration_s:
-                break
-            due = int((now - start) * rate) + 1
+            elapsed = min(now - start, duration_s) if duration_s else now - start
+            # spans due by now; with a duration, exactly rate x duration in all (a slow
+            # last wait must not cut the count short)
+            due = (
+                round(duration_s * rate)
+                if duration_s and elapsed >= duration_s
+                else (int(elapsed * rate) + 1)
+            )
             while made < due:
                 feature = rng.choices(features, weights=shares)[0]
                 emit_span(providers[feature], feature, rng)
@@ -134,6 +139,8 @@ def send(
             if on_tick is not None and now - last_tick >= 1.0:
                 on_tick(made)
                 last_tick = now
+            if duration_s and elapsed >= duration_s:
+                break
             stop.wait(min(0.05, 1.0 / rate))
     finally:
         for provider in providers.values():
