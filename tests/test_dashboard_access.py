@@ -4,6 +4,7 @@ over HTTP against the real server (and the kernel websocket)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -277,3 +278,123 @@ def test_live_dashboards_per_user_are_limited_by_role(server: dict[str, str]) ->
         bye = session.post(f"{base}/voila/api/shutdown/{kernel}", headers=xsrf, timeout=30)
         assert bye.status_code == 204
     assert session.get(f"{base}/voila/render/business.ipynb", timeout=180).status_code == 200
+
+
+def test_dashboard_downloads_need_the_export_grant_and_are_audited(
+    users_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dashboard hands out download links only when asked, after an ``export`` audit
+    row; a role without ``export`` is refused (``access.denied`` row, a message in the
+    status line); the links carry the viewer's rows only."""
+    from auterity import dashboards
+
+    shipped = (Path(__file__).parents[1] / "parameters" / "access.yml").read_text()
+    policy = tmp_path / "access.yml"
+    policy.write_text(
+        shipped.replace(
+            "    may: [export]\n    limits: {dashboard_kernels: 2, runs_per_minute: 0}",
+            "    may: []\n    limits: {dashboard_kernels: 2, runs_per_minute: 0}",
+            1,
+        )
+    )
+    assert policy.read_text() != shipped
+    monkeypatch.setenv("AUTERITY_ACCESS_FILE", str(policy))
+    monkeypatch.setenv("AUTERITY_DB_URL", users_url)
+    monkeypatch.setenv("AUTERITY_AS", "vic")  # a viewer's kernel
+    dash = dashboards.business(url=users_url)
+    assert dash is not None and dash.view is not None
+    assert not dash.prepare_exports() and dash.exports.value == ""
+    assert "may not export" in dash.status.value
+    assert not dash.prepare_pngs()
+    denied = [r for r in _audit(users_url, "access.denied") if r["actor"] == "vic"]
+    assert denied and json.loads(denied[-1]["details"])["action"] == "export"
+    monkeypatch.setenv("AUTERITY_AS", "mia")  # the EMEA manager may export: EMEA rows only
+    dash = dashboards.business(url=users_url)
+    assert dash is not None and dash.prepare_exports()
+    row = [r for r in _audit(users_url, "export") if r["actor"] == "mia"][-1]
+    assert row["object_type"] == "dashboard" and row["object_id"] == "business"
+    assert json.loads(row["details"])["formats"] == ["csv", "json"]
+    links = dict(
+        re.findall(r'data-export="(\w+)"[^>]*href="data:[^;]+;base64,([^"]+)"', dash.exports.value)
+    )
+    data = json.loads(base64.b64decode(links["json"]))
+    revenue = {r["metric"]: r["current"] for r in data["data"]["kpis"]}["revenue"]
+    start, end = dash.start.value, dash.end.value
+    with metrics.acting_as("mia", url=users_url):
+        emea = business.kpi_summary(start, end, url=users_url).set_index("metric")
+    assert revenue == pytest.approx(emea.loc["revenue", "current"])
+
+
+REFRESHED = """() => {
+  const s = document.querySelector('.au-state');
+  return s !== null && s.dataset.busy === '0' && Number(s.dataset.generation) > 0;
+}"""
+
+
+def _personal(url: str) -> list[str]:
+    """Every customer email and name of the warehouse."""
+    with warehouse.connect(url) as conn:
+        rows = conn.execute(sa.text("SELECT email, name FROM customers")).all()
+    return sorted({v for row in rows for v in row if v})
+
+
+def _browser_scan(browser: object, base: str, user: str, names: list[str]) -> dict[str, str]:
+    """Sign in as ``user`` in Chromium, open each dashboard, prepare and download its
+    exports: ``{what: text}`` of every page (as drawn) and every CSV and JSON download."""
+    context = browser.new_context(accept_downloads=True)  # type: ignore[attr-defined]
+    context.set_default_timeout(90_000)
+    page = context.new_page()
+    page.goto(f"{base}/login", wait_until="domcontentloaded")
+    page.fill("#username_input", user)
+    page.fill("#password_input", PASSWORD)
+    page.click("#login_submit")
+    page.wait_for_selector(".au-card", timeout=60_000)
+    seen: dict[str, str] = {"landing": page.content()}
+    for name in names:
+        page.goto(f"{base}/voila/render/{name}.ipynb", wait_until="domcontentloaded")
+        page.wait_for_selector(".au-dash .au-kpi-value", timeout=90_000)
+        page.wait_for_function(REFRESHED, timeout=60_000)
+        seen[f"{name} page"] = page.content()
+        page.locator(".au-export-button").click()
+        for fmt in ("csv", "json"):
+            page.wait_for_selector(f"a.au-export-{fmt}", timeout=60_000)
+            with page.expect_download() as info:
+                page.locator(f"a.au-export-{fmt}").click()
+            seen[f"{name}.{fmt}"] = Path(info.value.path()).read_text()
+    context.close()
+    return seen
+
+
+def test_a_viewer_sees_no_personal_data_in_dashboards_or_downloads_an_admin_does(
+    server: dict[str, str], users_url: str, chromium: str
+) -> None:
+    """Through Chromium: every dashboard a viewer may open, as drawn, and its CSV and
+    JSON downloads hold no customer email or name; the same scan as an admin (PII
+    granted) finds them in the business dashboard's top customers, so it can fail."""
+    from playwright.sync_api import sync_playwright
+
+    from auterity.reports import CHROMIUM_ARGS
+
+    personal = _personal(users_url)
+    assert len(personal) > 50
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            viewer = _browser_scan(
+                browser, server["base"], "vic", ["business", "modelhub", "realtime"]
+            )
+            admin = _browser_scan(browser, server["base"], "root", ["business"])
+        finally:
+            browser.close()
+    for what, text in viewer.items():
+        assert [p for p in personal if p in text] == [], what
+    assert "email-" in viewer["business page"]  # the top customers table was there, pseudonymised
+    assert [p for p in personal if p in admin["business page"]]
+    assert [p for p in personal if p in admin["business.json"]]
+    exports = [(r["actor"], r["object_id"]) for r in _audit(users_url, "export")]
+    assert {
+        ("vic", "business"),
+        ("vic", "modelhub"),
+        ("vic", "realtime"),
+        ("root", "business"),
+    } <= set(exports)

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import requests
 
-from auterity import business, charts, dashboards, modelhub, present, warehouse
+from auterity import access, business, charts, dashboards, modelhub, present, warehouse
 from auterity.dashboards import realtime_dashboard, serve
 from auterity.demo import generate as demo_data
 from auterity.errors import ConfigError, DatabaseUnavailable
@@ -78,7 +78,14 @@ def test_business_dashboard_in_process(live_url: str) -> None:
     assert dash.tiles.value.count('class="au-spark"') == len(business.SPARKLINE_METRICS)
     dash.grain.value = "week"
     assert len(dash.view.frames["revenue_trend"]) <= 6
+    assert dash.exports.value == ""  # no download links until asked for (and audited)
+    assert dash.prepare_exports()
     assert "au-export-csv" in dash.exports.value and "base64," in dash.exports.value
+    exported = access.audit_trail(action="export", url=live_url).iloc[0]
+    assert exported["object_id"] == "business" and exported["details"]["formats"] == ["csv", "json"]
+    assert exported["details"]["filters"]["grain"] == "week"
+    dash.refresh()  # the same filters refreshed: the links follow the data
+    assert "au-export-csv" in dash.exports.value
     pngs = dash.prepare_pngs()
     assert pngs and all(p.startswith(b"\x89PNG") for p in pngs.values())
     assert "au-export-png" in dash.exports.value
@@ -483,6 +490,9 @@ def _change(page: object, action: Callable[[], object]) -> None:
 
 
 def _download(page: object, selector: str) -> bytes:
+    if page.locator(selector).count() == 0:  # type: ignore[attr-defined]
+        page.locator(".au-export-button").click()  # type: ignore[attr-defined]
+        page.wait_for_selector(selector, timeout=DEADLINE_MS)  # type: ignore[attr-defined]
     with page.expect_download() as info:  # type: ignore[attr-defined]
         page.locator(selector).first.click()  # type: ignore[attr-defined]
     return Path(info.value.path()).read_bytes()

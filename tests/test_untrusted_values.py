@@ -329,6 +329,7 @@ def test_dashboards_show_hostile_values_as_text(
         if dash.name != "business":  # model ids are in its tables and charts
             assert any(p.strip() in seen.text for p in PAYLOADS[:9]), dash.name
         # exports: the JSON holds the values as data, the CSV no formula
+        assert dash.prepare_exports()
         links = dict(
             re.findall(
                 r'data-export="(\w+)"[^>]*href="data:[^;]+;base64,([^"]+)"', dash.exports.value

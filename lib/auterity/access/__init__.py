@@ -10,7 +10,7 @@ API cannot go around them.
 
 from auterity.access.policy import PERMISSIONS, Policy, Role, load_policy, policy_file
 from auterity.access.pseudonyms import pseudonym
-from auterity.access.trail import audit_trail, note_policy
+from auterity.access.trail import audit_trail, note_export, note_policy
 from auterity.access.users import (
     AccessDenied,
     SignIn,
@@ -41,6 +41,7 @@ __all__ = [
     "has_users",
     "list_users",
     "load_policy",
+    "note_export",
     "note_policy",
     "policy_file",
     "pseudonym",

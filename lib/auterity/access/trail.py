@@ -23,8 +23,9 @@ from sqlalchemy.engine import URL
 
 from auterity._time import utcnow
 from auterity.access.policy import grants, load_policy, policy_file
+from auterity.access.users import AccessDenied, active_user
 from auterity.errors import ConfigError
-from auterity.warehouse import schema
+from auterity.warehouse import schema, scope
 from auterity.warehouse.engine import connect, ensure_schema
 from auterity.warehouse.writes import audit
 
@@ -129,3 +130,70 @@ def note_policy(
             },
         )
     return True
+
+
+def note_export(
+    kind: str,
+    name: str,
+    formats: list[str],
+    *,
+    user: str | None = None,
+    details: dict[str, object] | None = None,
+    url: str | URL | None = None,
+) -> str:
+    """Check that ``user`` may export and append an ``export`` audit row.
+
+    Call it when an export's content is handed over (a dashboard's download links, a
+    CLI command's CSV or JSON), before it is.
+
+    Parameters
+    ----------
+    kind : str
+        What is exported from: ``dashboard`` or ``cli``.
+    name : str
+        Which one (``business``, ``metrics query``).
+    formats : list of str
+        ``csv``, ``json``, ``png``.
+    user : str, optional
+        The user exporting; default: the user this process reads as (``AUTERITY_AS``).
+        Nobody (the local one-person setup) may export; the row names the OS user.
+    details : dict, optional
+        Parameters of the export (filters, rows), recorded as given.
+    url : str or URL, optional
+        Warehouse URL; default from the settings.
+
+    Returns
+    -------
+    str
+        The audit row's id.
+
+    Raises
+    ------
+    AccessDenied
+        The user's role may not ``export`` (an ``access.denied`` row is written), or the
+        user is unknown or disabled.
+    """
+    user = user if user is not None else scope.process_user()
+    ensure_schema(url)
+    if user is not None:
+        _found, role = active_user(user, url=url)
+        if not role.can("export"):
+            with connect(url, write=True) as conn:
+                audit(
+                    conn,
+                    "access.denied",
+                    actor=user,
+                    object_type=kind,
+                    object_id=name[:256],
+                    details={"action": "export", "formats": formats},
+                )
+            raise AccessDenied(f"{user!r} (role {role.name}) may not export")
+    with connect(url, write=True) as conn:
+        return audit(
+            conn,
+            "export",
+            actor=user,
+            object_type=kind,
+            object_id=name[:256],
+            details={"formats": formats, **(details or {})},
+        )

@@ -1,4 +1,5 @@
-"""The business dashboard: KPI tiles with sparklines, trend, funnel, cohorts, top movers.
+"""The business dashboard: KPI tiles with sparklines, trend, funnel, cohorts, top movers,
+top customers.
 
 Filters: date range, trend grain, region, segment and sales channel.
 """
@@ -20,6 +21,19 @@ from auterity.dashboards.widgets import (
     log,
 )
 from auterity.errors import ConfigError
+
+TOP_CUSTOMERS = 10
+"""Customers in the "Top customers" table (names and emails only for roles with PII;
+pseudonyms for the others, by the row scope)."""
+TOP_CUSTOMER_UNITS = {"revenue": "currency", "orders": "count"}
+TOP_CUSTOMER_LABELS = {
+    "name": "Customer",
+    "email": "Email",
+    "region": "Region",
+    "segment": "Segment",
+    "revenue": "Revenue",
+    "orders": "Orders",
+}
 
 
 def _where(region: str, segment: str, channel: str = "") -> dict[str, str]:
@@ -58,7 +72,8 @@ def business_view(
     -------
     View
         KPIs (``business.kpi_summary``) with sparklines (``business.kpi_daily``), trend,
-        funnel, cohorts, top movers.
+        funnel, cohorts, top movers, top customers (``business.top_customers``: names and
+        emails as the reader's role may see them).
     """
     if end <= start:
         raise ConfigError(f"the end date ({end}) must be after the start date ({start})")
@@ -74,6 +89,7 @@ def business_view(
     )
     by = next(d for d in ("segment", "region", "channel", "country") if d not in where)
     movers = business_data.top_movers("revenue", by, (start, end), where=where, tz=tz, url=url)
+    top = business_data.top_customers(start, end, n=TOP_CUSTOMERS, where=where, tz=tz, url=url)
     kpi_table = kpis[["metric", "label", "unit", "current", "previous", "previous_delta_pct"]]
     return View(
         kpis=kpi_table,
@@ -83,6 +99,12 @@ def business_view(
             "funnel": funnel,
             "cohort_retention": retention,
             "top_movers": movers,
+            "top_customers": top,
+        },
+        sections={
+            "top_customers": present.table_html(
+                top.drop(columns=["customer_id"]), TOP_CUSTOMER_UNITS, labels=TOP_CUSTOMER_LABELS
+            )
         },
         charts={
             "revenue_trend": charts.trend(trend, "revenue", unit="currency", title="Revenue"),
@@ -147,6 +169,7 @@ class BusinessDashboard(Dashboard):
             ("top_movers", "Top movers"),
         ):
             self._section(key, title, chart=True)
+        self._section("top_customers", f"Top {TOP_CUSTOMERS} customers by revenue", chart=False)
         self.refresh()
 
     def _dimension_values(self) -> tuple[list[str], list[str], list[str]]:

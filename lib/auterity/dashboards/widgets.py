@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from auterity import charts, present
+from auterity import access, charts, present
 from auterity._time import utcnow
 from auterity.dashboards.export import export_links_html
 from auterity.errors import AuterityError, DatabaseUnavailable
@@ -195,9 +195,15 @@ class Dashboard:
         self.tiles = w.HTML(layout=w.Layout(width="100%"))
         self.tiles.add_class("au-tiles")
         self.exports = w.HTML()
+        self.export_button = w.Button(
+            description="Prepare downloads", tooltip="CSV and JSON of this view"
+        )
+        self.export_button.add_class("au-export-button")
+        self.export_button.on_click(lambda _b: self.prepare_exports())
         self.png_button = w.Button(description="Prepare PNGs", tooltip="Render charts as PNG")
         self.png_button.add_class("au-png-button")
         self.png_button.on_click(lambda _b: self.prepare_pngs())
+        self._exported: dict[str, Any] | None = None  # filters of the links handed out
         self.sections: dict[str, Any] = {}
         self.outputs: dict[str, Any] = {}
         self.layout: list[tuple[str, str, bool]] = []  # (key, title, chart?) in page order
@@ -211,7 +217,10 @@ class Dashboard:
                 self.filter_box,
                 self.status,
                 self.tiles,
-                w.HBox([self.exports, self.png_button], layout=w.Layout(flex_flow="row wrap")),
+                w.HBox(
+                    [self.exports, self.export_button, self.png_button],
+                    layout=w.Layout(flex_flow="row wrap"),
+                ),
                 self.body,
             ],
             layout=w.Layout(width="100%"),
@@ -376,7 +385,15 @@ class Dashboard:
         from IPython.display import HTML, display
 
         self.tiles.value = view.tiles_html
-        self.exports.value = export_links_html(self.name, view.kpis, view.frames, self.filters())
+        if self._exported is not None and self._exported == self.filters():
+            # the same view refreshed (new data, same filters): the links handed out
+            # (and audited) follow it; other filters need another "Prepare downloads"
+            self.exports.value = export_links_html(
+                self.name, view.kpis, view.frames, self._exported
+            )
+        else:
+            self._exported = None
+            self.exports.value = ""
         for key, part in self.sections.items():
             part.value = view.sections.get(key, "")
         for key, out in self.outputs.items():
@@ -388,10 +405,46 @@ class Dashboard:
                 else:
                     display(HTML(charts.chart_html(chart, theme=self.theme)))
 
-    def prepare_pngs(self) -> dict[str, bytes]:
-        """Render the current charts as PNG and add download links for them."""
+    def _may_export(self, formats: list[str]) -> bool:
+        """Whether the viewer may export the current view: ``export`` audit row written
+        (the role must hold ``export``); a refusal is shown in the status line."""
+        try:
+            access.note_export(
+                "dashboard", self.name, formats, details={"filters": self.filters()}, url=self.url
+            )
+        except Exception as exc:
+            log.warning("%s export refused or not recorded: %s", self.name, exc)
+            self.error = viewer_message(exc)
+            self.status.value = self.status_html()
+            return False
+        return True
+
+    def prepare_exports(self) -> bool:
+        """Hand out CSV and JSON download links for the current view.
+
+        The export is recorded in the audit trail first (who, which dashboard, which
+        filters) and refused for a role without ``export``. The links stay while the
+        filters do (refreshes update them); changing a filter takes them away.
+
+        Returns
+        -------
+        bool
+            Whether the links are shown.
+        """
         with self._lock:
-            if self.view is None:
+            if self.view is None or not self._may_export(["csv", "json"]):
+                return False
+            self._exported = self.filters()
+            self.exports.value = export_links_html(
+                self.name, self.view.kpis, self.view.frames, self._exported, self.pngs
+            )
+            return True
+
+    def prepare_pngs(self) -> dict[str, bytes]:
+        """Render the current charts as PNG and add download links for them (with the
+        CSV and JSON ones; recorded and checked like :meth:`prepare_exports`)."""
+        with self._lock:
+            if self.view is None or not self._may_export(["csv", "json", "png"]):
                 return {}
             try:
                 self.pngs = {
@@ -402,8 +455,9 @@ class Dashboard:
                 self.error = viewer_message(exc)
                 self.status.value = self.status_html()
                 return {}
+            self._exported = self.filters()
             self.exports.value = export_links_html(
-                self.name, self.view.kpis, self.view.frames, self.filters(), self.pngs
+                self.name, self.view.kpis, self.view.frames, self._exported, self.pngs
             )
             return self.pngs
 
