@@ -157,7 +157,7 @@ def test_acting_as_a_user_applies_their_role() -> None:
 
 
 def test_cli_as_user_sees_their_rows(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     assert main(["demo-data", "--events", "2000", "--months", "3", "--no-effects", "--quiet"]) == 0
     capsys.readouterr()
@@ -186,6 +186,33 @@ def test_cli_as_user_sees_their_rows(
     assert {r["region"] for r in json.loads(capsys.readouterr().out)} == everything
     assert main([*query, "--as", "ghost"]) == 2
     assert "'ghost' is not a user" in capsys.readouterr().err
+    # CSV and JSON for a user are exports: audited, and only for roles that may export
+    exports = access.audit_trail(action="export")
+    assert {"mia", "root"} <= set(exports["actor"])
+    first = exports[exports["actor"] == "mia"].iloc[-1]
+    assert (first["object_type"], first["object_id"]) == ("cli", "metrics query")
+    assert first["details"]["formats"] == ["json"]
+    assert first["details"]["parameters"]["metric_names"] == ["revenue"]
+    assert main(["anomalies", "revenue", "--format", "json", "--as", "mia"]) == 0
+    assert json.loads(capsys.readouterr().out)["metric"] == "revenue"
+    assert "anomalies" in set(access.audit_trail(action="export")["object_id"])
+    shipped = access.policy_file().read_text()
+    strict = tmp_path / "access.yml"  # the shipped roles, but a viewer may not export
+    strict.write_text(
+        shipped.replace(
+            "may: [export]\n    limits: {dashboard_kernels: 2, runs_per_minute: 0}",
+            "may: []\n    limits: {dashboard_kernels: 2, runs_per_minute: 0}",
+            1,
+        )
+    )
+    assert strict.read_text() != shipped
+    monkeypatch.setenv("AUTERITY_ACCESS_FILE", str(strict))
+    assert main([*query, "--as", "vic"]) == 2
+    assert "'vic' (role viewer) may not export" in capsys.readouterr().err
+    table = [a for a in query if a not in ("--format", "json")]
+    assert main([*table, "--as", "vic"]) == 0  # a table for a person is no export
+    denied = access.audit_trail(action="access.denied", user="vic").iloc[0]
+    assert denied["details"]["action"] == "export"
     monkeypatch.setenv("AUTERITY_USER", "ghost")
     assert main(["modelhub", "leaderboard", "--format", "json"]) == 2
 

@@ -506,7 +506,7 @@ def test_report_email_kpis_charts_and_attachments(
 
 
 def test_a_job_run_as_a_user_emails_only_what_they_may_see(
-    project: Path, inbox: Inbox, analytics_duckdb: str, tmp_path: Path, monkeypatch
+    project: Path, inbox: Inbox, analytics_duckdb: str, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     """`as:` in schedule.yml: the report and its email show the user's rows only."""
     copy = tmp_path / "kpi.duckdb"
@@ -545,6 +545,19 @@ def test_a_job_run_as_a_user_emails_only_what_they_may_see(
     assert daily["revenue"].sum() == pytest.approx(emea["current"])
     (run,) = [r for r in _runs(url) if r["run_id"] == outcome.run_id]
     assert run["acting_user"] == "pia"
+    # `schedule trigger --as`: run the same job as someone else, their role decides
+    from auterity.cli import main
+
+    assert main(["schedule", "trigger", "kpi-emea", "--file", str(jobs), "--as", "root"]) == 0
+    assert inbox.messages[-1][1]["Subject"] == (
+        f"Revenue {charts.format_value(everyone['current'], 'currency')}"
+    )
+    assert [r["acting_user"] for r in _runs(url)].count("root") == 1
+    access.add_user("vera", "viewer", "correct horse battery", actor="root", url=url)
+    monkeypatch.setenv("AUTERITY_USER", "vera")  # the default for --as once users exist
+    assert main(["schedule", "trigger", "kpi-emea", "--file", str(jobs)]) == 2
+    assert "'vera' (role viewer) may not run kpi" in capsys.readouterr().err
+    assert len(inbox.messages) == 2
     jobs.write_text(jobs.read_text().replace("as: pia", "as: 'not a name'"))
     with pytest.raises(ConfigError, match=r"kpi-emea.*as: user name 'not a name'"):
         load_schedule(jobs)

@@ -123,6 +123,7 @@ def _series_input(
 @click.option("--interval", type=float, default=0.8, show_default=True, help="Interval width.")
 @click.option("--no-backtest", is_flag=True, help="Skip the rolling-origin backtest.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@acting_as_option
 def forecast_cmd(
     metric: str | None,
     csv_path: Path | None,
@@ -208,6 +209,7 @@ def forecast_cmd(
 @click.option("--threshold", type=float, default=5.0, show_default=True, help="Score to flag.")
 @click.option("--merge-gap", type=click.IntRange(min=0), help="Rows between merged points.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@acting_as_option
 def anomalies_cmd(
     metric: str | None,
     csv_path: Path | None,

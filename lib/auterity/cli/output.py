@@ -205,6 +205,9 @@ def acting_as_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``--as USER``: run the command as a user of the warehouse, so their role's row
     filters and PII rule shape every number and name it prints.
 
+    Acting as a user, ``--format csv`` or ``json`` is an export: their role must hold
+    ``export`` and an ``export`` audit row records the command and its parameters.
+
     Without ``--as``, ``AUTERITY_USER`` is used once the warehouse has users; with no
     user in the warehouse (the local one-person setup) or neither set, the command reads
     everything. The CLI is not where access is enforced: whoever holds the warehouse
@@ -213,11 +216,26 @@ def acting_as_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def scoped(*args: Any, as_user: str | None, **kwargs: Any) -> Any:
-        with metrics.acting_as(resolve_as(as_user)):
+        acting = resolve_as(as_user)
+        with metrics.acting_as(acting):
+            fmt = kwargs.get("fmt")
+            if acting is not None and fmt in MACHINE_FORMATS:
+                # CSV or JSON for another program: an export (the role must allow it)
+                ctx = click.get_current_context()
+                access.note_export(
+                    "cli",
+                    ctx.command_path.removeprefix(f"{ctx.find_root().info_name} "),
+                    [fmt],
+                    user=acting,
+                    details={"parameters": {k: v for k, v in ctx.params.items() if v is not None}},
+                )
             return fn(*args, **kwargs)
 
     return AS_USER(scoped)
 
+
+MACHINE_FORMATS = ("csv", "json")
+"""Output formats for other programs: exports, when a user is acting."""
 
 AS_USER = click.option(
     "--as",

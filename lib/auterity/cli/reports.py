@@ -273,11 +273,19 @@ def _outcome_line(outcome: Any) -> str:
 @click.argument("job")
 @_schedule_file_option
 @click.option("--no-pdf", is_flag=True, help="Skip the PDF (no Chromium needed).")
-def schedule_trigger(job: str, schedule_file: Path | None, no_pdf: bool) -> None:
-    """Run one job now (trigger `manual`), email included. Exit 1 if the run or email failed."""
+@AS_USER
+def schedule_trigger(
+    job: str, schedule_file: Path | None, no_pdf: bool, as_user: str | None
+) -> None:
+    """Run one job now (trigger `manual`), email included. Exit 1 if the run or email failed.
+
+    The job runs as its `as:` user from schedule.yml; --as (or AUTERITY_USER once the
+    warehouse has users) runs it as another user, whose role must grant the notebook:
+    the report and its email then show what that user may see.
+    """
 
     runner = sched.Scheduler(load_schedule(schedule_file), pdf=not no_pdf)
-    outcome = runner.trigger(job)
+    outcome = runner.trigger(job, as_user=resolve_as(as_user))
     click.echo(_outcome_line(outcome))
     if outcome.status != "ok" or outcome.delivery_status == "delivery_failed":
         raise SystemExit(1)

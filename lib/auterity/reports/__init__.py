@@ -29,6 +29,7 @@ from auterity.reports.render import (
 )
 from auterity.reports.runner import (
     MASKED_SCHEME,
+    check_may_run,
     mask_notebook,
     record_value,
     recorded_values,
@@ -61,6 +62,7 @@ __all__ = [
     "TEMPLATES",
     "VALUES_MIME",
     "RunRecord",
+    "check_may_run",
     "chromium_path",
     "chromium_sandbox",
     "get_run",

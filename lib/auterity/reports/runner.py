@@ -252,6 +252,24 @@ def _check_run_rate(user: str, role: access.Role, url: str | None) -> None:
         )
 
 
+def check_may_run(as_user: str, notebook: str | Path, *, url: str | None = None) -> access.Role:
+    """The role of ``as_user`` if it grants running ``notebook`` (a name or path).
+
+    Raises
+    ------
+    AccessDenied
+        ``as_user`` is not an active user, or their role does not grant the notebook.
+    """
+    stem = params.resolve_notebook(notebook).stem
+    _user, role = access.active_user(as_user, url=url)
+    if not role.may_run(stem):
+        raise access.AccessDenied(
+            f"{as_user!r} (role {role.name}) may not run {stem} "
+            f"(it may run: {', '.join(role.notebooks or ()) or 'none'})"
+        )
+    return role
+
+
 def run(
     notebook: str | Path,
     *,
@@ -308,12 +326,7 @@ def run(
 
     path = params.resolve_notebook(notebook)
     if as_user is not None:
-        _user, role = access.active_user(as_user, url=url)
-        if not role.may_run(path.stem):
-            raise access.AccessDenied(
-                f"{as_user!r} (role {role.name}) may not run {path.stem} "
-                f"(it may run: {', '.join(role.notebooks or ()) or 'none'})"
-            )
+        role = check_may_run(as_user, path, url=url)
         _check_run_rate(as_user, role, url)
     parameter_values: dict[str, Any] = {}
     set_name = None

@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -449,11 +449,16 @@ class Scheduler:
         with ThreadPoolExecutor(max_workers=self.settings.max_parallel) as pool:
             return lost + list(pool.map(self._run_slot, claimed))
 
-    def trigger(self, name: str, *, check_server: bool = True) -> Outcome:
+    def trigger(
+        self, name: str, *, check_server: bool = True, as_user: str | None = None
+    ) -> Outcome:
         """Run one job now (trigger ``manual``), delivery included; takes no slot.
 
         The SMTP settings are checked first and, with ``check_server``, the server too
         (connection, TLS, login): a report is not run for an email that cannot go out.
+        ``as_user`` runs it as that user instead of the job's ``as:`` (the run, its
+        email and attachments show what they may see; their role must grant the
+        notebook, and their runs-per-minute limit counts).
 
         Raises
         ------
@@ -461,6 +466,9 @@ class Scheduler:
             Unknown job, or SMTP settings or server unusable (nothing has run).
         """
         job = self.schedule.job(name)
+        if as_user is not None:
+            reports.check_may_run(as_user, job.notebook, url=self.url)  # before anything runs
+            job = replace(job, as_user=as_user)
         settings = check_smtp_settings([job])
         if check_server and settings is not None:
             check_smtp_server(settings)
