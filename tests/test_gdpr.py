@@ -187,6 +187,11 @@ def test_gdpr_needs_the_permission_once_there_are_users(
     assert "may not handle GDPR requests" in capsys.readouterr().err
     assert main(["gdpr", "export", "--customer", who["customer_id"], "--as", "root"]) == 0
     assert json.loads(capsys.readouterr().out)["customer_id"] == who["customer_id"]
+    # the quarantine holds raw rows (personal data too): only for roles with pii
+    assert main(["db", "quarantine", "--as", "vic"]) == 2
+    assert "may not read the quarantine" in capsys.readouterr().err
+    assert main(["db", "quarantine", "--format", "json", "--as", "root"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # read, and nothing is quarantined here
     assert main(["gdpr", "erase", "--customer", "nobody-at-all", "--yes"]) == 2
     assert "no customer 'nobody-at-all'" in capsys.readouterr().err
     with pytest.raises(Exception, match="give a customer id"):

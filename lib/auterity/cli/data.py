@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from auterity import _time, config, ingest, redact, warehouse
+from auterity import _time, access, config, ingest, redact, warehouse
 from auterity.cli.main import cli
-from auterity.cli.output import FORMATS, Progress, echo_json
+from auterity.cli.output import AS_USER, FORMATS, Progress, echo_json, resolve_as
 from auterity.demo import generate as demo_data
 from auterity.errors import AuterityError
 from auterity.warehouse import retention
@@ -148,9 +148,25 @@ def db_info(fmt: str) -> None:
 @click.option("--source", help="Only rows from this source (a file path, sync:NAME, otlp).")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-def db_quarantine(table: str | None, source: str | None, limit: int, fmt: str) -> None:
-    """Show the newest rows that failed the data contract on the way in, with reasons."""
+@AS_USER
+def db_quarantine(
+    table: str | None, source: str | None, limit: int, fmt: str, as_user: str | None
+) -> None:
+    """Show the newest rows that failed the data contract on the way in, with reasons.
 
+    The rows are shown raw, as they came (they failed the checks that make them safe to
+    read through the metric layer), so once the warehouse has users only a role that
+    sees personal data (pii) may read them.
+    """
+
+    acting = resolve_as(as_user)
+    if acting is not None:
+        _user, role = access.active_user(acting)
+        if not role.pii:
+            raise access.AccessDenied(
+                f"{acting!r} (role {role.name}) may not read the quarantine: its raw rows "
+                "may hold personal data"
+            )
     rows = ingest.quarantined(table, source=source, limit=limit)
     if fmt == "json":
         echo_json(rows.to_dict("records"))
