@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check --quiet
 STAMP := $(VENV)/.installed
+# test files run in this many processes at once (pytest-xdist); TEST_WORKERS=0: one process
+TEST_WORKERS ?= 2
 
 .PHONY: help install chromium demo demo-data test test-fast lint format lab bench bench-accuracy lock clean
 
@@ -34,7 +36,7 @@ demo: install chromium  ## build the demo warehouse, run every report, then serv
 	$(BIN)/auterity serve
 
 test: install chromium  ## run the whole test suite with coverage of lib/auterity
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install  ## ruff, mypy and the import-linter layers contract
 	$(BIN)/ruff check lib tests benchmarks

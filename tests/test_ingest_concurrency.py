@@ -73,7 +73,7 @@ RUN_S = 31.0
 READERS = 3
 """Reader processes running the library's queries (plus one thread running CLI readers)."""
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = "redis://127.0.0.1:6379/12"  # its own db: test_collect_browser uses 14
 
 WORLD = demo_data.DemoConfig(seed=23, events=5_000, months=2, end=DEMO_END, effects=False)
 
