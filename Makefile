@@ -48,8 +48,8 @@ format: install  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix lib tests benchmarks
 	$(BIN)/ruff format lib tests benchmarks
 
-lab: install  ## open the notebooks in JupyterLab
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+lab: install  ## open the notebooks in JupyterLab (sign-in with the warehouse's users, see README)
+	$(BIN)/auterity lab
 
 BENCH_DATA ?= ../shared/benchmarks
 

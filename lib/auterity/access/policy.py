@@ -23,7 +23,7 @@ and their roles live in the warehouse (:mod:`auterity.access.users`).
         dashboards: "*"
         notebooks: "*"
         pii: true
-        may: [manage_users, gdpr, audit]
+        may: [manage_users, gdpr, audit, lab, terminals]
 
 Names are checked when the file is read: an unknown key, a role without ``dashboards``,
 a permission that does not exist are one-line errors naming the file and the role. The
@@ -48,8 +48,10 @@ ENV_ACCESS_FILE = config.ENV_ACCESS_FILE
 REQUIRED_ROLES = ("viewer", "analyst", "admin")
 """Roles every policy must define."""
 
-PERMISSIONS = ("manage_users", "gdpr", "audit", "export")
-"""What a role's ``may:`` list can grant besides dashboards, notebooks and PII."""
+PERMISSIONS = ("manage_users", "gdpr", "audit", "export", "lab", "terminals")
+"""What a role's ``may:`` list can grant besides dashboards, notebooks and PII (``lab``:
+JupyterLab, ``auterity lab``; ``terminals``: its terminals, a shell with the server's
+rights, besides ``lab``)."""
 
 ALL = "*"
 
@@ -196,6 +198,8 @@ def _role(name: str, spec: Any, where: str) -> Role:
         raise ConfigError(
             f"{where}.may: unknown permission(s) {', '.join(bad)} (known: {', '.join(PERMISSIONS)})"
         )
+    if "terminals" in may and "lab" not in may:
+        raise ConfigError(f"{where}.may: terminals needs lab (terminals are part of JupyterLab)")
     return Role(
         name=name,
         description=str(spec.get("description", "")),

@@ -1,4 +1,4 @@
-"""``auterity serve``: the dashboards."""
+"""``auterity serve``: the dashboards; ``auterity lab``: JupyterLab on the notebooks."""
 
 from __future__ import annotations
 
@@ -23,3 +23,26 @@ def serve_cmd(host: str, port: int) -> None:
     code = serve.serve(host, port)
     if code:
         raise SystemExit(code)
+
+
+@cli.command("lab")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=int, default=8888, show_default=True, help="Port to listen on.")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser.")
+@click.option(
+    "--allow-root",
+    is_flag=True,
+    help="Start even as root (Jupyter refuses by default: every kernel would run as root).",
+)
+def lab_cmd(host: str, port: int, no_browser: bool, allow_root: bool) -> None:
+    """Open JupyterLab on notebooks/ behind the same sign-in as the dashboards.
+
+    Once the warehouse has users, each signs in with their name and password and needs a
+    role with the lab permission (parameters/access.yml); their kernels read as them.
+    With no users yet, single-token mode for one local person (the printed URL carries
+    the token). AUTERITY_DASHBOARD_AUTH (auto, users, token) chooses as for serve. Stop
+    with Ctrl-C.
+    """
+    from auterity.dashboards import lab  # loads JupyterLab and jupyter_server
+
+    lab.run(host, port, open_browser=not no_browser, allow_root=allow_root)
