@@ -91,9 +91,13 @@ def users_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(users_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log_path = tmp_path_factory.mktemp("lab-server") / "lab.log"
-    with auterity_lab(_env(users_url), log_path) as (base, _):
+def lab_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lab-server") / "lab.log"
+
+
+@pytest.fixture(scope="module")
+def server(users_url: str, lab_log: Path) -> Iterator[str]:
+    with auterity_lab(_env(users_url), lab_log) as (base, _):
         yield base
 
 
@@ -231,6 +235,17 @@ def test_the_command_has_help() -> None:
 # --------------------------------------------------------------------------- users mode
 
 
+def test_the_server_says_which_mode_it_runs_in_and_has_no_token(server: str, lab_log: Path) -> None:
+    log = lab_log.read_text()
+    assert f"Auterity Lab: {server}/lab\n" in log
+    assert "Sign-in with the warehouse's users" in log and "Single-token mode" not in log
+    assert "token=" not in log
+    # a token, even one guessed empty, signs nobody in
+    for header in ("token ", "token x"):
+        answer = requests.get(f"{server}/api/status", headers={"Authorization": header}, timeout=30)
+        assert answer.status_code == 403
+
+
 def test_the_login_page_asks_for_a_name_and_needs_no_other_host(server: str) -> None:
     page = requests.get(f"{server}/login", timeout=30)
     assert page.status_code == 200
@@ -319,13 +334,25 @@ def test_an_analyst_works_in_lab_with_kernels_of_their_own(server: str, users_ur
     listing = ana.get(f"{server}/api/contents", timeout=30)
     assert listing.status_code == 200
     assert NOTEBOOK in {item["name"] for item in listing.json()["content"]}
-    # a notebook opened by ana: its kernel reads as her and holds no server token
-    body = {"path": NOTEBOOK, "type": "notebook", "kernel": {"name": "python3"}}
-    opened = ana.post(f"{server}/api/sessions", json=body, timeout=180)
-    assert opened.status_code == 201, opened.text
-    session_id, kernel = opened.json()["id"], opened.json()["kernel"]["id"]
-    code = "import os; print(os.environ.get('AUTERITY_AS'), 'JUPYTER_TOKEN' in os.environ)"
-    assert _run_code(server, kernel, ana, code).split() == ["ana", "False"]
+    # Voila's server extension is not loaded: no dashboard renders here, ungated
+    assert (
+        ana.get(f"{server}/voila/render/dashboards/business.ipynb", timeout=30).status_code == 404
+    )
+    # ana's kernel reads as her and holds no server token
+    started = ana.post(f"{server}/api/kernels", json={"name": "python3"}, timeout=180)
+    assert started.status_code == 201, started.text
+    kernel = started.json()["id"]
+    code = (
+        "import json, os; from ipykernel.connect import get_connection_info; "
+        "print(os.environ.get('AUTERITY_AS'), 'JUPYTER_TOKEN' in os.environ, "
+        "json.loads(get_connection_info())['transport'])"
+    )
+    assert _run_code(server, kernel, ana, code).split() == ["ana", "False", "ipc"]
+    # her notebook's session on it
+    body = {"path": NOTEBOOK, "type": "notebook", "kernel": {"id": kernel}}
+    opened = ana.post(f"{server}/api/sessions", json=body, timeout=60)
+    assert opened.status_code == 201 and opened.json()["kernel"]["id"] == kernel, opened.text
+    session_id = opened.json()["id"]
     # another analyst can neither see nor reach it, nor bind to it
     ann, _ = _sign_in(server, "ann")
     assert kernel not in {k["id"] for k in ann.get(f"{server}/api/kernels", timeout=30).json()}
@@ -356,6 +383,7 @@ def test_an_analyst_works_in_lab_with_kernels_of_their_own(server: str, users_ur
     assert "another user's kernel" in denials and "another user's session" in denials
     assert "the role has no terminals permission" in denials
     # the same notebook opened by ann gets a kernel of her own
+    body = {"path": NOTEBOOK, "type": "notebook", "kernel": {"name": "python3"}}
     hers = ann.post(f"{server}/api/sessions", json=body, timeout=180)
     assert hers.status_code == 201 and hers.json()["kernel"]["id"] != kernel
     assert [s["id"] for s in ana.get(f"{server}/api/sessions", timeout=30).json()] == [session_id]
@@ -374,6 +402,9 @@ def test_terminals_are_for_roles_with_the_terminals_permission(server: str) -> N
     assert _socket_status(server, f"/terminals/websocket/{name}", ana) == 403
     assert ana.get(f"{server}/api/terminals", timeout=30).status_code == 403
     assert root.delete(f"{server}/api/terminals/{name}", timeout=60).status_code == 204
+    # logging out ends the session
+    assert root.get(f"{server}/logout", timeout=30).status_code == 200
+    assert root.get(f"{server}/lab", allow_redirects=False, timeout=30).status_code == 302
 
 
 # --------------------------------------------------------------------------- token mode
