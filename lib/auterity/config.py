@@ -50,6 +50,20 @@ SETTINGS: tuple[Setting, ...] = (
         "SQLAlchemy URL of the warehouse, e.g. `postgresql+psycopg://user:pw@host:5432/db`",
     ),
     Setting(
+        "AUTERITY_DB_KEY",
+        None,
+        "(not encrypted)",
+        "key (at least 32 characters) that encrypts the DuckDB warehouse file at rest; "
+        "masked everywhere; see Encryption at rest",
+    ),
+    Setting(
+        "AUTERITY_DB_CRYPTO",
+        "openssl",
+        "`openssl`",
+        "`openssl` (DuckDB's httpfs extension) or `builtin` (DuckDB's own crypto, weaker "
+        "nonces) for writing the encrypted warehouse",
+    ),
+    Setting(
         "AUTERITY_TIMEZONE",
         "UTC",
         "`UTC`",

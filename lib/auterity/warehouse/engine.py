@@ -26,6 +26,12 @@ processes. Dashboards, report kernels and ingest are separate processes, so:
   PostgreSQL a transaction-level advisory lock) from start to finish, and a second one
   fails at once with one line naming the running one, before it changed anything.
 
+Encryption at rest
+------------------
+With ``AUTERITY_DB_KEY`` set, a DuckDB warehouse file is opened (and created) encrypted:
+see :mod:`auterity.warehouse.encryption`. Opening an encrypted file without the key, with a
+wrong key, or a plain file with a key raises a :class:`ConfigError` that says what to set.
+
 Secrets
 -------
 URLs are only ever shown through :func:`auterity.redact.mask_url`; error messages pass
@@ -52,11 +58,17 @@ from sqlalchemy.engine import URL, Connection, Engine
 from auterity.config import ENV_DB_URL, get_settings
 from auterity.errors import ConfigError, DatabaseUnavailable
 from auterity.redact import first_line, mask_secrets, mask_url
+from auterity.warehouse import encryption
 
 log = logging.getLogger("auterity.warehouse")
 
 
 _LOCK_MESSAGE = re.compile(r"could not set lock|conflicting lock", re.IGNORECASE)
+
+
+def is_lock_error(message: str) -> bool:
+    """True if a DuckDB error says another process holds the file's lock."""
+    return bool(_LOCK_MESSAGE.search(message))
 
 
 _engines: dict[tuple[str, bool], Engine] = {}
@@ -147,7 +159,13 @@ def get_engine(url: str | URL | None = None, *, read_only: bool = False) -> Engi
     """
     parsed = url if isinstance(url, URL) else database_url(url)
     read_only = read_only and is_duckdb(parsed)
-    key = (parsed.render_as_string(hide_password=False), read_only)
+    db_key = encryption.db_key() if duckdb_path(parsed) is not None else None
+    # one engine per URL, mode and key (a fingerprint: the key itself is kept only by the
+    # engine's connect hook)
+    key = (
+        f"{parsed.render_as_string(hide_password=False)}#{encryption.key_fingerprint(db_key)}",
+        read_only,
+    )
     with _engines_lock:
         engine = _engines.get(key)
         if engine is not None:
@@ -177,8 +195,18 @@ def get_engine(url: str | URL | None = None, *, read_only: bool = False) -> Engi
                 f"the driver for {parsed.drivername!r} is not installed ({exc.name}); "
                 f"{ENV_DB_URL}={mask_url(parsed)}"
             ) from None
+        if db_key is not None:
+            _open_encrypted_with(engine, db_key)
         _engines[key] = engine
         return engine
+
+
+def _open_encrypted_with(engine: Engine, db_key: str) -> None:
+    """Make ``engine`` open its DuckDB file encrypted with ``db_key`` (attached, then USE)."""
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _attach_encrypted(dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> Any:
+        return encryption.open_encrypted(dialect, cparams, db_key)
 
 
 def dispose_engines() -> None:
@@ -207,7 +235,10 @@ def _open(engine: Engine, *, write: bool) -> Connection:
             return engine.connect()
         except sa.exc.DBAPIError as exc:
             message = first_line(exc)
-            if path is not None and _LOCK_MESSAGE.search(message):
+            explained = encryption.explain_open_error(message, path) if path else None
+            if explained is not None:
+                raise ConfigError(explained) from None
+            if path is not None and is_lock_error(message):
                 if time.monotonic() >= deadline:
                     raise DatabaseUnavailable(
                         f"the warehouse file {path} stayed locked by another process for "

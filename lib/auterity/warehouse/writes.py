@@ -30,7 +30,7 @@ from auterity._time import utcnow
 from auterity.config import get_settings
 from auterity.errors import ConfigError, DatabaseUnavailable
 from auterity.redact import mask_url
-from auterity.warehouse import custom, schema
+from auterity.warehouse import custom, encryption, schema
 from auterity.warehouse.engine import (
     CARRIED_OVER_TABLES,
     announce_write,
@@ -274,7 +274,7 @@ def replace_data(
 
     check_writable_file(path)
     building = path.with_name(path.name + ".building")
-    with _exclusive_rebuild(path):
+    with exclusive_rebuild(path):
         # Leftovers of a rebuild that crashed; no other rebuild can be using them now.
         for leftover in (building, building.with_name(building.name + ".wal")):
             leftover.unlink(missing_ok=True)
@@ -308,7 +308,7 @@ def _rebuild_refused(where: str, holder: str = "") -> DatabaseUnavailable:
 
 
 @contextmanager
-def _exclusive_rebuild(path: Path) -> Iterator[None]:
+def exclusive_rebuild(path: Path) -> Iterator[None]:
     """Hold ``<path>.rebuild-lock`` (``flock``) for a rebuild, or refuse at once.
 
     The kernel drops an ``flock`` when its process ends, so a crashed rebuild never
@@ -373,7 +373,8 @@ def _swap_in(url: URL, path: Path, building: Path, new_meta: dict[str, str]) -> 
     ensure_schema(url)
     with connect(url, write=True) as conn:
         raw = _duckdb_raw(conn)
-        raw.execute("ATTACH ? AS fresh", [str(building)])  # a bound path: any character is fine
+        # bound path and key: any character is fine; encrypted like the file it replaces
+        encryption.attach(raw, building, "fresh", key=encryption.db_key(), read_only=False)
         try:
             declared = custom.custom_tables()
             for table in (*CARRIED_OVER_TABLES, *declared):
