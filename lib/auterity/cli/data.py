@@ -13,7 +13,7 @@ from auterity.cli.main import cli
 from auterity.cli.output import AS_USER, FORMATS, Progress, echo_json, resolve_as
 from auterity.demo import generate as demo_data
 from auterity.errors import AuterityError
-from auterity.warehouse import retention
+from auterity.warehouse import convert, encryption, retention
 
 
 @cli.command("demo-data")
@@ -105,7 +105,7 @@ def _summary_text(summary: dict[str, dict[str, Any]], *, url: str) -> str:
 
 @cli.group()
 def db() -> None:
-    """Warehouse administration: schema upgrades and a summary of what is loaded."""
+    """Warehouse administration: schema upgrades, a summary of what is loaded, encryption."""
 
 
 @db.command("upgrade")
@@ -141,6 +141,66 @@ def db_info(fmt: str) -> None:
         return
     click.echo(_summary_text(summary, url=redact.mask_url(url)))
     click.echo(f"Schema revision {revision}, data version {warehouse.data_version(url)}")
+
+
+def _convert_cmd(encrypt: bool, keep_backup: bool, quiet: bool) -> None:
+    """``db encrypt`` / ``db decrypt``: convert, then say what was done."""
+    url = warehouse.database_url()
+    path = warehouse.duckdb_path(url)
+    verb = "Encrypting" if encrypt else "Decrypting"
+    if not quiet and path is not None and encryption.is_encrypted(path) != encrypt:
+        size = path.stat().st_size / 1e6
+        click.echo(f"{verb} {path} ({size:,.1f} MB) ...", err=True)
+    run = convert.encrypt_warehouse if encrypt else convert.decrypt_warehouse
+    done = run(keep_backup=keep_backup)
+    rows = sum(done.tables.values())
+    state = "encrypted" if encrypt else "no longer encrypted"
+    click.echo(
+        f"{done.path} is {state}: {len(done.tables)} tables, {rows:,} rows copied and "
+        f"swapped in atomically in {done.seconds:.1f} s"
+    )
+    if done.backup is not None:
+        kind = "UNENCRYPTED " if encrypt else ""
+        click.echo(f"The old file is kept as {kind}backup {done.backup}; delete it once checked.")
+    if encrypt and done.crypto == "builtin":
+        click.echo(
+            f"Written with DuckDB's built-in crypto ({encryption.ENV_DB_CRYPTO}=builtin); "
+            "see Encryption at rest in the README."
+        )
+    if encrypt:
+        click.echo(
+            f"Every process that reads it needs {encryption.ENV_DB_KEY} (reports, dashboards, "
+            "the scheduler)."
+        )
+    else:
+        click.echo(f"Unset {encryption.ENV_DB_KEY} now: a plain file opened with a key is refused.")
+
+
+_BACKUP_HELP = "Keep the old file beside the new one (default: it is replaced)."
+
+
+@db.command("encrypt")
+@click.option("--keep-backup", is_flag=True, help=_BACKUP_HELP + " It is NOT encrypted.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def db_encrypt(keep_backup: bool, quiet: bool) -> None:
+    """Encrypt the DuckDB warehouse file at rest with the key in AUTERITY_DB_KEY.
+
+    Copies every table into a new encrypted file (DuckDB's COPY FROM DATABASE), checks the
+    row counts and replaces the old file atomically; readers and writers wait their turn.
+    The key comes only from the environment (or .env), never from the command line.
+    """
+    _convert_cmd(True, keep_backup, quiet)
+
+
+@db.command("decrypt")
+@click.option("--keep-backup", is_flag=True, help=_BACKUP_HELP)
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def db_decrypt(keep_backup: bool, quiet: bool) -> None:
+    """Turn the encrypted DuckDB warehouse file (key in AUTERITY_DB_KEY) back into a plain one.
+
+    Afterwards unset AUTERITY_DB_KEY.
+    """
+    _convert_cmd(False, keep_backup, quiet)
 
 
 @db.command("quarantine")
