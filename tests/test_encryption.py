@@ -153,6 +153,8 @@ def test_with_the_key_everything_works_and_the_key_shows_nowhere(
     assert revenue.loc[0, "orders"] > 0 and revenue.loc[0, "revenue"] > 0
     with warehouse.connect(encrypted) as conn:
         assert conn.execute(sa.text("SELECT current_database()")).scalar() == encryption.CATALOG
+        spills = "SELECT current_setting('temp_file_encryption'), current_setting('temp_directory')"
+        assert tuple(conn.execute(sa.text(spills)).one()) == (True, f"{_path(encrypted)}.tmp")
         databases = str(conn.execute(sa.text("SELECT * FROM duckdb_databases()")).all())
     # writes: an audit row, then a full rebuild over the encrypted file keeps it
     with warehouse.connect(encrypted, write=True) as conn:

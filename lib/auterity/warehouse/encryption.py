@@ -4,8 +4,9 @@ With ``AUTERITY_DB_KEY`` set and a DuckDB file as the warehouse, every connectio
 :mod:`auterity.warehouse.engine` opens an in-memory DuckDB, ``ATTACH``es the file with the key
 (``ENCRYPTION_KEY``, AES-GCM-256; a new file is created encrypted) and makes it the default
 catalog with ``USE``. DuckDB cannot take the key in ``duckdb.connect`` itself (its config knows
-no such option), which is why the file is attached. The file, its write-ahead log and DuckDB's
-temporary files are encrypted; the key never appears in a URL, a log, an error or a repr.
+no such option), which is why the file is attached. The file, its write-ahead log and the
+files a large query spills (``temp_file_encryption``, off by default in DuckDB 2.0) are
+encrypted; the key never appears in a URL, a log, an error or a repr.
 
 The crypto
 ----------
@@ -120,14 +121,15 @@ def enable_crypto(raw: Any, *, write: bool) -> str:
         A write without httpfs while ``AUTERITY_DB_CRYPTO`` is not ``builtin``.
     """
     mode = crypto_mode()
+    # DuckDB 2.0 leaves the files a large query spills to disk unencrypted unless told
+    raw.execute("SET temp_file_encryption = true")
     if _load_openssl(raw):
         return "openssl"
     if mode == "builtin":
-        # also for reads: DuckDB encrypts the temporary files a large query spills
         raw.execute("SET force_mbedtls_unsafe = true")
         return "builtin"
     if not write:
-        return "read-only"
+        return "read-only"  # reads work; a read that must spill to disk is refused
     raise ConfigError(
         "writing the encrypted warehouse needs DuckDB's httpfs extension (OpenSSL), which "
         "is not installed: install it where DuckDB's extension repository is reachable "
@@ -162,6 +164,8 @@ def open_encrypted(dialect: Any, cparams: dict[str, Any], key: str) -> Any:
     params = dict(cparams)
     database = params.pop("database")
     read_only = bool(params.pop("read_only", False))
+    # where DuckDB spills large queries for a file it opens itself (not the working directory)
+    params["config"] = {"temp_directory": f"{database}.tmp", **params.get("config", {})}
     raw = dialect.connect(database=":memory:", **params)
     try:
         enable_crypto(raw, write=not read_only)
