@@ -147,7 +147,7 @@ def _copy(
     path: Path, target: Path, *, source_key: str | None, target_key: str | None
 ) -> tuple[dict[str, int], str]:
     """``COPY FROM DATABASE`` ``path`` into the new file ``target``; rows per table."""
-    raw = duckdb.connect()
+    raw = duckdb.connect(config={"temp_directory": f"{path}.tmp"})  # as the engine's
     try:
         crypto = encryption.enable_crypto(raw, write=True)
         _attach_waiting(raw, path, source_key)
