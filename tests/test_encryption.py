@@ -283,6 +283,9 @@ def test_db_encrypt_and_decrypt_convert_a_warehouse_both_ways(
     assert not path.with_name("plain.duckdb.wal").exists()
     with warehouse.connect(url) as conn:
         assert conn.execute(sa.text("SELECT who FROM notes")).scalar() == "ann@example.com"
+    warehouse.ensure_schema(url)
+    assert main(["db", "info"]) == 0
+    assert "File encrypted at rest: yes" in capsys.readouterr().out
     assert main(["db", "encrypt"]) == 2
     assert "is already encrypted; nothing to do" in capsys.readouterr().err
     # and back, without a backup this time

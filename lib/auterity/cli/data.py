@@ -125,7 +125,7 @@ def db_upgrade() -> None:
 @db.command("info")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def db_info(fmt: str) -> None:
-    """Show the warehouse URL (password masked), schema revision and table sizes."""
+    """Show the warehouse URL (password masked), schema revision, table sizes, encryption."""
 
     url = warehouse.database_url()
     with warehouse.connect(url) as conn:
@@ -136,11 +136,22 @@ def db_info(fmt: str) -> None:
             "or `auterity demo-data`"
         )
     summary = warehouse.table_summary(url)
+    path = warehouse.duckdb_path(url)
+    encrypted = encryption.is_encrypted(path) if path is not None else None
     if fmt == "json":
-        echo_json({"url": redact.mask_url(url), "revision": revision, "tables": summary})
+        echo_json(
+            {
+                "url": redact.mask_url(url),
+                "revision": revision,
+                "encrypted": encrypted,
+                "tables": summary,
+            }
+        )
         return
     click.echo(_summary_text(summary, url=redact.mask_url(url)))
     click.echo(f"Schema revision {revision}, data version {warehouse.data_version(url)}")
+    if encrypted is not None:
+        click.echo(f"File encrypted at rest: {'yes' if encrypted else 'no'}")
 
 
 def _convert_cmd(encrypt: bool, keep_backup: bool, quiet: bool) -> None:
