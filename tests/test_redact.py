@@ -91,3 +91,28 @@ def test_masking_a_large_text_is_fast() -> None:
         masked = redact.mask_secrets(text)
         assert time.perf_counter() - started < 1.0
         assert "pw@" not in masked
+
+
+def test_a_secret_is_masked_however_a_message_spells_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A notebook displaying ``{'smtp': password}`` shows the password as ``repr`` spells
+    it (a quote escaped): that spelling, and JSON, HTML and URL-encoded ones, are masked
+    too (the repr one leaked into an executed notebook: tests/test_credentials_scan.py)."""
+    import html
+    import json
+    from urllib.parse import quote
+
+    secret = "pw-9f3c&<\"'\\x"
+    monkeypatch.setenv("AUTERITY_SMTP_PASSWORD", secret)
+    spellings = [
+        repr({"smtp": secret}),
+        json.dumps(secret),
+        html.escape(secret),
+        quote(secret, safe=""),
+        f"'{secret}'",
+    ]
+    for text in spellings:
+        masked = redact.mask_secrets(text)
+        assert "pw-9f3c" not in masked and "***" in masked, (text, masked)
+    # an executed notebook holding the repr in its JSON is found and masked as a whole
+    notebook_json = json.dumps({"text": repr({"smtp": secret})})
+    assert redact.may_hold_secret(notebook_json)

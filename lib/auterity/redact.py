@@ -4,7 +4,9 @@ What is masked: the password of any ``scheme://user:password@host`` URL in the t
 literal secret registered with :func:`register_secret`, and every secret the environment
 (or ``.env``) holds for us - the value of any ``AUTERITY_*PASSWORD``, ``*SECRET``,
 ``*TOKEN`` or ``*KEY`` variable and the password inside any ``AUTERITY_*_URL`` - whether
-or not the code that reads it has run yet in this process.
+or not the code that reads it has run yet in this process. A literal secret is also
+masked as a Python ``repr`` or JSON string shows it (a notebook displaying a dict holding
+a password with a quote or backslash in it), HTML-escaped and URL-encoded.
 
 Installed once on import: a log-record factory masks every record's message, so no
 logger (ours, SQLAlchemy's, Alembic's) can print a password that reached a message.
@@ -16,8 +18,9 @@ import json
 import logging
 import os
 import re
+from html import escape
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
@@ -57,9 +60,30 @@ def _environment_secrets() -> set[str]:
     return {value for value in found if len(value) >= _MIN_SECRET}
 
 
+def _spellings(secret: str) -> set[str]:
+    """``secret`` and the ways a message may spell it: inside a Python ``repr`` (either
+    quote) or a JSON string, HTML-escaped, URL-encoded."""
+    backslashed = secret.replace("\\", "\\\\")
+    return {
+        secret,
+        repr(secret)[1:-1],
+        backslashed.replace("'", "\\'"),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        escape(secret),
+        escape(secret, quote=False),
+        quote(secret),
+        quote(secret, safe=""),
+        quote_plus(secret),
+    }
+
+
 def known_secrets() -> list[str]:
-    """Every literal secret :func:`mask_secrets` hides, longest first."""
-    return sorted(_secrets | _environment_secrets(), key=len, reverse=True)
+    """Every literal secret :func:`mask_secrets` hides (with its other spellings: repr,
+    JSON, HTML, URL-encoded), longest first."""
+    found = _secrets | _environment_secrets()
+    spelled = {form for secret in found for form in _spellings(secret)}
+    return sorted(spelled, key=len, reverse=True)
 
 
 def _url_password_spans(text: str) -> list[tuple[int, int]]:
