@@ -11,13 +11,15 @@ Access
 Who signs in and what they may open is :mod:`auterity.dashboards.auth` (the warehouse's
 users and their roles, or one token for a local person). The server is
 :class:`AuterityVoila`, Voila with every route behind the sign-in except
-:data:`PUBLIC_ROUTES` (static assets and the login form). Voila leaves two doors open that
-it closes: the ``/voila/query/<kernel_id>`` websocket, through which a pre-heated kernel
-learns its viewer's request (query string and URL included), and the file route
-``/voila/files/``; any other route Voila may add that is not a Jupyter handler is closed
-the same way (fail closed). A page opened with ``?token=`` logs the browser in (a cookie)
-and is redirected at once to the same URL without the token, so the token does not stay
-in the address bar, the history, the request info handed to kernels or a Referer header.
+:data:`PUBLIC_ROUTES` (static assets and the login form). Voila leaves doors open that it
+closes: the ``/voila/query/<kernel_id>`` websocket, through which a pre-heated kernel
+learns its viewer's request (query string and URL included), the file route
+``/voila/files/`` and the contents API ``/voila/api/contents/`` (every file of the folder
+for any signed-in user; now the server's token only); any other route Voila may add that
+is not a Jupyter handler is closed the same way (fail closed). A page opened with
+``?token=`` logs the browser in (a cookie) and is redirected at once to the same URL
+without the token, so the token does not stay in the address bar, the history, the
+request info handed to kernels or a Referer header.
 Pre-heated kernels authenticate their own query socket with the server's token
 (:func:`auterity.dashboards.preheat.wait_for_viewer`).
 """
@@ -48,6 +50,7 @@ from voila.app import Voila
 from voila.request_info_handler import RequestInfoSocketHandler
 from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.static_file_handler import MultiStaticFileHandler, TemplateStaticFileHandler
+from voila.tornado.contentshandler import VoilaContentsHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
 
@@ -499,6 +502,25 @@ class _OwnKernelShutdownMixin:
         return await super().post(kernel_id)  # type: ignore[misc]
 
 
+class _AuthorizedContentsMixin:
+    """``/voila/api/contents/<path>`` only for whom the authorizer lets read contents (the
+    server's token): Voila's handler gave any signed-in user every file of the dashboards
+    folder, an ungranted dashboard's notebook included (the landing page is rendered by
+    the server and does not need it)."""
+
+    async def get(self, path: str = "") -> Any:
+        """The contents model if the authorizer allows it, else HTTP 403 (audited)."""
+        handler: JupyterHandler = self  # type: ignore[assignment]
+        user = handler.current_user
+        if user is not None:  # not signed in: Voila's handler refuses them (authenticated)
+            allowed = await ensure_async(
+                handler.authorizer.is_authorized(handler, user, "read", "contents")
+            )
+            if not allowed:
+                raise web.HTTPError(403)
+        return await super().get(path)  # type: ignore[misc]
+
+
 def _closed(handler: type) -> type:
     """``handler`` behind the login: Jupyter's authentication in front of a plain handler."""
     if issubclass(handler, WebSocketHandler):
@@ -540,6 +562,8 @@ def secure_handler(handler: type) -> type:
         mixins += (_OwnKernelShutdownMixin,)
     elif issubclass(handler, TornadoVoilaTreeHandler):
         mixins += (_GrantedTreeMixin,)
+    elif issubclass(handler, VoilaContentsHandler):
+        mixins += (_AuthorizedContentsMixin,)
     return type(
         handler.__name__, (*mixins, _VoilaStaticUrls, handler), {"__doc__": handler.__doc__}
     )
