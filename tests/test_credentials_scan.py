@@ -4,14 +4,15 @@ A PostgreSQL warehouse reached with a password in ``AUTERITY_DB_URL`` and an SMT
 that requires AUTH with ``AUTERITY_SMTP_PASSWORD``; then everything the product produces:
 a run refused for a bad parameter, a failed run of a notebook that prints both secrets
 (``print``, a displayed dict) and raises with them, a real report run through Papermill
-as a scheduled job with its email (``schedule trigger``), the scheduler daemon's log, the CLI's error for a warehouse that
-does not answer, ``runs`` and ``audit`` output, every file under ``reports/``
-(executed notebooks, HTML, PDF text, CSV, the index), every row of every warehouse table
-(run records, audit rows, schedule slots...), in-process log records, and every email as
-sent. Both passwords, raw and in every one or two of their URL-, HTML-, JSON- and
-repr-encoded forms: zero hits. The same scan finds them in a file known to hold them (so
-it can fail). It found one leak, fixed in :mod:`auterity.redact`: a displayed dict showed
-a password with a quote in it as ``repr`` escapes it, which the masking did not know.
+as a scheduled job with its email (``schedule trigger``), the scheduler daemon's log,
+the CLI's error for a warehouse that does not answer, ``runs`` and ``audit`` output,
+every file under ``reports/`` (executed notebooks, HTML, PDF text, CSV, the index),
+every row of every warehouse table (run records, audit rows, schedule slots...),
+in-process log records, and every email as sent. Both passwords, raw and in every one or
+two of their URL-, HTML-, JSON- and repr-encoded forms: zero hits. The same scan finds
+them in a file known to hold them (so it can fail). It found one leak, fixed in
+:mod:`auterity.redact`: a displayed dict showed a password with a quote in it as
+``repr`` escapes it, which the masking did not know.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 import traceback
 from collections.abc import Iterator
 from datetime import timedelta
@@ -225,17 +225,28 @@ def world(tmp_path_factory: pytest.TempPathFactory, pg_server: str) -> Iterator[
         _drop_pg_database(pg_server, plain)
 
 
-def cli(world: dict[str, Any], *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run ``auterity ARGS`` as a user would; exit status and stdout + stderr."""
-    done = subprocess.run(
+def start(world: dict[str, Any], *args: str, env: dict[str, str] | None = None) -> Any:
+    """Start ``auterity ARGS`` as a user would, stdout and stderr in one pipe."""
+    return subprocess.Popen(
         [AUTERITY, *args],
         env=env or world["env"],
         cwd=world["home"],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=240,
+        start_new_session=True,
     )
-    return done.returncode, done.stdout + done.stderr
+
+
+def finish(process: Any) -> tuple[int, str]:
+    """Exit status and output of a command from :func:`start`."""
+    out, _ = process.communicate(timeout=300)
+    return process.returncode, out
+
+
+def cli(world: dict[str, Any], *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run ``auterity ARGS``; exit status and stdout + stderr."""
+    return finish(start(world, *args, env=env))
 
 
 def test_no_artifact_log_record_or_message_holds_a_password(
@@ -245,20 +256,7 @@ def test_no_artifact_log_record_or_message_holds_a_password(
     monkeypatch.setenv("AUTERITY_DB_URL", world["url"])
     scanned: dict[str, str] = {}  # what was scanned -> its text
 
-    # 1. a run refused for a bad parameter (before anything runs)
-    status, out = cli(world, "run", "01-business-overview", "-p", "grain=fortnight")
-    assert status == 2 and "grain" in out, out
-    scanned["run refused"] = out
-
-    # 2. a notebook that prints both secrets and raises with them: a failed run, the worst case
-    leaky = root / "leaky.ipynb"
-    leaky.write_text(json.dumps(LEAKY_NOTEBOOK))
-    status, out = cli(world, "run", str(leaky), "--no-pdf")
-    assert status == 1 and "cannot reach postgresql+psycopg://postgres:***@" in out, out
-    scanned["run leaky"] = out
-
-    # 3. a real report run (Papermill, HTML, PDF) as a scheduled job, its email (HTML, PDF
-    # and CSV attached) sent through an SMTP server that requires AUTH
+    # independent commands run side by side (each starts Python, some a kernel)
     schedule_file = root / "schedule.yml"
     schedule_file.write_text(
         "jobs:\n"
@@ -269,44 +267,49 @@ def test_no_artifact_log_record_or_message_holds_a_password(
         "    to: [boss@example.com]\n"
         "    attachments: [html, pdf, csv]\n"
     )
-    status, out = cli(world, "schedule", "trigger", "weekly-mail", "--file", str(schedule_file))
+    leaky = root / "leaky.ipynb"
+    leaky.write_text(json.dumps(LEAKY_NOTEBOOK))
+    bad_url = world["url"].replace(":5432/", f":{free_port()}/")
+    # a real report run (Papermill, HTML, PDF) as a scheduled job, its email (HTML, PDF
+    # and CSV attached) sent through an SMTP server that requires AUTH
+    trigger = start(world, "schedule", "trigger", "weekly-mail", "--file", str(schedule_file))
+    # a notebook that prints both secrets and raises with them: a failed run, the worst case
+    failing = start(world, "run", str(leaky), "--no-pdf")
+    # a run refused for a bad parameter (before anything runs)
+    refused = start(world, "run", "01-business-overview", "-p", "grain=fortnight")
+    # a warehouse that does not answer: the URL with its password is in the error
+    unreachable = start(world, "db", "upgrade", env={**world["env"], "AUTERITY_DB_URL": bad_url})
+    # the scheduler daemon's log (INFO), from start to SIGTERM
+    daemon = start(
+        world, "schedule", "run", "--file", str(schedule_file), "--poll", "1", "--no-pdf"
+    )
+    lines = []
+    assert daemon.stdout is not None
+    for line in daemon.stdout:
+        lines.append(line)
+        if "scheduler started" in line:
+            break
+    os.killpg(daemon.pid, signal.SIGTERM)
+    scanned["scheduler log"] = "".join(lines) + finish(daemon)[1]
+    assert "scheduler started: 1 job(s)" in scanned["scheduler log"], scanned["scheduler log"]
+
+    status, out = finish(refused)
+    assert status == 2 and "grain" in out, out
+    scanned["run refused"] = out
+    status, out = finish(failing)
+    assert status == 1 and "cannot reach postgresql+psycopg://postgres:***@" in out, out
+    scanned["run leaky"] = out
+    status, out = finish(unreachable)
+    assert status == 2 and "cannot connect to the database" in out, out
+    assert "postgresql+psycopg://postgres:***@127.0.0.1" in out, out
+    scanned["unreachable warehouse"] = out
+    status, out = finish(trigger)
     assert status == 0 and "email sent" in out, out
     scanned["schedule trigger"] = out
     assert world["auth"].accepted >= 1  # the password was really used to log in
     assert len(world["inbox"].to("boss@example.com")) == 1
 
-    # 4. the scheduler daemon's log (INFO), from start to SIGTERM
-    daemon = subprocess.Popen(
-        [AUTERITY, "schedule", "run", "--file", str(schedule_file), "--poll", "1", "--no-pdf"],
-        env=world["env"],
-        cwd=home,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines = []
-    deadline = time.monotonic() + 60
-    assert daemon.stdout is not None
-    for line in daemon.stdout:
-        lines.append(line)
-        if "scheduler started" in line or time.monotonic() > deadline:
-            break
-    os.killpg(daemon.pid, signal.SIGTERM)
-    rest, _ = daemon.communicate(timeout=60)
-    scanned["scheduler log"] = "".join(lines) + rest
-    assert "scheduler started: 1 job(s)" in scanned["scheduler log"], scanned["scheduler log"]
-
-    # 5. a warehouse that does not answer: the URL with its password is in the error
-    bad_url = world["url"].replace(":5432/", f":{free_port()}/")
-    bad_env = {**world["env"], "AUTERITY_DB_URL": bad_url}
-    for args in (("db", "upgrade"),):
-        status, out = cli(world, *args, env=bad_env)
-        assert status == 2 and "cannot connect to the database" in out, (args, out)
-        assert "postgresql+psycopg://postgres:***@127.0.0.1" in out, out
-        scanned[f"bad url: {' '.join(args)}"] = out
-
-    # 6. what the CLI shows of runs, the audit trail and the warehouse
+    # what the CLI shows of runs, the audit trail and the warehouse
     for args in (
         ("runs", "--format", "json"),
         ("audit", "--format", "json"),
@@ -317,7 +320,7 @@ def test_no_artifact_log_record_or_message_holds_a_password(
     runs = json.loads(scanned["runs --format json"])
     assert sorted(r["status"] for r in runs) == ["failed", "ok"]
 
-    # 7. in-process: a failing scheduled job and a refused connection, every log record
+    # in-process: a failing scheduled job and a refused connection, every log record
     caplog.set_level(logging.DEBUG)
     schedule = load_schedule(schedule_file)
     monkeypatch.setenv("AUTERITY_SMTP_PORT", str(free_port()))  # nobody listens: not sent
