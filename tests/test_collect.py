@@ -427,7 +427,7 @@ def test_flushes_are_announced_on_redis(
 ) -> None:
     import redis
 
-    url = "redis://127.0.0.1:6379/13"  # its own db: test_cache flushes 15 (xdist runs files at once)
+    url = "redis://127.0.0.1:6379/13"  # not test_cache.py's 15: files run at once
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
     except redis.RedisError as exc:

@@ -8,6 +8,7 @@ tests/test_dashboard_access.py's server (pseudonymised first paint)."""
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from pypdf import PdfReader
 
 from auterity import access, reports, warehouse
 from auterity._time import utcnow
+from auterity.cli import main
 from auterity.demo import generate as demo_data
 from auterity.reports import params
 from auterity.reports import scheduler as sched
@@ -133,8 +135,12 @@ def _use(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_nothing_a_pii_free_role_gets_names_a_customer(
-    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    world: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # every log record of the runs and the scheduler
     _use(world, monkeypatch)
     personal = world["personal"]
     assert len(personal) > 50
@@ -161,6 +167,12 @@ def test_nothing_a_pii_free_role_gets_names_a_customer(
         pdfs += sum(p.get_content_type() == "application/pdf" for p in message.walk())
         assert _hits(_message_text(message), personal) == [], message["Subject"]
     assert pdfs == len(firsts)
+    # what the runs and the scheduler logged, the run records and the audit trail
+    assert main(["runs", "--format", "json", "--limit", "500"]) == 0
+    assert main(["audit", "--format", "json", "--limit", "5000", "--as", "root"]) == 0
+    out = capsys.readouterr()
+    assert '"acting_user": "pia"' in out.out and "report.email" in out.out
+    assert caplog.records and _hits(caplog.text + out.out + out.err, personal) == []
 
 
 def test_the_same_scan_finds_them_for_a_role_with_pii(
