@@ -5,8 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check --quiet
 STAMP := $(VENV)/.installed
-# test files run in this many processes at once (pytest-xdist); TEST_WORKERS=0: one process
-TEST_WORKERS ?= 2
+# TEST_WORKERS=N runs test files in N processes at once (pytest-xdist): for machines with
+# more cores; on 2 cores it was slower (32 min against 18: the suite is CPU-bound)
+TEST_WORKERS ?= 0
 
 .PHONY: help install chromium demo demo-data test test-fast lint format lab bench bench-accuracy lock clean
 

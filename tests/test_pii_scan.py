@@ -140,7 +140,7 @@ def test_nothing_a_pii_free_role_gets_names_a_customer(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    caplog.set_level(logging.DEBUG)  # every log record of the runs and the scheduler
+    caplog.set_level(logging.DEBUG, logger="auterity")  # the product's own log records
     _use(world, monkeypatch)
     personal = world["personal"]
     assert len(personal) > 50
