@@ -32,6 +32,7 @@ COMMANDS = [
     ["insights"],
     ["serve"],
     ["lab"],
+    ["api"],
     ["schedule"],
     *[["schedule", c] for c in ("list", "run", "run-due", "trigger")],
     ["users"],

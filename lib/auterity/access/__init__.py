@@ -12,6 +12,7 @@ from auterity.access.policy import PERMISSIONS, Policy, Role, load_policy, polic
 from auterity.access.pseudonyms import pseudonym
 from auterity.access.trail import audit_trail, note_export, note_policy
 from auterity.access.users import (
+    SIGN_IN_MODES,
     AccessDenied,
     SignIn,
     User,
@@ -24,10 +25,12 @@ from auterity.access.users import (
     set_disabled,
     set_password,
     set_role,
+    sign_in_mode,
 )
 
 __all__ = [
     "PERMISSIONS",
+    "SIGN_IN_MODES",
     "AccessDenied",
     "Policy",
     "Role",
@@ -48,4 +51,5 @@ __all__ = [
     "set_disabled",
     "set_password",
     "set_role",
+    "sign_in_mode",
 ]

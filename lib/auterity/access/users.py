@@ -27,6 +27,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.engine import URL, Connection
 
+from auterity import config
 from auterity._time import utcnow
 from auterity.access.policy import Policy, Role, load_policy
 from auterity.config import get_settings
@@ -283,6 +284,29 @@ def has_users(url: str | URL | None = None) -> bool:
     ensure_schema(url)
     with connect(url) as conn:
         return bool(conn.execute(sa.select(sa.func.count()).select_from(schema.users)).scalar_one())
+
+
+SIGN_IN_MODES = ("auto", "users", "token")
+
+
+def sign_in_mode(value: str | None = None, url: str | URL | None = None) -> str:
+    """How the servers (dashboards, JupyterLab, the API) sign people in: ``users`` or
+    ``token``, from ``AUTERITY_DASHBOARD_AUTH`` (``auto``, the default, is ``users`` once
+    the warehouse has users, else ``token``: one local person).
+
+    Raises
+    ------
+    ConfigError
+        A value other than auto, users or token.
+    """
+    asked = (value if value is not None else config.value(config.ENV_DASHBOARD_AUTH)) or "auto"
+    if asked not in SIGN_IN_MODES:
+        raise ConfigError(
+            f"{config.ENV_DASHBOARD_AUTH}={asked!r}: one of {', '.join(SIGN_IN_MODES)}"
+        )
+    if asked == "auto":
+        return "users" if has_users(url) else "token"
+    return asked
 
 
 def get_user(name: str, url: str | URL | None = None) -> User | None:

@@ -46,3 +46,22 @@ def lab_cmd(host: str, port: int, no_browser: bool, allow_root: bool) -> None:
     from auterity.dashboards import lab  # loads JupyterLab and jupyter_server
 
     lab.run(host, port, open_browser=not no_browser, allow_root=allow_root)
+
+
+@cli.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=int, default=8877, show_default=True, help="Port to listen on.")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Processes."
+)
+def api_cmd(host: str, port: int, workers: int) -> None:
+    """Serve the JSON API (/api/health, /api/analytics/..., /api/modelhub/...).
+
+    Callers sign in as the warehouse's users with HTTP Basic (their role's row filters
+    and PII rule apply), or, with no users, with the printed token (Bearer). The
+    OpenAPI document is /api/openapi.json. Stop with Ctrl-C.
+    """
+    # FastAPI and uvicorn are loaded by this command only
+    from auterity.api import serve as serve_api
+
+    serve_api(host, port, workers=workers, echo=click.echo)

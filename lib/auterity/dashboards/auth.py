@@ -34,12 +34,11 @@ from traitlets import Bool, Float, default
 from voila.voila_identity_provider import VoilaLoginHandler
 
 from auterity import access, config
-from auterity.errors import ConfigError
 from auterity.warehouse import connect
 from auterity.warehouse.writes import audit
 
 ENV_AUTH = config.ENV_DASHBOARD_AUTH
-MODES = ("auto", "users", "token")
+MODES = access.SIGN_IN_MODES
 SERVER_USER = "auterity-server"
 """Who the server's token signs in as: the one-person setup, and the server's kernels."""
 SESSION_HOURS = 8.0
@@ -52,20 +51,15 @@ VIEWER: ContextVar[str | None] = ContextVar("auterity_dashboard_viewer", default
 
 
 def auth_mode(value: str | None = None) -> str:
-    """``users`` or ``token``: the mode asked for, ``auto`` resolved by whether the
-    warehouse has users.
+    """``users`` or ``token`` (:func:`auterity.access.sign_in_mode`: the API uses the
+    same rule).
 
     Raises
     ------
     ConfigError
         A value other than auto, users or token.
     """
-    asked = (value if value is not None else config.value(ENV_AUTH)) or "auto"
-    if asked not in MODES:
-        raise ConfigError(f"{ENV_AUTH}={asked!r}: one of {', '.join(MODES)}")
-    if asked == "auto":
-        return "users" if access.has_users() else "token"
-    return asked
+    return access.sign_in_mode(value)
 
 
 def record(event: str, actor: str, object_id: str | None, **details: Any) -> None:

@@ -45,7 +45,9 @@ import time
 import uuid
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime, timedelta, timezone
 from datetime import time as dt_time
 from decimal import Decimal
@@ -403,6 +405,29 @@ def decode_entry(
 _caches: dict[tuple[str | None, str | None, str | None], ResultCache] = {}
 _caches_lock = threading.Lock()
 stats = {"hits": 0, "misses": 0, "rejected": 0}
+
+_TALLY: ContextVar[dict[str, int] | None] = ContextVar("auterity_cache_tally", default=None)
+
+
+@contextmanager
+def tally() -> Iterator[dict[str, int]]:
+    """Count the cache hits and misses of the reads inside the block (this context only,
+    unlike :data:`stats`, which counts the whole process): ``{"hits": n, "misses": m}``."""
+    counts = {"hits": 0, "misses": 0}
+    token = _TALLY.set(counts)
+    try:
+        yield counts
+    finally:
+        _TALLY.reset(token)
+
+
+def _count(outcome: str) -> None:
+    stats[outcome] += 1
+    counts = _TALLY.get()
+    if counts is not None:
+        counts[outcome] += 1
+
+
 """Counters of this process, for tests and benchmarks (a rejected entry is also a miss)."""
 _rejection_warned = False
 
@@ -526,9 +551,9 @@ def fetch(statement: sa.Executable, *, url: str | URL | None = None) -> pd.DataF
         cache = get_cache()
         cached = _cached_rows(cache, key)
         if cached is not None:
-            stats["hits"] += 1
+            _count("hits")
             return dialect.frame_from_rows(*cached)
-        stats["misses"] += 1
+        _count("misses")
         columns, rows = dialect.read_rows(conn, statement)
     try:
         entry = encode_entry(cache.secret, key, columns, rows)

@@ -1,0 +1,60 @@
+"""``auterity api``: the API under uvicorn, with several worker processes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from auterity import access, config
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8877
+
+
+def serve(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    workers: int = 2,
+    echo: Callable[[str], Any] = print,
+) -> None:
+    """Serve the API until interrupted.
+
+    The sign-in mode is decided once (:func:`auterity.access.sign_in_mode`); in ``token``
+    mode the token (``AUTERITY_DASHBOARD_TOKEN``, else a random one) is printed and handed
+    to every worker through the environment.
+
+    Parameters
+    ----------
+    host, port : str, int
+        Where to listen (loopback by default).
+    workers : int
+        uvicorn worker processes (each runs the whole app; the result cache is shared
+        when it is Redis).
+    """
+    import uvicorn
+
+    mode = access.sign_in_mode()
+    os.environ[config.ENV_DASHBOARD_AUTH] = mode
+    base = f"http://{host}:{port}/api"
+    if mode == "token":
+        token = config.value(config.ENV_DASHBOARD_TOKEN) or secrets.token_urlsafe(24)
+        os.environ[config.ENV_DASHBOARD_TOKEN] = token
+        echo(
+            "Single-token mode (the warehouse has no users): for one local person. "
+            f"Send 'Authorization: Bearer {token}'."
+        )
+    else:
+        echo("Sign-in with the warehouse's users: send HTTP Basic credentials.")
+    echo(f"API: {base}/health  (OpenAPI: {base}/openapi.json)")
+    uvicorn.run(
+        "auterity.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
+    )
