@@ -37,7 +37,7 @@ demo: install chromium  ## build the demo warehouse, run every report, then serv
 	$(BIN)/auterity serve
 
 test: install chromium  ## run the whole test suite with coverage of lib/auterity
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=30 $(PYTEST_ARGS)
 
 lint: install  ## ruff, mypy and the import-linter layers contract
 	$(BIN)/ruff check lib tests benchmarks
