@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from auterity import __version__, _json, access, business, config, metrics, modelhub, present
 from auterity.api.auth import Authenticator, Caller, Unauthorized
-from auterity.errors import AuterityError, DatabaseUnavailable
+from auterity.errors import AuterityError, ConfigError, DatabaseUnavailable
 from auterity.redact import mask_secrets
 from auterity.warehouse import cache, connect, writes
 
@@ -153,6 +153,12 @@ def create_app(
     async def _database(_request: Request, exc: DatabaseUnavailable) -> JSONResponse:
         log.warning("database unavailable: %s", mask_secrets(str(exc)))
         return JSONResponse({"error": "the database is unavailable right now"}, status_code=503)
+
+    @app.exception_handler(ConfigError)
+    async def _misconfigured(_request: Request, exc: ConfigError) -> JSONResponse:
+        log.error("server configuration: %s", mask_secrets(str(exc)))
+        body = {"error": "the server is misconfigured; the details are in the server log"}
+        return JSONResponse(body, status_code=500)
 
     @app.exception_handler(AuterityError)
     async def _bad(_request: Request, exc: AuterityError) -> JSONResponse:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from auterity import access, config
+from auterity.warehouse import cache
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8877
@@ -36,6 +37,7 @@ def serve(
     """
     import uvicorn
 
+    cache.get_cache()  # a misconfigured cache stops the start, not every request
     mode = access.sign_in_mode()
     os.environ[config.ENV_DASHBOARD_AUTH] = mode
     base = f"http://{host}:{port}/api"
