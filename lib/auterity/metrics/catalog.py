@@ -339,7 +339,8 @@ def _check_references(catalog: Catalog) -> None:
 
 
 def load_catalog(files: Sequence[Path] | None = None) -> Catalog:
-    """Load and validate metric definitions.
+    """Load and validate metric definitions (cached until a file or the declared tables
+    change).
 
     Parameters
     ----------
@@ -358,6 +359,34 @@ def load_catalog(files: Sequence[Path] | None = None) -> Catalog:
         Naming the file, the metric and the field of the first problem found.
     """
     paths = list(files) if files is not None else default_files()
+    tables = custom.custom_tables()
+    key = (tuple(_stamp(p) for p in paths), tuple(sorted((n, id(t)) for n, t in tables.items())))
+    cached = _CATALOGS.get(key)
+    if cached is not None:
+        return cached[1]
+    catalog = _load_catalog(paths)
+    if len(_CATALOGS) >= 8:
+        _CATALOGS.clear()
+    _CATALOGS[key] = (tables, catalog)  # the tables held, so their ids stay theirs
+    return catalog
+
+
+_CATALOGS: dict[tuple[Any, ...], tuple[dict[str, Any], Catalog]] = {}
+"""Catalogs by the version of their files and declared tables: loading one parses and
+checks YAML (~15 ms), and the metric layer asks for it on every question."""
+
+
+def _stamp(path: Path) -> tuple[str, int, int] | tuple[str]:
+    """A file's identity and version (its size and modification time)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path),)
+    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def _load_catalog(paths: Sequence[Path]) -> Catalog:
+    """Parse and check the metric definitions of ``paths`` (see :func:`load_catalog`)."""
     joins: dict[str, str] = {}
     dimensions: dict[str, Dimension] = {}
     raw_metrics: list[tuple[str, Any, str]] = []
