@@ -111,6 +111,14 @@ def test_forecast_shape_interval_and_log_transform() -> None:
     assert records[0]["ds"] == "2019-01-01" and isinstance(records[0]["yhat"], float)
     no_interval = forecast.forecast(frame, horizon=2, grain="month", uncertainty_samples=0)
     assert (no_interval["yhat_lower"] == no_interval["yhat"]).all()
+    # The same history gives the same interval (API workers, report reruns), and the
+    # caller's own random stream is left as it was.
+    np.random.seed(7)
+    expected_draw = np.random.random()
+    np.random.seed(7)
+    again = forecast.forecast(frame, horizon=6, grain="month", uncertainty_samples=100)
+    assert np.random.random() == expected_draw
+    pd.testing.assert_frame_equal(again, out)
 
 
 def test_holidays_by_country_are_modelled() -> None:
