@@ -401,3 +401,19 @@ def test_the_audit_log_is_append_only_on_postgresql(pg_url: str) -> None:
     assert [r["actor"] for r in _audit(pg_url)] == [access.users.get_settings().user]
     with pytest.raises(ConfigError, match="limit must be between"):
         access.audit_trail(limit=0, url=pg_url)
+
+
+def test_sees_within_compares_what_two_roles_see() -> None:
+    viewer = policies.Role("viewer")
+    analyst = policies.Role("analyst", pii=True)
+    emea = policies.Role("emea", row_filters={"region": ("EMEA",)})
+    emea_de = policies.Role("emea_de", row_filters={"region": ("EMEA",), "country": ("DE",)})
+    two = policies.Role("two", row_filters={"region": ("EMEA", "NA")})
+    assert analyst.unrestricted and not viewer.unrestricted
+    assert policies.sees_within(viewer, analyst) and not policies.sees_within(analyst, viewer)
+    assert policies.sees_within(emea, viewer)  # fewer rows, no PII: within
+    assert not policies.sees_within(viewer, emea)  # every region: outside EMEA's filter
+    assert policies.sees_within(emea_de, emea) and not policies.sees_within(emea, emea_de)
+    assert policies.sees_within(emea, two) and not policies.sees_within(two, emea)
+    assert policies.sees_within(None, analyst) and policies.sees_within(viewer, None)
+    assert not policies.sees_within(None, viewer)  # the local setup's artifacts: PII

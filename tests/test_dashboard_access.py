@@ -292,8 +292,8 @@ def test_dashboard_downloads_need_the_export_grant_and_are_audited(
     policy = tmp_path / "access.yml"
     policy.write_text(
         shipped.replace(
-            "    may: [export]\n    limits: {dashboard_kernels: 2, runs_per_minute: 0}",
-            "    may: []\n    limits: {dashboard_kernels: 2, runs_per_minute: 0}",
+            "    may: [export]\n    limits: {dashboard_kernels: 2, runs_per_minute: 0,",
+            "    may: []\n    limits: {dashboard_kernels: 2, runs_per_minute: 0,",
             1,
         )
     )

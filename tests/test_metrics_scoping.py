@@ -200,8 +200,8 @@ def test_cli_as_user_sees_their_rows(
     strict = tmp_path / "access.yml"  # the shipped roles, but a viewer may not export
     strict.write_text(
         shipped.replace(
-            "may: [export]\n    limits: {dashboard_kernels: 2, runs_per_minute: 0}",
-            "may: []\n    limits: {dashboard_kernels: 2, runs_per_minute: 0}",
+            "may: [export]\n    limits: {dashboard_kernels: 2, runs_per_minute: 0,",
+            "may: []\n    limits: {dashboard_kernels: 2, runs_per_minute: 0,",
             1,
         )
     )

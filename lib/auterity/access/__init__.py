@@ -8,9 +8,16 @@ role's row filters to every question, so reports, dashboards, exports, emails an
 API cannot go around them.
 """
 
-from auterity.access.policy import PERMISSIONS, Policy, Role, load_policy, policy_file
+from auterity.access.policy import (
+    PERMISSIONS,
+    Policy,
+    Role,
+    load_policy,
+    policy_file,
+    sees_within,
+)
 from auterity.access.pseudonyms import pseudonym
-from auterity.access.trail import audit_trail, note_export, note_policy
+from auterity.access.trail import audit_trail, note_denied, note_export, note_policy
 from auterity.access.users import (
     SIGN_IN_MODES,
     AccessDenied,
@@ -44,10 +51,12 @@ __all__ = [
     "has_users",
     "list_users",
     "load_policy",
+    "note_denied",
     "note_export",
     "note_policy",
     "policy_file",
     "pseudonym",
+    "sees_within",
     "set_disabled",
     "set_password",
     "set_role",

@@ -56,7 +56,7 @@ rights, besides ``lab``)."""
 ALL = "*"
 
 _ROLE_KEYS = {"description", "dashboards", "notebooks", "pii", "row_filters", "may", "limits"}
-_LIMIT_KEYS = {"dashboard_kernels", "runs_per_minute"}
+_LIMIT_KEYS = {"dashboard_kernels", "runs_per_minute", "api_requests_per_minute"}
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,9 @@ class Role:
     may : frozenset of str
         Permissions from :data:`PERMISSIONS`.
     limits : mapping
-        ``dashboard_kernels`` (live dashboards at once) and ``runs_per_minute``
-        (report runs); absent means no limit of its own.
+        ``dashboard_kernels`` (live dashboards at once), ``runs_per_minute``
+        (report runs) and ``api_requests_per_minute`` (calls to the JSON API); absent
+        means no limit of its own.
     """
 
     name: str
@@ -102,6 +103,31 @@ class Role:
         if permission not in PERMISSIONS:
             raise ValueError(f"unknown permission {permission!r}")
         return permission in self.may
+
+    @property
+    def unrestricted(self) -> bool:
+        """Sees every row and the PII (what the local setup, acting as nobody, sees)."""
+        return self.pii and not self.row_filters
+
+
+def sees_within(inner: Role | None, outer: Role | None) -> bool:
+    """Whether everything a reader with role ``inner`` sees is visible to ``outer``.
+
+    None stands for the local setup acting as nobody (every row, PII). An artifact made
+    as ``inner`` (a kept report run, say) may be shown to ``outer`` only if this holds:
+    no PII ``outer`` may not see, and no row outside ``outer``'s row filters.
+    """
+    if outer is None or outer.unrestricted:
+        return True
+    if inner is None:
+        return False
+    if inner.pii and not outer.pii:
+        return False
+    for dimension, allowed in outer.row_filters.items():
+        narrower = inner.row_filters.get(dimension)
+        if narrower is None or not set(narrower) <= set(allowed):
+            return False
+    return True
 
 
 @dataclass(frozen=True)

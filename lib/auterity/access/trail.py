@@ -132,6 +132,30 @@ def note_policy(
     return True
 
 
+def note_denied(
+    user: str | None,
+    object_type: str,
+    object_id: str,
+    *,
+    details: dict[str, object] | None = None,
+    url: str | URL | None = None,
+) -> str:
+    """Append an ``access.denied`` row: ``user`` was refused ``object_type`` ``object_id``.
+
+    Returns the row's id.
+    """
+    ensure_schema(url)
+    with connect(url, write=True) as conn:
+        return audit(
+            conn,
+            "access.denied",
+            actor=user,
+            object_type=object_type,
+            object_id=object_id[:256],
+            details=details,
+        )
+
+
 def note_export(
     kind: str,
     name: str,
