@@ -325,9 +325,11 @@ def run(
     import papermill
 
     path = params.resolve_notebook(notebook)
+    role_name = None
     if as_user is not None:
         role = check_may_run(as_user, path, url=url)
         _check_run_rate(as_user, role, url)
+        role_name = role.name
     parameter_values: dict[str, Any] = {}
     set_name = None
     if params_file is not None:
@@ -359,6 +361,7 @@ def run(
         scheduled_for=scheduled_for,
         job_id=job_id,
         acting_user=as_user,
+        read_as_role=role_name,
     )
     record_start(record, url)
     executed = out_dir / f"{path.stem}.ipynb"

@@ -58,6 +58,8 @@ class RunRecord:
     values: dict[str, Any] = field(default_factory=dict)
     acting_user: str | None = None
     """The user the run read as (``--as``); None: the process's own user, unscoped."""
+    read_as_role: str | None = None
+    """``acting_user``'s role when the run started (None when unscoped)."""
 
     @property
     def ok(self) -> bool:
@@ -89,6 +91,8 @@ def record_start(record: RunRecord, url: str | None) -> None:
                 worker_pid=os.getpid(),
                 scheduled_for=record.scheduled_for,
                 pruned=False,
+                read_as=record.acting_user,
+                read_as_role=record.read_as_role if record.acting_user else None,
             )
         )
 
@@ -189,14 +193,21 @@ def _close_interrupted(
 
 
 def list_runs(
-    url: str | None = None, *, notebook: str | None = None, limit: int = 200
+    url: str | None = None,
+    *,
+    notebook: str | None = None,
+    run_id: str | None = None,
+    limit: int = 200,
 ) -> list[dict[str, Any]]:
-    """Recorded runs, newest first, as plain dicts (JSON-ready)."""
+    """Recorded runs, newest first, as plain dicts (JSON-ready); only ``notebook``'s or
+    the run ``run_id`` when given."""
     recover_interrupted(url)
     runs = schema.report_runs
     query = sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
     if notebook:
         query = query.where(runs.c.notebook == notebook)
+    if run_id:
+        query = query.where(runs.c.run_id == run_id)
     with warehouse.connect(url) as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
     for row in rows:
@@ -267,6 +278,8 @@ def get_run(run_id: str, url: str | None = None) -> RunRecord:
         outputs=outputs,
         scheduled_for=row.scheduled_for,
         job_id=row.job_id,
+        acting_user=row.read_as,
+        read_as_role=row.read_as_role,
     )
 
 

@@ -154,6 +154,8 @@ report_runs = sa.Table(
     sa.Column("worker_host", sa.String(255), comment="host of the process running it"),
     sa.Column("worker_pid", sa.Integer(), comment="pid of the process running it"),
     sa.Column("scheduled_for", sa.DateTime(), comment="UTC cron slot of a scheduled run"),
+    sa.Column("read_as", sa.String(128), comment="user whose role the run read as"),
+    sa.Column("read_as_role", sa.String(128), comment="that user's role at the time"),
     comment="Every notebook run, manual or scheduled.",
 )
 _pg_index(
