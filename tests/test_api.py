@@ -3,6 +3,7 @@ signed in as the warehouse's users (and with the token when there are none)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import redis
 import requests
@@ -259,3 +261,266 @@ def test_a_misconfigured_cache_stops_the_start_with_a_clear_line(
     )
     assert done.returncode != 0
     assert "needs AUTERITY_CACHE_KEY" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_role_without_the_dashboard_is_refused_and_audited(world: dict[str, str]) -> None:
+    # mia's role (emea_manager) opens the business dashboard only
+    assert _get(world, "/analytics/funnel", user="mia").status_code == 200
+    for path in ("/modelhub/leaderboard", "/modelhub/costs", "/unified/insights"):
+        refused = _get(world, path, user="mia")
+        assert refused.status_code == 403, path
+        assert "modelhub" in refused.json()["error"]
+    denied = access.audit_trail(action="access.denied", user="mia", url=world["url"])
+    paths = set(denied["object_id"])
+    assert {"/api/modelhub/leaderboard", "/api/unified/insights"} <= paths
+
+
+def test_cohorts_and_funnel_are_the_library_numbers_through_row_filters(
+    world: dict[str, str],
+) -> None:
+    start, end = date.today() - timedelta(days=50), date.today() + timedelta(days=1)
+    params = {"start": str(start), "end": str(end)}
+    with metrics.acting_as("mia", url=world["url"]):
+        funnel = business.funnel(start, end, url=world["url"])
+        cohorts = business.cohort_retention(start, end, max_age=3, url=world["url"])
+    got = _get(world, "/analytics/funnel", user="mia", params=params).json()["data"]
+    assert [r["count"] for r in got] == pytest.approx(list(funnel["count"]))
+    paged = _get(
+        world, "/analytics/cohorts", user="mia", params={**params, "max_age": 3, "limit": 2}
+    ).json()
+    assert paged["meta"]["total"] == len(cohorts) and len(paged["data"]) == min(2, len(cohorts))
+    first = cohorts.reset_index().iloc[0]
+    assert paged["data"][0]["cohort"] == _json_value(first["cohort"])
+    assert paged["data"][0]["size"] == first["size"]
+
+
+def _json_value(value: object) -> object:
+    from auterity import _json
+
+    return _json.json_value(value)
+
+
+def test_modelhub_routes_are_the_library_numbers(world: dict[str, str]) -> None:
+    start, end = present.resolve_period("last_28_days", url=world["url"])
+    url = world["url"]
+    slo = _get(world, "/modelhub/slo").json()["data"]
+    assert [r["model_id"] for r in slo] == list(
+        modelhub.slo_report(start, end, url=url)["model_id"]
+    )
+    by_feature = _get(world, "/modelhub/costs", params={"by": "feature"}).json()["data"]
+    expected = modelhub.cost_by_feature(start, end, url=url)
+    assert sum(r["cost"] for r in by_feature) == pytest.approx(expected["cost"].sum())
+    by_customer = _get(world, "/modelhub/costs", user="vic", params={"by": "customer"}).json()
+    assert by_customer["meta"]["total"] >= len(by_customer["data"]) > 0
+    assert _get(world, "/modelhub/costs", params={"by": "shoe"}).json()["parameter"] == "by"
+    drift = _get(world, "/modelhub/drift", params={"start": str(start), "end": str(end)})
+    length = end - start
+    expected_drift = modelhub.drift((start - length, start), (start, end), url=url)
+    assert len(drift.json()["data"]) == min(len(expected_drift), 100)
+    savings = _get(world, "/modelhub/savings").json()
+    assert savings["meta"]["total"] == len(modelhub.savings(start, end, url=url))
+
+
+def test_forecast_and_anomalies_of_a_metric(world: dict[str, str]) -> None:
+    params = {"horizon": 7, "start": str(date.today() - timedelta(days=55))}
+    first = _get(world, "/unified/forecast/orders", params=params)
+    assert first.status_code == 200, first.text
+    body = first.json()["data"]
+    assert len(body["forecast"]) == 7 and body["backtest"] is not None
+    assert {"ds", "yhat", "yhat_lower", "yhat_upper"} <= set(body["forecast"][0])
+    again = _get(world, "/unified/forecast/orders", params=params)  # the same worker or not
+    assert again.json()["data"]["forecast"] == body["forecast"]
+    too_far = _get(world, "/unified/forecast/orders", params={"horizon": 4000})
+    assert too_far.status_code == 400 and too_far.json()["parameter"] == "horizon"
+    unknown = _get(world, "/unified/forecast/shoe_sales", params={"horizon": 3})
+    assert unknown.status_code == 400 and unknown.json()["parameter"] == "metric"
+    found = _get(world, "/unified/anomalies/orders").json()["data"]
+    assert found["metric"] == "orders" and found["causal"] is True
+    assert isinstance(found["anomalies"], list)
+
+
+def test_insight_cards_are_paged(world: dict[str, str]) -> None:
+    short = _get(world, "/unified/insights", params={"start": str(date.today())})
+    assert short.status_code == 400 and short.json()["parameter"] == "start"
+    cards = _get(world, "/unified/insights", params={"limit": 1})
+    assert cards.status_code == 200, cards.text
+    body = cards.json()
+    assert len(body["data"]["cards"]) <= 1 and body["meta"]["total"] >= len(body["data"]["cards"])
+    assert "skipped" in body["data"]
+
+
+def test_report_runs_are_shown_to_who_may_see_them(world: dict[str, str]) -> None:
+    from auterity import reports
+
+    url = world["url"]
+    env = {"AUTERITY_DB_URL": url, "AUTERITY_PII_KEY": "p" * 40}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        emea = reports.run("03-executive-summary", pdf=False, url=url, as_user="mia")
+        whole = reports.run("03-executive-summary", pdf=False, url=url)  # unscoped: PII
+    assert emea.ok and whole.ok
+    seen = {
+        user: {r["run_id"] for r in _get(world, "/reports", user=user).json()["data"]}
+        for user in ("root", "mia", "vic")
+    }
+    assert {emea.run_id, whole.run_id} <= seen["root"]
+    assert emea.run_id in seen["mia"] and whole.run_id not in seen["mia"]
+    assert emea.run_id in seen["vic"] and whole.run_id not in seen["vic"]  # no PII, all rows
+    refused = _get(world, f"/reports/{whole.run_id}", user="vic")
+    assert refused.status_code == 403
+    denied = access.audit_trail(action="access.denied", user="vic", url=url)
+    assert whole.run_id in set(denied["object_id"])
+    one = _get(world, f"/reports/{emea.run_id}", user="vic").json()["data"]
+    assert one["read_as"] == "mia" and one["links"] == {"html": f"/api/reports/{emea.run_id}/html"}
+    page = _get(world, one["links"]["html"].removeprefix("/api"), user="vic")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.content == Path(emea.outputs["html"]).read_bytes()
+    exports = access.audit_trail(action="export", user="vic", url=url)
+    assert emea.run_id in set(exports["object_id"])
+    assert _get(world, "/reports/no-such-run").status_code == 404
+    assert _get(world, f"/reports/{emea.run_id}/pdf").status_code == 404  # none was made
+
+
+def _events(response: requests.Response) -> Iterator[tuple[str, str | None, dict[str, object]]]:
+    """(event, id, data) of a Server-Sent Events response, as they come."""
+    event, event_id, data = "message", None, []
+    for line in response.iter_lines(decode_unicode=True):
+        if line == "":
+            if data:
+                yield event, event_id, json.loads("\n".join(data))
+            event, event_id, data = "message", None, []
+        elif line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("id: "):
+            event_id = line[4:]
+        elif line.startswith("data: "):
+            data.append(line[6:])
+
+
+def test_the_stream_pushes_a_landed_batch_and_resumes(
+    world: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auterity import ingest
+
+    monkeypatch.setenv("AUTERITY_CACHE_URL", REDIS_URL)  # landing publishes on this Redis
+    monkeypatch.setenv("AUTERITY_CACHE_KEY", "k" * 40)
+    url = world["url"]
+    with requests.get(
+        f"{world['base']}/realtime/stream", auth=("vic", PASSWORD), stream=True, timeout=30
+    ) as live:
+        assert live.status_code == 200
+        assert live.headers["content-type"].startswith("text/event-stream")
+        events = _events(live)
+        kind, _id, hello = next(events)
+        assert kind == "heartbeat" and hello["state"] == "connected"
+        kind, first_id, first = next(events)
+        assert kind == "snapshot" and first_id
+        before = {m["model_id"]: m["requests"] for m in first["models"]}  # type: ignore[union-attr]
+        now = utcnow()
+        rows = pd.DataFrame(
+            {
+                "request_id": [f"stream-{i}" for i in range(25)],
+                "ts": [now - timedelta(seconds=i) for i in range(25)],
+                "model_id": "gpt-4o",
+                "latency_ms": 100.0,
+                "input_tokens": 10,
+                "output_tokens": 5,
+                "status": "ok",
+            }
+        )
+        landed = time.monotonic()
+        ingest.load_many([ingest.Batch("inference_events", rows)], source="test", url=url)
+        event_id = None
+        for kind, an_id, data in events:
+            if kind != "snapshot":
+                continue
+            event_id = an_id
+            models = {m["model_id"]: m["requests"] for m in data["models"]}  # type: ignore[union-attr]
+            if models.get("gpt-4o", 0) >= before.get("gpt-4o", 0) + 25:
+                break
+        assert time.monotonic() - landed < 10
+        assert event_id and event_id.split(".")[0] != first_id.split(".")[0]  # a new version
+    # a reconnect with the last id (to either worker: ids are the same in both) is not
+    # sent that snapshot again; without it, the snapshot comes at once
+    for last, expect_snapshot in ((event_id, False), (None, True)):
+        headers = {"Last-Event-ID": last} if last else {}
+        with requests.get(
+            f"{world['base']}/realtime/stream",
+            auth=("vic", PASSWORD),
+            headers=headers,
+            stream=True,
+            timeout=(10, 6),
+        ) as again:
+            events = _events(again)
+            assert next(events)[0] == "heartbeat"
+            try:
+                kind, got_id, _data = next(events)
+            except requests.ConnectionError:  # read timeout: nothing sent for 6 s
+                kind, got_id = "nothing", None
+            if expect_snapshot:
+                assert kind == "snapshot" and got_id == event_id
+            else:
+                assert kind == "nothing" or (kind == "snapshot" and got_id != event_id)
+    snap = _get(world, "/realtime/snapshot", user="vic")
+    assert snap.status_code == 200 and snap.json()["data"]["window_minutes"] == 15
+    assert any(m["model_id"] == "gpt-4o" for m in snap.json()["data"]["models"])
+    refused = _get(world, "/realtime/snapshot", user="mia")
+    assert refused.status_code == 403
+
+
+def test_a_user_over_their_roles_rate_limit_gets_429_shared_by_the_workers(
+    world: dict[str, str],
+) -> None:
+    access.add_user("rita", "viewer", PASSWORD, url=world["url"], actor="root")
+    per_minute = access.load_policy().role("viewer").limits["api_requests_per_minute"]
+    session = requests.Session()
+    session.auth = ("rita", PASSWORD)
+    statuses = [
+        session.get(f"{world['base']}/analytics/metrics", timeout=60).status_code
+        for _ in range(per_minute)
+    ]
+    assert statuses == [200] * per_minute  # both workers counted them, in Redis
+    over = session.get(f"{world['base']}/analytics/metrics", timeout=60)
+    assert over.status_code == 429
+    assert 1 <= int(over.headers["Retry-After"]) <= 60
+    assert "120 a minute" in over.json()["error"] or str(per_minute) in over.json()["error"]
+    assert _get(world, "/analytics/metrics", user="vic").status_code == 200  # per user
+    assert _get(world, "/analytics/metrics", user="root").status_code == 200  # no limit
+
+
+def test_prometheus_metrics_add_up_every_worker(world: dict[str, str]) -> None:
+    for _ in range(6):
+        assert _get(world, "/modelhub/leaderboard", user="vic").status_code == 200
+    text = requests.get(world["base"].removesuffix("/api") + "/metrics", timeout=60).text
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = samples.get(name, 0.0) + float(value)
+    route = 'route="/api/modelhub/leaderboard"'
+    ok = [v for k, v in samples.items() if "auterity_api_requests_total" in k and route in k]
+    assert sum(ok) >= 6
+    assert any("auterity_api_request_duration_seconds_count" in k and route in k for k in samples)
+    assert samples.get('auterity_api_cache_reads_total{outcome="hit"}', 0) >= 1
+    # the refusal of the test before (the tests of a file run in order)
+    assert samples.get('auterity_api_rate_limited_total{role="viewer"}', 0) >= 1
+    assert "auterity_api_stream_subscribers" in text
+    assert "rita" not in text and "vic" not in text  # no user names in labels
+
+
+def test_a_disabled_user_is_out_within_seconds(world: dict[str, str]) -> None:
+    from auterity.api import auth
+
+    access.add_user("dora", "viewer", PASSWORD, url=world["url"], actor="root")
+    for _ in range(4):  # signed in (and remembered) by both workers
+        assert _get(world, "/analytics/metrics", user="dora").status_code == 200
+    access.set_disabled("dora", url=world["url"], actor="root")
+    deadline = time.monotonic() + auth.ACTIVE_S + 10
+    statuses: list[int] = []
+    while time.monotonic() < deadline:
+        statuses = [_get(world, "/analytics/metrics", user="dora").status_code for _ in range(4)]
+        if statuses == [401] * 4:
+            break
+        time.sleep(0.5)
+    assert statuses == [401] * 4

@@ -1,72 +1,38 @@
-"""The API application: routes, sign-in, errors, caching headers.
+"""The API application: sign-in, errors, and the routers of :mod:`auterity.api.routes`.
 
-Every data route answers ``{"data": ..., "meta": {...}}`` where ``meta`` says who it was
-read as, the data's freshness (newest event time in the warehouse), the data version,
-whether every read came from the result cache, and for lists the page. The same facts go
-in headers: ``ETag`` (a hash of the data version, the caller and the request, so a
-polling client sending ``If-None-Match`` gets ``304 Not Modified`` until new data
-lands), ``X-Data-Freshness`` and ``X-Cache: hit|miss``.
-
+Every data route answers ``{"data": ..., "meta": {...}}`` (:func:`auterity.api.common.answer`).
 Errors are JSON ``{"error": message, "parameter": name}``: 400 for a bad parameter (an
-unknown metric or dimension, a bad date, an end before the start), 401 without or with
-wrong credentials (``WWW-Authenticate``; locked users also get ``Retry-After``), 503
-when the database is unreachable, 500 with no detail for anything else (details in
+unknown metric or dimension, a bad date, an end before the start, a horizon out of
+range), 401 without or with wrong credentials (``WWW-Authenticate``; locked users also get
+``Retry-After``), 403 outside the caller's role (audited), 404 for an unknown report run,
+503 when the database is unreachable, 500 with no detail for anything else (details in
 the log). Never a traceback.
 """
 
-# no `from __future__ import annotations`: FastAPI reads the routes' annotations, some of
-# which name aliases local to create_app
-import hashlib
-import logging
-import threading
-from collections.abc import Callable
-from datetime import date, datetime
-from typing import Annotated, Any
+# no `from __future__ import annotations`: FastAPI reads the routes' annotations
 
-import pandas as pd
-from fastapi import Depends, FastAPI, Query, Request
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from auterity import __version__, _json, access, business, config, metrics, modelhub, present
-from auterity.api.auth import Authenticator, Caller, Unauthorized
-from auterity.errors import AuterityError, ConfigError, DatabaseUnavailable
+from auterity import __version__, _json, access, config
+from auterity.api import monitoring
+from auterity.api.auth import Authenticator, Unauthorized
+from auterity.api.common import API_PREFIX, ApiState, Forbidden, TooMany
+from auterity.api.ratelimit import RateLimiter
+from auterity.api.routes import analytics, modelhub, realtime, reports, unified
+from auterity.errors import AuterityError, DatabaseUnavailable
 from auterity.redact import mask_secrets
-from auterity.warehouse import cache, connect, writes
+from auterity.warehouse import connect, writes
 
 log = logging.getLogger("auterity.api")
-
-API_PREFIX = "/api"
-MAX_LIMIT = 1000
-"""The largest page a list returns."""
-DEFAULT_LIMIT = 100
-
-
-class Meta(BaseModel):
-    """What every data answer says about itself."""
-
-    as_user: str | None = Field(description="Whose role shaped the answer (None: unrestricted).")
-    freshness: datetime | None = Field(description="Newest event time in the warehouse (UTC).")
-    data_version: str | None = Field(description="Changes whenever data lands.")
-    cached: bool = Field(description="Every read came from the result cache.")
-    total: int | None = Field(None, description="Rows in the whole list (lists only).")
-    limit: int | None = None
-    offset: int | None = None
-
-
-class Answer(BaseModel):
-    """A data answer: rows (or an object) and what it is."""
-
-    data: Any
-    meta: Meta
-
-
-class Problem(BaseModel):
-    """An error."""
-
-    error: str
-    parameter: str | None = None
 
 
 class Health(BaseModel):
@@ -76,30 +42,6 @@ class Health(BaseModel):
     database: str
     newest_data: datetime | None
     version: str
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "A bad parameter (named in `parameter`)."},
-    401: {"model": Problem, "description": "No or wrong credentials."},
-    503: {"model": Problem, "description": "The database is unreachable."},
-}
-
-
-class BadParameter(AuterityError):
-    """A request parameter the API refuses (HTTP 400 naming it)."""
-
-    def __init__(self, parameter: str, message: str) -> None:
-        super().__init__(message)
-        self.parameter = parameter
-
-
-def _freshness_for(version: str | None, url: str | None, known: dict[str, Any]) -> Any:
-    """The newest event time for a data version (computed once per version)."""
-    key = version or ""
-    if key not in known:
-        known.clear()  # only the current version matters
-        known[key] = writes.data_freshness(url)
-    return known[key]
 
 
 def create_app(
@@ -120,7 +62,16 @@ def create_app(
     mode = mode or access.sign_in_mode()
     token = token or config.value(config.ENV_DASHBOARD_TOKEN) or None
     authenticator = Authenticator(mode, token, url)
+    api = ApiState(authenticator, url, monitoring.new_metrics(), RateLimiter())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if api.broadcaster is not None:
+            await api.broadcaster.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Auterity Analytics API",
         version=__version__,
         description="Business and ModelHub analytics as JSON, read as the signed-in user.",
@@ -128,12 +79,8 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.authenticator = authenticator
-    app.state.url = url
-    freshness_known: dict[str, Any] = {}
-    freshness_lock = threading.Lock()
+    app.state.api = api
 
-    # -- errors ---------------------------------------------------------------------
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_request: Request, exc: Unauthorized) -> JSONResponse:
         headers = {"WWW-Authenticate": authenticator.scheme_hint().split(" ")[0]}
@@ -149,16 +96,27 @@ def create_app(
         message = f"{parameter}: {first.get('msg', 'invalid')}" if parameter else "bad request"
         return JSONResponse({"error": message, "parameter": parameter}, status_code=400)
 
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_request: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=403)
+
+    @app.exception_handler(TooMany)
+    async def _too_many(_request: Request, exc: TooMany) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)}
+        return JSONResponse({"error": str(exc)}, status_code=429, headers=headers)
+
+    @app.exception_handler(access.AccessDenied)
+    async def _denied(_request: Request, exc: access.AccessDenied) -> JSONResponse:
+        return JSONResponse({"error": mask_secrets(str(exc))}, status_code=403)
+
+    @app.exception_handler(reports.NotFound)
+    async def _missing(_request: Request, exc: reports.NotFound) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=404)
+
     @app.exception_handler(DatabaseUnavailable)
     async def _database(_request: Request, exc: DatabaseUnavailable) -> JSONResponse:
         log.warning("database unavailable: %s", mask_secrets(str(exc)))
         return JSONResponse({"error": "the database is unavailable right now"}, status_code=503)
-
-    @app.exception_handler(ConfigError)
-    async def _misconfigured(_request: Request, exc: ConfigError) -> JSONResponse:
-        log.error("server configuration: %s", mask_secrets(str(exc)))
-        body = {"error": "the server is misconfigured; the details are in the server log"}
-        return JSONResponse(body, status_code=500)
 
     @app.exception_handler(AuterityError)
     async def _bad(_request: Request, exc: AuterityError) -> JSONResponse:
@@ -174,60 +132,6 @@ def create_app(
         log.exception("API request failed")
         return JSONResponse({"error": "internal error; the details are in the server log"}, 500)
 
-    # -- sign-in and answers ----------------------------------------------------------
-    def caller(request: Request) -> Caller:
-        client = request.client.host if request.client else None
-        return authenticator.caller(request.headers.get("authorization"), client)
-
-    Signed = Annotated[Caller, Depends(caller)]
-
-    def answer(
-        request: Request,
-        who: Caller,
-        compute: Callable[[], Any],
-        *,
-        page: tuple[int, int] | None = None,
-    ) -> Response:
-        """Compute as ``who`` unless the client already has this version (304)."""
-        version = writes.data_version(url)
-        query = "&".join(f"{k}={v}" for k, v in sorted(request.query_params.multi_items()))
-        digest = hashlib.sha256(
-            f"{version}|{who.name}|{who.role}|{request.url.path}?{query}".encode()
-        )
-        etag = f'"{digest.hexdigest()[:32]}"'
-        if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
-            return Response(status_code=304, headers={"ETag": etag})
-        with cache.tally() as counts, metrics.acting_as(who.acting, url=url):
-            data = compute()
-        total = None
-        if page is not None and isinstance(data, pd.DataFrame):
-            total = len(data)
-            limit, offset = page
-            data = data.iloc[offset : offset + limit]
-        with freshness_lock:
-            fresh = _freshness_for(version, url, freshness_known)
-        hit = counts["misses"] == 0 and counts["hits"] > 0
-        meta = {
-            "as_user": who.acting,
-            "freshness": fresh,
-            "data_version": version,
-            "cached": hit,
-            "total": total,
-            "limit": page[0] if page else None,
-            "offset": page[1] if page else None,
-        }
-        rows = _json.records(data) if isinstance(data, pd.DataFrame) else _json.json_value(data)
-        body = _json.dumps({"data": rows, "meta": _json.json_value(meta)})
-        headers = {
-            "ETag": etag,
-            "X-Cache": "hit" if hit else "miss",
-            "Cache-Control": "private, no-cache",
-        }
-        if fresh is not None:
-            headers["X-Data-Freshness"] = _json.json_value(fresh)
-        return Response(body, media_type="application/json", headers=headers)
-
-    # -- routes -------------------------------------------------------------------------
     @app.get(f"{API_PREFIX}/health", response_model=Health, tags=["health"])
     def health() -> Response:
         """Whether the database answers, the newest data time and the version (no sign-in)."""
@@ -252,128 +156,19 @@ def create_app(
         }
         return Response(_json.dumps(_json.json_value(body)), media_type="application/json")
 
-    Start = Annotated[date | None, Query(description="First local date (default: 28 days ago).")]
-    End = Annotated[
-        date | None, Query(description="Local date after the last one (default: tomorrow).")
-    ]
-    Limit = Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description=f"Rows per page (at most {MAX_LIMIT}).")
-    ]
-    Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        """Prometheus metrics of every worker (no sign-in: counts by route, no data)."""
+        body, content_type = api.metrics.exposition()
+        return Response(body, media_type=content_type)
 
-    def period(start: date | None, end: date | None) -> tuple[date, date]:
-        default_start, default_end = present.resolve_period("last_28_days", url=url)
-        start, end = start or default_start, end or default_end
-        if end <= start:
-            raise BadParameter("end", f"end ({end}) must be after start ({start})")
-        return start, end
-
-    @app.get(
-        f"{API_PREFIX}/analytics/kpis", response_model=Answer, responses=ERRORS, tags=["analytics"]
-    )
-    def kpis(
-        request: Request,
-        who: Signed,
-        start: Start = None,
-        end: End = None,
-        region: str | None = None,
-        segment: str | None = None,
-        channel: str | None = None,
-    ) -> Response:
-        """The KPI summary of a period with deltas against the previous period and last year."""
-        lo, hi = period(start, end)
-        where = {
-            k: v for k, v in {"region": region, "segment": segment, "channel": channel}.items() if v
-        }
-        return answer(
-            request, who, lambda: business.kpi_summary(lo, hi, where=where or None, url=url)
-        )
-
-    @app.get(
-        f"{API_PREFIX}/analytics/metrics",
-        response_model=Answer,
-        responses=ERRORS,
-        tags=["analytics"],
-    )
-    def metric_list(
-        request: Request, who: Signed, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
-    ) -> Response:
-        """Every metric of the catalogue: unit, good direction, allowed dimensions."""
-        return answer(request, who, metrics.describe, page=(limit, offset))
-
-    @app.get(
-        f"{API_PREFIX}/analytics/metrics/{{name}}",
-        response_model=Answer,
-        responses=ERRORS,
-        tags=["analytics"],
-    )
-    def metric(
-        request: Request,
-        who: Signed,
-        name: str,
-        grain: Annotated[str, Query(pattern="^(day|week|month|total)$")] = "day",
-        start: Start = None,
-        end: End = None,
-        by: Annotated[list[str] | None, Query(description="Dimensions to break down by.")] = None,
-        where: Annotated[list[str] | None, Query(description="Filters DIM=VALUE.")] = None,
-        limit: Limit = DEFAULT_LIMIT,
-        offset: Offset = 0,
-    ) -> Response:
-        """One metric as a time series (or a total), broken down and filtered."""
-        catalog = metrics.load_catalog()
-        if name not in catalog.metrics:
-            raise BadParameter(
-                "name", f"unknown metric {name!r} (GET {API_PREFIX}/analytics/metrics lists them)"
-            )
-        lo, hi = period(start, end)
-        filters: dict[str, list[str]] = {}
-        for item in where or []:
-            dim, sep, value = item.partition("=")
-            if not sep or not dim.strip() or not value.strip():
-                raise BadParameter("where", f"where {item!r}: expected DIM=VALUE")
-            filters.setdefault(dim.strip(), []).append(value.strip())
-        allowed = set(catalog.allowed_dimensions(name))
-        for dim in [*(by or []), *filters]:
-            if dim not in allowed:
-                parameter = "by" if dim in (by or []) else "where"
-                raise BadParameter(
-                    parameter,
-                    f"metric {name!r} has no dimension {dim!r} "
-                    f"(it has: {', '.join(sorted(allowed)) or 'none'})",
-                )
-        return answer(
-            request,
-            who,
-            lambda: metrics.query(
-                [name],
-                start=lo,
-                end=hi,
-                grain=None if grain == "total" else grain,
-                by=list(by or []),
-                where=filters or None,
-                url=url,
-            ),
-            page=(limit, offset),
-        )
-
-    @app.get(
-        f"{API_PREFIX}/modelhub/leaderboard",
-        response_model=Answer,
-        responses=ERRORS,
-        tags=["modelhub"],
-    )
-    def leaderboard(
-        request: Request,
-        who: Signed,
-        start: Start = None,
-        end: End = None,
-        limit: Limit = DEFAULT_LIMIT,
-        offset: Offset = 0,
-    ) -> Response:
-        """One row per model: volume, reliability, latency percentiles, cost, quality."""
-        lo, hi = period(start, end)
-        return answer(
-            request, who, lambda: modelhub.leaderboard(lo, hi, url=url), page=(limit, offset)
-        )
-
+    app.add_middleware(monitoring.MetricsMiddleware, metrics=api.metrics)
+    for router in (
+        analytics.router,
+        modelhub.router,
+        unified.router,
+        reports.router,
+        realtime.router,
+    ):
+        app.include_router(router)
     return app

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
 from auterity import access, config
+from auterity.api import monitoring
 from auterity.warehouse import cache
 
 DEFAULT_HOST = "127.0.0.1"
@@ -50,13 +53,26 @@ def serve(
         )
     else:
         echo("Sign-in with the warehouse's users: send HTTP Basic credentials.")
-    echo(f"API: {base}/health  (OpenAPI: {base}/openapi.json)")
-    uvicorn.run(
-        "auterity.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        proxy_headers=False,
-    )
+    echo(f"API: {base}/health  (OpenAPI: {base}/openapi.json, Prometheus: {base[:-4]}/metrics)")
+    # workers are new processes: they count in files of one directory that /metrics adds up
+    metrics_dir = _metrics_dir() if workers > 1 else None
+    try:
+        uvicorn.run(
+            "auterity.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            proxy_headers=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_dir() -> str:
+    """A fresh directory for the workers' Prometheus files (``PROMETHEUS_MULTIPROC_DIR``)."""
+    path = tempfile.mkdtemp(prefix="auterity-api-metrics-")
+    os.environ[monitoring.MULTIPROC_ENV] = path
+    return path

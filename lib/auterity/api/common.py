@@ -1,0 +1,301 @@
+"""What every API route shares: the answer envelope, the caller, periods, pages, grants.
+
+Every data route answers ``{"data": ..., "meta": {...}}`` through :func:`answer`: read as
+the caller (:func:`auterity.metrics.acting_as`), with the data's freshness and version,
+whether every read came from the result cache, and for lists the page. The same facts go
+in headers: ``ETag`` (a hash of the data version, the caller and the request, so a
+polling client sending ``If-None-Match`` gets ``304 Not Modified`` until new data lands),
+``X-Data-Freshness`` and ``X-Cache: hit|miss``.
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the dependencies' annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from auterity import _json, access, metrics, present
+from auterity._time import utcnow
+from auterity.api.auth import Authenticator, Caller
+from auterity.api.monitoring import ApiMetrics
+from auterity.api.ratelimit import RateLimiter, Refusal
+from auterity.errors import AuterityError
+from auterity.warehouse import cache, writes
+
+API_PREFIX = "/api"
+MAX_LIMIT = 1000
+"""The largest page a list returns."""
+DEFAULT_LIMIT = 100
+MEMO_ANSWERS = 64
+"""Costly answers (forecasts, insights) a worker keeps, per caller, request and data version."""
+
+
+class Meta(BaseModel):
+    """What every data answer says about itself."""
+
+    as_user: str | None = Field(description="Whose role shaped the answer (None: unrestricted).")
+    freshness: datetime | None = Field(description="Newest event time in the warehouse (UTC).")
+    data_version: str | None = Field(description="Changes whenever data lands.")
+    cached: bool = Field(description="Every read came from the result cache.")
+    total: int | None = Field(None, description="Rows in the whole list (lists only).")
+    limit: int | None = None
+    offset: int | None = None
+
+
+class Answer(BaseModel):
+    """A data answer: rows (or an object) and what it is."""
+
+    data: Any
+    meta: Meta
+
+
+class Problem(BaseModel):
+    """An error."""
+
+    error: str
+    parameter: str | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "A bad parameter (named in `parameter`)."},
+    401: {"model": Problem, "description": "No or wrong credentials."},
+    403: {"model": Problem, "description": "The caller's role does not grant this."},
+    429: {"model": Problem, "description": "Too many requests (see `Retry-After`)."},
+    503: {"model": Problem, "description": "The database is unreachable."},
+}
+
+
+class BadParameter(AuterityError):
+    """A request parameter the API refuses (HTTP 400 naming it)."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class Forbidden(Exception):
+    """The caller's role does not grant what they asked for (HTTP 403, audited)."""
+
+
+class TooMany(Exception):
+    """The caller is over their role's rate limit (HTTP 429 with ``Retry-After``)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(
+            f"too many requests: role {refusal.role!r} may make {refusal.limit} a minute; "
+            f"try again in {refusal.retry_after} s"
+        )
+        self.retry_after = refusal.retry_after
+
+
+@dataclass
+class ApiState:
+    """What the routes of one application share (``app.state.api``)."""
+
+    authenticator: Authenticator
+    url: str | None
+    metrics: ApiMetrics
+    limiter: RateLimiter
+    freshness: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    broadcaster: Any = None
+    """The live stream's :class:`auterity.api.stream.Broadcaster` (made on first use)."""
+    memo: "OrderedDict[str, Any]" = field(default_factory=OrderedDict)
+    """Answers too costly to recompute (forecasts, insights) by entity tag, newest last."""
+
+    def freshness_for(self, version: str | None) -> Any:
+        """The newest event time for a data version (computed once per version)."""
+        key = version or ""
+        with self.lock:
+            if key not in self.freshness:
+                self.freshness.clear()  # only the current version matters
+                self.freshness[key] = writes.data_freshness(self.url)
+            return self.freshness[key]
+
+
+def state(request: Request) -> ApiState:
+    """The application's shared state."""
+    return request.app.state.api
+
+
+def caller(request: Request) -> Caller:
+    """The signed-in caller (401 otherwise; 429 over their role's rate limit)."""
+    api = state(request)
+    client = request.client.host if request.client else None
+    who = api.authenticator.caller(request.headers.get("authorization"), client)
+    refusal = api.limiter.check(who.name, role_of(who))
+    if refusal is not None:
+        api.metrics.rate_limited.labels(refusal.role).inc()
+        raise TooMany(refusal)
+    return who
+
+
+Signed = Annotated[Caller, Depends(caller)]
+
+
+def role_of(who: Caller) -> access.Role | None:
+    """The caller's role of the access policy (None: the token's unrestricted person)."""
+    return None if who.role is None else access.load_policy().role(who.role)
+
+
+def require_dashboards(request: Request, who: Caller, *dashboards: str) -> None:
+    """403 (and an ``access.denied`` row) unless the role may open every dashboard named:
+    the API shows what those dashboards show, so the same grants decide."""
+    role = role_of(who)
+    missing = [d for d in dashboards if role is not None and not role.may_open(d)]
+    if missing:
+        access.note_denied(
+            who.name,
+            "api",
+            request.url.path,
+            details={"needs": [f"dashboard {d}" for d in missing], "role": who.role},
+            url=state(request).url,
+        )
+        raise Forbidden(
+            f"role {who.role!r} may not open the {', '.join(missing)} dashboard(s) whose "
+            "numbers these are"
+        )
+
+
+def granted(*dashboards: str) -> Any:
+    """A dependency: the caller, once their role may open ``dashboards``."""
+
+    def check(request: Request, who: Signed) -> Caller:
+        require_dashboards(request, who, *dashboards)
+        return who
+
+    return Depends(check)
+
+
+Start = Annotated[date | None, Query(description="First local date (default: 28 days ago).")]
+End = Annotated[
+    date | None, Query(description="Local date after the last one (default: tomorrow).")
+]
+
+
+@dataclass(frozen=True)
+class Period:
+    """A checked period: ``start`` inclusive, ``end`` exclusive (local dates)."""
+
+    start: date
+    end: date
+
+
+def period(request: Request, start: Start = None, end: End = None) -> Period:
+    """The period asked for (default: the last 28 days); 400 when end is not after start."""
+    default_start, default_end = present.resolve_period("last_28_days", url=state(request).url)
+    start, end = start or default_start, end or default_end
+    if end <= start:
+        raise BadParameter("end", f"end ({end}) must be after start ({start})")
+    return Period(start, end)
+
+
+Dates = Annotated[Period, Depends(period)]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a list."""
+
+    limit: int
+    offset: int
+
+
+def page(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description=f"Rows per page (at most {MAX_LIMIT}).")
+    ] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, description="Rows to skip.")] = 0,
+) -> Page:
+    """The page asked for (``limit`` capped at :data:`MAX_LIMIT`)."""
+    return Page(limit, offset)
+
+
+Paged = Annotated[Page, Depends(page)]
+
+
+def etag_for(request: Request, who: Caller, version: str | None) -> str:
+    """The entity tag of an answer: data version, caller, role and the request."""
+    query = "&".join(f"{k}={v}" for k, v in sorted(request.query_params.multi_items()))
+    digest = hashlib.sha256(f"{version}|{who.name}|{who.role}|{request.url.path}?{query}".encode())
+    return f'"{digest.hexdigest()[:32]}"'
+
+
+def answer(
+    request: Request,
+    who: Caller,
+    compute: Callable[[], Any],
+    *,
+    paged: Page | None = None,
+    paged_key: str | None = None,
+    memo: bool = False,
+) -> Response:
+    """Compute as ``who`` unless the client already has this version (304).
+
+    ``paged``: the page of a list answer (or of the list under ``paged_key`` of an object).
+    ``memo``: keep the answer in this worker for the same caller, request and data version
+    (for answers that cost seconds, such as forecasts with their backtest).
+    """
+    api = state(request)
+    version = writes.data_version(api.url)
+    etag = etag_for(request, who, version)
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers={"ETag": etag})
+    with api.lock:
+        remembered = api.memo.get(etag) if memo else None
+    if remembered is not None:
+        data, counts = remembered, {"hits": 1, "misses": 0}
+    else:
+        with cache.tally() as counts, metrics.acting_as(who.acting, url=api.url):
+            data = compute()
+        if memo:
+            with api.lock:
+                api.memo[etag] = data
+                while len(api.memo) > MEMO_ANSWERS:
+                    api.memo.popitem(last=False)
+    total = None
+    if paged is not None:
+        if isinstance(data, pd.DataFrame):
+            total = len(data)
+            data = data.iloc[paged.offset : paged.offset + paged.limit]
+        elif isinstance(data, list):
+            total = len(data)
+            data = data[paged.offset : paged.offset + paged.limit]
+        elif isinstance(data, dict) and paged_key is not None:
+            total = len(data[paged_key])
+            data = {**data, paged_key: data[paged_key][paged.offset : paged.offset + paged.limit]}
+    fresh = api.freshness_for(version)
+    hit = counts["misses"] == 0 and counts["hits"] > 0
+    for counted, outcome in (("hits", "hit"), ("misses", "miss")):
+        if counts[counted]:
+            api.metrics.cache.labels(outcome).inc(counts[counted])
+    if isinstance(fresh, datetime):
+        api.metrics.freshness.set(max(0.0, (utcnow() - fresh).total_seconds()))
+    meta = {
+        "as_user": who.acting,
+        "freshness": fresh,
+        "data_version": version,
+        "cached": hit,
+        "total": total,
+        "limit": paged.limit if paged else None,
+        "offset": paged.offset if paged else None,
+    }
+    rows = _json.records(data) if isinstance(data, pd.DataFrame) else _json.json_value(data)
+    body = _json.dumps({"data": rows, "meta": _json.json_value(meta)})
+    headers = {
+        "ETag": etag,
+        "X-Cache": "hit" if hit else "miss",
+        "Cache-Control": "private, no-cache",
+    }
+    if fresh is not None:
+        headers["X-Data-Freshness"] = _json.json_value(fresh)
+    return Response(body, media_type="application/json", headers=headers)

@@ -1,0 +1,1 @@
+"""The API's routes, one router per area: analytics, modelhub, unified, reports, realtime."""
