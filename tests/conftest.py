@@ -201,18 +201,20 @@ def free_port() -> int:
 
 @contextmanager
 def auterity_serve(
-    env: dict[str, str], log_path: Path
+    env: dict[str, str], log_path: Path, api_port: int | None = None
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """``auterity serve`` as a user starts it, on a free loopback port, in its own process
     group with its output in ``log_path``; stopped (SIGTERM, then SIGKILL) afterwards.
+    The JSON API next to it only when ``api_port`` is given.
 
     Yields ``(process, port)``.
     """
     port = free_port()
     exe = Path(sys.executable).with_name("auterity")
+    api = ["--api-port", str(api_port)] if api_port else ["--no-api"]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), *api],
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,

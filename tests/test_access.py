@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -417,3 +418,32 @@ def test_sees_within_compares_what_two_roles_see() -> None:
     assert policies.sees_within(emea, two) and not policies.sees_within(two, emea)
     assert policies.sees_within(None, analyst) and policies.sees_within(viewer, None)
     assert not policies.sees_within(None, viewer)  # the local setup's artifacts: PII
+
+
+def test_sessions_are_signed_expire_and_share_one_kept_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tornado.web import create_signed_value
+
+    from auterity.access import keys, sessions
+
+    monkeypatch.setenv("AUTERITY_HOME", str(tmp_path))
+    monkeypatch.delenv("AUTERITY_SESSION_SECRET", raising=False)
+    secret = sessions.session_secret()
+    kept = tmp_path / "data" / sessions.SECRET_FILE
+    assert kept.read_bytes().strip() == secret and kept.stat().st_mode & 0o777 == 0o600
+    assert sessions.session_secret() == secret  # made once, then read
+
+    def cookie(value: str, key: bytes = secret) -> str:
+        return create_signed_value(key, sessions.SESSION_COOKIE, value).decode()
+
+    assert sessions.session_user(cookie(sessions.session_value("mia"))) == "mia"
+    old = sessions.session_value("mia", issued=time.time() - 9 * 3600)
+    assert sessions.session_user(cookie(old)) is None  # past SESSION_HOURS
+    assert sessions.session_user(cookie(sessions.session_value("mia"), b"x" * 32)) is None
+    assert sessions.session_user(cookie("not json")) is None
+    assert sessions.session_user(None) is None
+    monkeypatch.setenv("AUTERITY_SESSION_SECRET", "short")
+    with pytest.raises(ConfigError, match="AUTERITY_SESSION_SECRET is 5 characters"):
+        sessions.session_secret()
+    assert keys.MIN_KEY_LENGTH == 32

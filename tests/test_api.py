@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -524,3 +525,121 @@ def test_a_disabled_user_is_out_within_seconds(world: dict[str, str]) -> None:
             break
         time.sleep(0.5)
     assert statuses == [401] * 4
+
+
+def test_serve_runs_the_api_next_to_the_dashboards_with_one_sign_in(
+    world: dict[str, str], tmp_path: Path
+) -> None:
+    from conftest import auterity_serve
+
+    env = {**os.environ, "AUTERITY_DB_URL": world["url"], "AUTERITY_PII_KEY": "p" * 40}
+    for name in ("AUTERITY_DASHBOARD_TOKEN", "AUTERITY_DASHBOARD_AUTH", "AUTERITY_USER"):
+        env.pop(name, None)
+    api_port = free_port()
+    api = f"http://127.0.0.1:{api_port}/api"
+    log_path = tmp_path / "serve.log"
+    with auterity_serve(env, log_path, api_port=api_port) as (process, port):
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                up = requests.get(f"{base}/login", timeout=2).status_code == 200
+                if up and requests.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.3)
+        assert f"{api}/health" in log_path.read_text()  # both URLs printed
+        session = requests.Session()
+        session.get(f"{base}/login", timeout=30)
+        signed_in = session.post(
+            f"{base}/login?next=/",
+            data={"username": "mia", "password": PASSWORD, "_xsrf": session.cookies["_xsrf"]},
+            allow_redirects=False,
+            timeout=60,
+        )
+        assert signed_in.status_code in (302, 303), signed_in.text
+        assert "auterity-session" in session.cookies
+        # the dashboards' session cookie signs mia in at the API (cookies are per host)
+        kpis = session.get(f"{api}/analytics/kpis", timeout=60)
+        assert kpis.status_code == 200 and kpis.json()["meta"]["as_user"] == "mia"
+        assert session.get(f"{api}/modelhub/leaderboard", timeout=60).status_code == 403
+        forged = requests.get(
+            f"{api}/analytics/kpis", cookies={"auterity-session": "2|1:0|10:1|x|y|z"}, timeout=30
+        )
+        assert forged.status_code == 401
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # stopping serve stops the API too
+        try:
+            requests.get(f"{api}/health", timeout=1)
+        except requests.ConnectionError:
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("the API outlived `auterity serve`")
+
+
+def test_the_live_page_shows_a_span_from_the_otlp_receiver_within_10_s(
+    world: dict[str, str], tmp_path: Path, chromium: str
+) -> None:
+    """Chromium on /api/realtime/live (subscribed to the stream, signed in as a viewer);
+    the real OpenTelemetry SDK exports spans of a new model to a real `auterity collect`
+    on the same warehouse; the page shows the model's count within 10 s of the export."""
+    from playwright.sync_api import sync_playwright
+
+    from auterity.reports import CHROMIUM_ARGS
+    from test_collect import Receiver, exporter_provider, model_call
+
+    env = {
+        **os.environ,
+        "AUTERITY_DB_URL": world["url"],
+        "AUTERITY_CACHE_URL": REDIS_URL,  # the receiver's flush announces the batch here
+        "AUTERITY_CACHE_KEY": "k" * 40,
+    }
+    receiver = Receiver(tmp_path, env)
+    receiver.start()
+    model, spans = f"live-{uuid.uuid4().hex[:8]}", 5
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                context = browser.new_context(
+                    http_credentials={"username": "vic", "password": PASSWORD}
+                )
+                context.route(
+                    "**/*",
+                    lambda route: (
+                        route.continue_()
+                        if route.request.url.startswith("http://127.0.0.1")
+                        else route.abort()
+                    ),
+                )
+                page = context.new_page()
+                page.goto(f"{world['base']}/realtime/live", wait_until="domcontentloaded")
+                page.wait_for_selector('tr[data-model="all"]', timeout=60_000)
+                assert page.text_content("#state") == "connected"
+                assert page.locator(f'tr[data-model="{model}"]').count() == 0
+                provider = exporter_provider(receiver.endpoint, "chat_assistant")
+                exported = time.monotonic()
+                for _ in range(spans):
+                    model_call(provider, model)
+                provider.shutdown()
+                left_ms = max(0.0, (exported + 10 - time.monotonic()) * 1000)
+                page.wait_for_function(
+                    """([model, n]) => {
+                      const cell = document.querySelector(
+                        `td[data-model="${model}"][data-metric="requests"]`);
+                      return cell !== null && Number(cell.textContent) === n;
+                    }""",
+                    arg=[model, spans],
+                    timeout=left_ms,
+                    polling=100,
+                )
+                assert time.monotonic() - exported <= 10
+                context.close()
+            finally:
+                browser.close()
+    finally:
+        receiver.stop()

@@ -229,6 +229,13 @@ SETTINGS: tuple[Setting, ...] = (
         "key of the personal-data pseudonyms (at least 32 characters); masked everywhere",
     ),
     Setting(
+        "AUTERITY_SESSION_SECRET",
+        None,
+        "(generated into `data/.session_secret`)",
+        "signs sign-in cookies, so one sign-in serves the dashboards and the API and "
+        "survives restarts (at least 32 characters)",
+    ),
+    Setting(
         "AUTERITY_AS",
         None,
         "(unset)",
@@ -290,6 +297,7 @@ ENV_DASHBOARD_AUTH = "AUTERITY_DASHBOARD_AUTH"
 ENV_DASHBOARD_FRESH = "AUTERITY_DASHBOARD_FRESH_S"
 ENV_ACCESS_FILE = "AUTERITY_ACCESS_FILE"
 ENV_PII_KEY = "AUTERITY_PII_KEY"
+ENV_SESSION_SECRET = "AUTERITY_SESSION_SECRET"
 ENV_AS = "AUTERITY_AS"
 ENV_RETENTION_DAYS = "AUTERITY_RETENTION_DAYS"
 

@@ -25,20 +25,17 @@ out of the repository like any secret.
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from auterity import config, redact
-from auterity.errors import ConfigError
+from auterity import config
+from auterity.access.keys import stored_secret
 from auterity.warehouse import dialect
 
 ENV_PII_KEY = config.ENV_PII_KEY
-MIN_KEY_LENGTH = 32
 KEY_FILE = ".pii_key"
 DIGITS = 12
 """Hex digits of a pseudonym: 48 bits, no collision expected below millions of values."""
@@ -58,31 +55,11 @@ def pii_key() -> bytes:
     Raises
     ------
     ConfigError
-        ``AUTERITY_PII_KEY`` set but shorter than :data:`MIN_KEY_LENGTH` characters.
+        ``AUTERITY_PII_KEY`` set but shorter than 32 characters
+        (:data:`auterity.access.keys.MIN_KEY_LENGTH`).
     """
-    given = config.value(ENV_PII_KEY) or ""
-    if given:
-        if len(given) < MIN_KEY_LENGTH:
-            raise ConfigError(
-                f"{ENV_PII_KEY} is {len(given)} characters: use at least {MIN_KEY_LENGTH} "
-                'random ones (python -c "import secrets; print(secrets.token_urlsafe(32))")'
-            )
-        return given.encode()
-    path = key_file()
-    try:
-        key = path.read_bytes().strip()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(32).encode()
-        try:  # O_EXCL: two processes starting together agree on the first key written
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            key = path.read_bytes().strip()
-        else:
-            with os.fdopen(fd, "wb") as out:
-                out.write(key)
-    redact.register_secret(key.decode())  # it travels in SQL: never in a message
-    return key
+    # it travels in SQL: registered as a secret, never in a message
+    return stored_secret(ENV_PII_KEY, config.value(ENV_PII_KEY), key_file())
 
 
 SEPARATOR = "\x1f"

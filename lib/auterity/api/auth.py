@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 from auterity import access
+from auterity.access import sessions
 
 VERIFIED_S = 300.0
 """Seconds a right password is trusted before it is checked (and audited) again."""
@@ -70,14 +71,19 @@ class Authenticator:
         self._salt = secrets.token_bytes(16)
         self._lock = threading.Lock()
 
-    def caller(self, header: str | None, client: str | None = None) -> Caller:
-        """The caller an ``Authorization`` header names.
+    def caller(
+        self, header: str | None, client: str | None = None, cookie: str | None = None
+    ) -> Caller:
+        """The caller an ``Authorization`` header names, else the dashboards' session
+        cookie (one sign-in for both: :mod:`auterity.access.sessions`).
 
         Raises
         ------
         Unauthorized
-            No header, another scheme, or credentials that do not sign in.
+            No header or session, another scheme, or credentials that do not sign in.
         """
+        if not header and cookie:
+            return self._session(cookie)
         if not header:
             raise Unauthorized("sign in: send Authorization: " + self.scheme_hint())
         scheme, _, value = header.partition(" ")
@@ -111,6 +117,19 @@ class Authenticator:
         with self._lock:
             self._verified[(name, digest)] = (time.monotonic() + VERIFIED_S, outcome.user.role)
         return Caller(name, outcome.user.role)
+
+    def _session(self, cookie: str) -> Caller:
+        """The user of a dashboard sign-in session (the token's person in token mode)."""
+        name = sessions.session_user(cookie)
+        if name is None:
+            raise Unauthorized("the session has ended: sign in again")
+        if self.mode == "token":
+            if name != sessions.SERVER_USER:
+                raise Unauthorized("sign in with the token")
+            return Caller(TOKEN_USER, None)
+        if name == sessions.SERVER_USER:
+            raise Unauthorized("sign in with your user name and password")
+        return self._active(name)
 
     def _active(self, name: str) -> Caller:
         """A remembered user, if still active (a disabled user is out within

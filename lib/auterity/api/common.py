@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from auterity import _json, access, metrics, present
 from auterity._time import utcnow
+from auterity.access import sessions
 from auterity.api.auth import Authenticator, Caller
 from auterity.api.monitoring import ApiMetrics
 from auterity.api.ratelimit import RateLimiter, Refusal
@@ -131,7 +132,11 @@ def caller(request: Request) -> Caller:
     """The signed-in caller (401 otherwise; 429 over their role's rate limit)."""
     api = state(request)
     client = request.client.host if request.client else None
-    who = api.authenticator.caller(request.headers.get("authorization"), client)
+    who = api.authenticator.caller(
+        request.headers.get("authorization"),
+        client,
+        cookie=request.cookies.get(sessions.SESSION_COOKIE),
+    )
     refusal = api.limiter.check(who.name, role_of(who))
     if refusal is not None:
         api.metrics.rate_limited.labels(refusal.role).inc()

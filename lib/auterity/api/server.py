@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
 from auterity import access, config
+from auterity._process import stop_group
 from auterity.api import monitoring
 from auterity.warehouse import cache
 
@@ -76,3 +79,50 @@ def _metrics_dir() -> str:
     path = tempfile.mkdtemp(prefix="auterity-api-metrics-")
     os.environ[monitoring.MULTIPROC_ENV] = path
     return path
+
+
+def start(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    workers: int = 2,
+    new_session: bool = True,
+    **popen: Any,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the API in the background (``auterity serve`` runs it next to the dashboards,
+    in its own process group, so stopping ``auterity serve`` stops both).
+
+    Returns
+    -------
+    tuple
+        The process (its own process group) and the API's base URL.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "auterity.api.server",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    process = subprocess.Popen(command, start_new_session=new_session, **popen)
+    return process, f"http://{host}:{port}/api"
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Stop an API started by :func:`start` (its workers too)."""
+    stop_group(process, timeout)
+
+
+if __name__ == "__main__":  # the process of start()
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="auterity-api")
+    parser.add_argument("--host", default=DEFAULT_HOST)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    serve(args.host, args.port, workers=args.workers, echo=lambda line: print(line, flush=True))

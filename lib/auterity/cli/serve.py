@@ -2,25 +2,54 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
+from auterity import config
 from auterity.cli.main import cli
 
 
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=int, default=8866, show_default=True, help="Port to listen on.")
-def serve_cmd(host: str, port: int) -> None:
-    """Serve the Voila dashboards (notebooks/dashboards, configured by its voila.json).
+@click.option("--api-port", type=int, default=8877, show_default=True, help="Port of the JSON API.")
+@click.option(
+    "--api-workers",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Processes of the JSON API.",
+)
+@click.option("--no-api", is_flag=True, help="Serve the dashboards only.")
+def serve_cmd(host: str, port: int, api_port: int, api_workers: int, no_api: bool) -> None:
+    """Serve the Voila dashboards (notebooks/dashboards, configured by its voila.json) and,
+    next to them, the JSON API (as `auterity api`), printing both URLs.
 
-    Access needs a token: AUTERITY_DASHBOARD_TOKEN, else a random one; the printed URL
-    carries it. Stop with Ctrl-C.
+    Once the warehouse has users, each signs in on the login page; the same sign-in holds
+    for the API (one session cookie). With no users yet, single-token mode for one local
+    person: AUTERITY_DASHBOARD_TOKEN, else a random one; the printed URL carries it.
+    Stop with Ctrl-C.
     """
     # The server module subclasses Voila's application, so importing it loads Voila and
     # jupyter_server: only this command pays for that (tests/test_package.py guards it).
     from auterity.dashboards import serve
 
-    code = serve.serve(host, port)
+    api_process = None
+    if not no_api:
+        from auterity.api import server as api_server
+
+        token = config.value(config.ENV_DASHBOARD_TOKEN) or serve.new_token()
+        os.environ[config.ENV_DASHBOARD_TOKEN] = token  # one token for both servers
+        api_process, api_url = api_server.start(
+            host, api_port, workers=api_workers, new_session=False
+        )
+        click.echo(f"Auterity JSON API: {api_url}/health (OpenAPI: {api_url}/openapi.json)")
+    try:
+        code = serve.serve(host, port)
+    finally:
+        if api_process is not None:
+            api_server.stop(api_process)
     if code:
         raise SystemExit(code)
 

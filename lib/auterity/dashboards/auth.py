@@ -34,14 +34,15 @@ from traitlets import Bool, Float, default
 from voila.voila_identity_provider import VoilaLoginHandler
 
 from auterity import access, config
+from auterity.access import sessions
 from auterity.warehouse import connect
 from auterity.warehouse.writes import audit
 
 ENV_AUTH = config.ENV_DASHBOARD_AUTH
 MODES = access.SIGN_IN_MODES
-SERVER_USER = "auterity-server"
+SERVER_USER = sessions.SERVER_USER
 """Who the server's token signs in as: the one-person setup, and the server's kernels."""
-SESSION_HOURS = 8.0
+SESSION_HOURS = sessions.SESSION_HOURS
 USER_CACHE_S = 10.0
 """How long a signed-in user's role and state are trusted before the warehouse is asked
 again (a disabled user is out within this many seconds)."""
@@ -117,7 +118,7 @@ class AuterityIdentityProvider(PasswordIdentityProvider):
 
     @default("cookie_name")
     def _default_cookie_name(self) -> str:
-        return "auterity-session"
+        return sessions.SESSION_COOKIE
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -130,8 +131,9 @@ class AuterityIdentityProvider(PasswordIdentityProvider):
         return AuterityUser(SERVER_USER, SERVER_USER, SERVER_USER)
 
     def user_to_cookie(self, user: User) -> str:
-        """The session: who and since when (signed by tornado with the cookie secret)."""
-        return json.dumps({"u": user.username, "t": time.time()})
+        """The session: who and since when (signed by tornado with the session secret,
+        :func:`auterity.access.sessions.session_secret`, shared with the API)."""
+        return sessions.session_value(user.username)
 
     def user_from_cookie(self, cookie_value: str) -> User | None:
         """The session's user while it lasts and they are still an active user."""

@@ -55,6 +55,8 @@ from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
 
 from auterity import access, config
+from auterity._process import stop_group
+from auterity.access import sessions
 from auterity.config import project_root
 from auterity.dashboards import auth
 from auterity.errors import ConfigError
@@ -304,16 +306,7 @@ def start(
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
     """Stop a server from :func:`start` and its kernels (its process group)."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=timeout)
-    except ProcessLookupError:  # pragma: no cover - already gone
-        pass
+    stop_group(process, timeout)
 
 
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str | None = None) -> int:
@@ -654,6 +647,12 @@ class AuterityVoila(Voila):
     @default("identity_provider_class")
     def _default_identity_provider_class(self) -> type:
         return auth.AuterityIdentityProvider
+
+    @default("cookie_secret")
+    def _default_cookie_secret(self) -> bytes:
+        """The setup's session secret: one sign-in for the dashboards and the API, and
+        sessions that outlive a restart."""
+        return sessions.session_secret()
 
     @default("authorizer_class")
     def _default_authorizer_class(self) -> type:

@@ -13,11 +13,12 @@ version changes).
 
 import asyncio
 import json
+import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from auterity._time import utcnow
 from auterity.api import stream
@@ -38,6 +39,77 @@ def broadcaster(request: Request) -> stream.Broadcaster:
         api.broadcaster = stream.Broadcaster(api.url, on_count=api.metrics.subscribers.set)
     api.broadcaster.start()
     return api.broadcaster
+
+
+LIVE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Auterity - live models</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style nonce="{nonce}">
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2rem; color: #1f2937; }}
+table {{ border-collapse: collapse; min-width: 36rem; }}
+th, td {{ padding: .35rem .7rem; border-bottom: 1px solid #e5e7eb; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+#state {{ display: inline-block; padding: .1rem .5rem; border-radius: .6rem; }}
+#state.connected {{ background: #d1fae5; }} #state.reconnecting {{ background: #fee2e2; }}
+</style></head>
+<body>
+<h1>Live models</h1>
+<p>Stream: <span id="state" class="connecting">connecting</span>
+ &middot; newest event <span id="newest">-</span> &middot; last heartbeat
+ <span id="beat">-</span></p>
+<table><thead><tr><th>model</th><th>requests</th><th>requests/s</th>
+<th>p95 latency (ms)</th><th>error rate</th></tr></thead><tbody id="rows"></tbody></table>
+<script nonce="{nonce}">
+const state = document.getElementById("state");
+function show(text) {{ state.textContent = text; state.className = text; }}
+function cell(row, text, model, metric) {{
+  const td = document.createElement("td");
+  td.textContent = text;
+  td.dataset.model = model; td.dataset.metric = metric;
+  row.appendChild(td);
+}}
+const fmt = (v, d) => (v === null || v === undefined) ? "-" : Number(v).toFixed(d);
+const source = new EventSource("stream?minutes={minutes}");
+source.onopen = () => show("connected");
+source.onerror = () => show("reconnecting");
+source.addEventListener("heartbeat", (e) => {{
+  show("connected");
+  document.getElementById("beat").textContent = JSON.parse(e.data).at;
+}});
+source.addEventListener("snapshot", (e) => {{
+  const data = JSON.parse(e.data);
+  document.getElementById("newest").textContent = data.newest_event || "-";
+  const body = document.getElementById("rows");
+  body.replaceChildren();
+  for (const m of data.models) {{
+    const row = document.createElement("tr");
+    row.dataset.model = m.model_id;
+    cell(row, m.model_id, m.model_id, "model");
+    cell(row, String(m.requests), m.model_id, "requests");
+    cell(row, fmt(m.requests_per_s, 2), m.model_id, "requests_per_s");
+    cell(row, fmt(m.p95_latency_ms, 0), m.model_id, "p95_latency_ms");
+    cell(row, fmt(m.error_rate, 3), m.model_id, "error_rate");
+    body.appendChild(row);
+  }}
+}});
+</script></body></html>
+"""
+
+
+@router.get("/live", response_class=HTMLResponse, include_in_schema=False)
+def live_page(who: Live, minutes: Minutes = 15) -> HTMLResponse:
+    """A small page subscribed to the stream (no scripts from elsewhere): per-model
+    numbers as they change and the connection's state."""
+    nonce = secrets.token_urlsafe(16)
+    policy = (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return HTMLResponse(
+        LIVE_PAGE.format(nonce=nonce, minutes=int(minutes)),
+        headers={"Content-Security-Policy": policy, "Cache-Control": "no-store"},
+    )
 
 
 @router.get("/snapshot", response_model=Answer)
