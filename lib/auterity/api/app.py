@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from auterity import __version__, _json, access, config
 from auterity.api import monitoring
 from auterity.api.auth import Authenticator, Unauthorized
-from auterity.api.common import API_PREFIX, ApiState, Forbidden, TooMany
+from auterity.api.common import API_PREFIX, ApiState, Forbidden, TooMany, utc_instant
 from auterity.api.ratelimit import RateLimiter
 from auterity.api.routes import analytics, modelhub, realtime, reports, unified
 from auterity.errors import AuterityError, DatabaseUnavailable
@@ -151,7 +151,7 @@ def create_app(
         body = {
             "status": "ok",
             "database": "reachable",
-            "newest_data": newest,
+            "newest_data": utc_instant(newest),
             "version": __version__,
         }
         return Response(_json.dumps(_json.json_value(body)), media_type="application/json")
@@ -171,4 +171,25 @@ def create_app(
         realtime.router,
     ):
         app.include_router(router)
+    _without_422(app)
     return app
+
+
+def _without_422(app: FastAPI) -> None:
+    """The document FastAPI makes lists 422 for invalid parameters; this API answers those
+    with 400 naming the parameter (as documented), so 422 is taken out."""
+    make = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = make()
+            for path in document.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = document.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

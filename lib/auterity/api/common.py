@@ -70,6 +70,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "A bad parameter (named in `parameter`)."},
     401: {"model": Problem, "description": "No or wrong credentials."},
     403: {"model": Problem, "description": "The caller's role does not grant this."},
+    404: {"model": Problem, "description": "No such route or report run."},
     429: {"model": Problem, "description": "Too many requests (see `Retry-After`)."},
     503: {"model": Problem, "description": "The database is unreachable."},
 }
@@ -195,8 +196,23 @@ class Period:
     end: date
 
 
+FIRST_DATE = date(1900, 1, 1)
+LAST_DATE = date(2999, 12, 31)
+"""Dates the API accepts (a comparison a year back from year 1 would not exist)."""
+
+
+def check_dates(**dates: date | None) -> None:
+    """400 naming the first date outside :data:`FIRST_DATE` .. :data:`LAST_DATE`."""
+    for name, value in dates.items():
+        if value is not None and not FIRST_DATE <= value <= LAST_DATE:
+            raise BadParameter(
+                name, f"{name} ({value}) must be between {FIRST_DATE} and {LAST_DATE}"
+            )
+
+
 def period(request: Request, start: Start = None, end: End = None) -> Period:
     """The period asked for (default: the last 28 days); 400 when end is not after start."""
+    check_dates(start=start, end=end)
     default_start, default_end = present.resolve_period("last_28_days", url=state(request).url)
     start, end = start or default_start, end or default_end
     if end <= start:
@@ -226,6 +242,17 @@ def page(
 
 
 Paged = Annotated[Page, Depends(page)]
+
+
+def utc_instant(value: Any) -> str | None:
+    """A naive UTC time (the warehouse's) as RFC 3339 text with its zone (``...Z``), as the
+    OpenAPI ``date-time`` format requires."""
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return str(stamp.tz_convert("UTC").isoformat().replace("+00:00", "Z"))
 
 
 def etag_for(request: Request, who: Caller, version: str | None) -> str:
@@ -287,7 +314,7 @@ def answer(
         api.metrics.freshness.set(max(0.0, (utcnow() - fresh).total_seconds()))
     meta = {
         "as_user": who.acting,
-        "freshness": fresh,
+        "freshness": utc_instant(fresh),
         "data_version": version,
         "cached": hit,
         "total": total,
@@ -302,5 +329,5 @@ def answer(
         "Cache-Control": "private, no-cache",
     }
     if fresh is not None:
-        headers["X-Data-Freshness"] = _json.json_value(fresh)
+        headers["X-Data-Freshness"] = str(utc_instant(fresh))
     return Response(body, media_type="application/json", headers=headers)

@@ -18,6 +18,7 @@ from auterity.api.common import (
     Dates,
     Paged,
     answer,
+    check_dates,
     granted,
     state,
 )
@@ -66,6 +67,7 @@ def drift(
 ) -> Response:
     """Distribution drift (PSI, KS) of tokens, latency and quality per model: the period
     against a reference period (default: the same length just before)."""
+    check_dates(reference_start=reference_start, reference_end=reference_end)
     length = dates.end - dates.start
     ref_end = reference_end or dates.start
     ref_start = reference_start or ref_end - length

@@ -19,6 +19,7 @@ from auterity.api.common import (
     BadParameter,
     Paged,
     answer,
+    check_dates,
     granted,
     state,
 )
@@ -42,6 +43,7 @@ def _history(
     request: Request, start: date | None, end: date | None, days: int
 ) -> tuple[date, date]:
     """The history's dates: ``end`` default tomorrow, ``start`` default ``days`` before."""
+    check_dates(start=start, end=end)
     end = end or present.resolve_period("last_28_days", url=state(request).url)[1]
     start = start or end - timedelta(days=days)
     if end <= start:
