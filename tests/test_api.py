@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -225,6 +226,18 @@ def test_the_openapi_document_is_generated_from_the_code(world: dict[str, str]) 
     kpis = doc["paths"]["/api/analytics/kpis"]["get"]
     assert {p["name"] for p in kpis["parameters"]} >= {"start", "end", "region"}
     assert {"200", "400", "401"} <= set(kpis["responses"])
+
+
+def test_the_reference_page_works_offline(world: dict[str, str]) -> None:
+    page = requests.get(f"{world['base']}/docs", timeout=60)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    document = _get(world, "/openapi.json", user=None).json()
+    for path in document["paths"]:
+        assert f"{path}</h3>" in page.text
+    assert "<script" not in page.text and "cdn" not in page.text.lower()
+    assert not re.search(r"(src|href)=['\"]https?://", page.text)  # nothing from elsewhere
+    assert "horizon (required)" in page.text and "&lt;= 1000" in page.text
 
 
 def test_token_mode_without_users(tmp_path: Path) -> None:

@@ -19,11 +19,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from auterity import __version__, _json, access, config
-from auterity.api import monitoring
+from auterity.api import docs, monitoring
 from auterity.api.auth import Authenticator, Unauthorized
 from auterity.api.common import API_PREFIX, ApiState, Forbidden, TooMany, utc_instant
 from auterity.api.ratelimit import RateLimiter
@@ -155,6 +155,12 @@ def create_app(
             "version": __version__,
         }
         return Response(_json.dumps(_json.json_value(body)), media_type="application/json")
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    def reference() -> HTMLResponse:
+        """The API's reference as one page that works offline (no scripts, no CDN)."""
+        policy = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        return HTMLResponse(docs.render(app.openapi()), headers={"Content-Security-Policy": policy})
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:
