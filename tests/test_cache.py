@@ -106,6 +106,24 @@ def test_ttl_expiry_and_ttl_zero(monkeypatch: pytest.MonkeyPatch, _isolated_ware
     assert cache.stats == {"hits": 1, "misses": 2, "rejected": 0}  # not consulted at all
 
 
+def test_finished_answers_are_kept_signed_and_off_with_ttl_zero(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache.remember("v1|answer", b"12\n[1,2]")
+    assert cache.recall("v1|answer") == b"12\n[1,2]"
+    assert cache.recall("v2|answer") is None  # another key (e.g. a newer data version)
+    store = cache.get_cache()
+    entry = store.get("answer:v1|answer")
+    assert entry is not None
+    store.set("answer:v1|answer", entry[:-1] + b"9", 60)  # tampered in the store
+    assert cache.recall("v1|answer") is None and cache.stats["rejected"] == 1
+    monkeypatch.setenv("AUTERITY_CACHE_TTL", "0")
+    cache.remember("v3|answer", b"x")
+    assert cache.recall("v3|answer") is None
+    monkeypatch.setenv("AUTERITY_CACHE_TTL", "300")
+    assert cache.recall("v3|answer") is None  # nothing was kept while caching was off
+
+
 def test_memory_cache_is_bounded() -> None:
     small = cache.MemoryCache(max_entries=2)
     for key in "abc":

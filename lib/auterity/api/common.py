@@ -12,7 +12,6 @@ polling client sending ``If-None-Match`` gets ``304 Not Modified`` until new dat
 
 import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -36,8 +35,6 @@ API_PREFIX = "/api"
 MAX_LIMIT = 1000
 """The largest page a list returns."""
 DEFAULT_LIMIT = 100
-MEMO_ANSWERS = 64
-"""Costly answers (forecasts, insights) a worker keeps, per caller, request and data version."""
 
 
 class Meta(BaseModel):
@@ -111,8 +108,6 @@ class ApiState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     broadcaster: Any = None
     """The live stream's :class:`auterity.api.stream.Broadcaster` (made on first use)."""
-    memo: "OrderedDict[str, Any]" = field(default_factory=OrderedDict)
-    """Answers too costly to recompute (forecasts, insights) by entity tag, newest last."""
 
     def freshness_for(self, version: str | None) -> Any:
         """The newest event time for a data version (computed once per version)."""
@@ -269,47 +264,50 @@ def answer(
     *,
     paged: Page | None = None,
     paged_key: str | None = None,
-    memo: bool = False,
 ) -> Response:
-    """Compute as ``who`` unless the client already has this version (304).
+    """Compute as ``who`` unless the client already has this version (304) or the answer
+    is in the cache.
 
     ``paged``: the page of a list answer (or of the list under ``paged_key`` of an object).
-    ``memo``: keep the answer in this worker for the same caller, request and data version
-    (for answers that cost seconds, such as forecasts with their backtest).
+    Finished answers are kept in the result cache (Redis when configured: every worker)
+    under their entity tag, which names the data version, the caller, their role and the
+    request; so a repeated question costs a data-version read and a cache lookup.
     """
     api = state(request)
     version = writes.data_version(api.url)
     etag = etag_for(request, who, version)
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers={"ETag": etag})
-    with api.lock:
-        remembered = api.memo.get(etag) if memo else None
-    if remembered is not None:
-        data, counts = remembered, {"hits": 1, "misses": 0}
+    key = f"{api.url or ''}|{etag}"
+    kept = cache.recall(key)
+    if kept is not None:
+        total_text, _, rows_json = kept.decode().partition("\n")
+        total = None if total_text == "" else int(total_text)
+        hit = True
+        api.metrics.cache.labels("hit").inc()
     else:
         with cache.tally() as counts, metrics.acting_as(who.acting, url=api.url):
             data = compute()
-        if memo:
-            with api.lock:
-                api.memo[etag] = data
-                while len(api.memo) > MEMO_ANSWERS:
-                    api.memo.popitem(last=False)
-    total = None
-    if paged is not None:
-        if isinstance(data, pd.DataFrame):
-            total = len(data)
-            data = data.iloc[paged.offset : paged.offset + paged.limit]
-        elif isinstance(data, list):
-            total = len(data)
-            data = data[paged.offset : paged.offset + paged.limit]
-        elif isinstance(data, dict) and paged_key is not None:
-            total = len(data[paged_key])
-            data = {**data, paged_key: data[paged_key][paged.offset : paged.offset + paged.limit]}
+        total = None
+        if paged is not None:
+            if isinstance(data, pd.DataFrame):
+                total = len(data)
+                data = data.iloc[paged.offset : paged.offset + paged.limit]
+            elif isinstance(data, list):
+                total = len(data)
+                data = data[paged.offset : paged.offset + paged.limit]
+            elif isinstance(data, dict) and paged_key is not None:
+                total = len(data[paged_key])
+                page = data[paged_key][paged.offset : paged.offset + paged.limit]
+                data = {**data, paged_key: page}
+        rows = _json.records(data) if isinstance(data, pd.DataFrame) else _json.json_value(data)
+        rows_json = _json.dumps(rows)
+        cache.remember(key, f"{'' if total is None else total}\n{rows_json}".encode())
+        hit = counts["misses"] == 0 and counts["hits"] > 0
+        for counted, outcome in (("hits", "hit"), ("misses", "miss")):
+            if counts[counted]:
+                api.metrics.cache.labels(outcome).inc(counts[counted])
     fresh = api.freshness_for(version)
-    hit = counts["misses"] == 0 and counts["hits"] > 0
-    for counted, outcome in (("hits", "hit"), ("misses", "miss")):
-        if counts[counted]:
-            api.metrics.cache.labels(outcome).inc(counts[counted])
     if isinstance(fresh, datetime):
         api.metrics.freshness.set(max(0.0, (utcnow() - fresh).total_seconds()))
     meta = {
@@ -321,8 +319,7 @@ def answer(
         "limit": paged.limit if paged else None,
         "offset": paged.offset if paged else None,
     }
-    rows = _json.records(data) if isinstance(data, pd.DataFrame) else _json.json_value(data)
-    body = _json.dumps({"data": rows, "meta": _json.json_value(meta)})
+    body = '{"data":' + rows_json + ',"meta":' + _json.dumps(_json.json_value(meta)) + "}"
     headers = {
         "ETag": etag,
         "X-Cache": "hit" if hit else "miss",

@@ -524,6 +524,39 @@ def _cached_rows(cache: ResultCache, key: str) -> tuple[list[str], list[tuple[An
     return result
 
 
+ANSWER_MAGIC = b"AUA1"
+
+
+def remember(key: str, value: bytes) -> None:
+    """Keep a finished answer (e.g. an API response body) for the cache's time to live,
+    signed like every entry (nothing when caching is off: ``AUTERITY_CACHE_TTL=0``).
+
+    ``key`` must name everything the answer depends on (the data version included)."""
+    ttl = get_settings().cache_ttl_s
+    if ttl <= 0:
+        return
+    cache = get_cache()
+    full = "answer:" + key
+    cache.set(full, ANSWER_MAGIC + _mac(cache.secret, full, value) + value, ttl)
+
+
+def recall(key: str) -> bytes | None:
+    """An answer kept by :func:`remember` whose signature holds, else None."""
+    if get_settings().cache_ttl_s <= 0:
+        return None
+    cache = get_cache()
+    full = "answer:" + key
+    entry = cache.get(full)
+    head = len(ANSWER_MAGIC)
+    if entry is None or not entry.startswith(ANSWER_MAGIC) or len(entry) < head + _MAC_BYTES:
+        return None
+    signature, value = entry[head : head + _MAC_BYTES], entry[head + _MAC_BYTES :]
+    if not hmac.compare_digest(signature, _mac(cache.secret, full, value)):
+        stats["rejected"] += 1
+        return None
+    return value
+
+
 def fetch(statement: sa.Executable, *, url: str | URL | None = None) -> pd.DataFrame:
     """Run an analytic statement and return its rows, from the cache when possible.
 

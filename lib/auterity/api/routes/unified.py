@@ -80,7 +80,6 @@ def insight_cards(
         lambda: insights.run(lo, hi, url=url).to_dict(),
         paged=paged,
         paged_key="cards",
-        memo=True,
     )
 
 
@@ -122,7 +121,7 @@ def forecast(
             "backtest": track,
         }
 
-    return answer(request, who, compute, memo=True)
+    return answer(request, who, compute)
 
 
 @router.get("/anomalies/{metric}", response_model=Answer)
@@ -147,4 +146,4 @@ def anomalies(
         frame = timeseries.metric_series(metric, start=lo, end=hi, grain=grain, url=url)
         return {"metric": metric, **anomaly.detect(frame, threshold=threshold).to_dict()}
 
-    return answer(request, who, compute, memo=True)
+    return answer(request, who, compute)
