@@ -62,6 +62,7 @@ bench: install  ## run the speed benchmarks (writes benchmarks/results/*.json; b
 	$(BIN)/python benchmarks/bench_receiver.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_sync.py --rows 1000000
+	$(BIN)/python benchmarks/bench_api.py  # needs wrk (apt-get install wrk)
 
 bench-accuracy: install  ## forecast/anomaly/insight accuracy on public data (BENCH_DATA=dir with prophet/ and nab/)
 	@test -d "$(BENCH_DATA)/prophet" -a -d "$(BENCH_DATA)/nab" || { echo "BENCH_DATA=$(BENCH_DATA) needs prophet/ and nab/ (see README.md, Benchmarks)"; exit 2; }
