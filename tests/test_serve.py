@@ -18,15 +18,20 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import jinja2
 import pytest
 import requests
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from tornado import web
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketHandler, websocket_connect
 
-from auterity.dashboards import serve
+from auterity import warehouse
+from auterity.access import sessions
+from auterity.dashboards import auth, monitoring, serve
 from conftest import auterity_serve, free_port
 
 TOKEN = "serve-test-token-1234567890"
@@ -34,8 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 PUBLIC = ("/voila/static/", "/voila/templates/", "/voila/labextensions/", "/voila/api/themes/")
 """Route prefixes that answer without the token (package assets), as the README says."""
-PUBLIC_PAGES = ("/login", "/logout")
-"""Pages that answer without the token, as the README says."""
+PUBLIC_PAGES = ("/login", "/logout", "/metrics")
+"""Pages (and the Prometheus counters) that answer without the token, as the README says."""
 REFUSED = {302, 401, 403, 404}
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
@@ -352,3 +357,106 @@ def test_jupyter_pages_come_from_the_template_first(tmp_path: Path) -> None:
     page = env.get_template("login.html").render(xsrf_form_html=lambda: "", base_url="/")
     assert "auterity serve" in page and "docs" not in page
     assert serve.server_page_loader([str(template)], "other", jupyter) is jupyter
+
+
+def _scrape(server: dict[str, str]) -> tuple[str, dict[tuple[str, frozenset], float]]:
+    """``/metrics`` without credentials: its text and every sample by (name, labels)."""
+    response = requests.get(server["base"] + "/metrics", allow_redirects=False, timeout=30)
+    assert response.status_code == 200, response.text[:300]
+    assert response.headers["Content-Type"].startswith("text/plain")
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+    return response.text, samples
+
+
+def _value(samples: dict[tuple[str, frozenset], float], name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_metrics_count_opens_kernels_and_routes_without_names(server: dict[str, str]) -> None:
+    """A scraper without a session reads the series; opening a dashboard moves them; no
+    user name, token, kernel id or typed path shows up in a label."""
+    render = "/voila/render/{path}"
+    _, before = _scrape(server)
+    session, kernel_id = _open_dashboard(server)
+    token = {"Authorization": f"token {TOKEN}"}
+    # a name that is not a dashboard, and a method nobody uses: both bounded labels
+    missing = requests.get(
+        f"{server['base']}/voila/render/secret-plan-7.ipynb", headers=token, timeout=30
+    )
+    assert missing.status_code == 404
+    assert requests.request("BREWCOFFEE", server["base"] + "/login", timeout=30).status_code
+    text, after = _scrape(server)
+
+    opened = "auterity_dashboard_opens_total"
+    assert _value(after, opened, dashboard="tiny", status="200") >= 1 + _value(
+        before, opened, dashboard="tiny", status="200"
+    )
+    assert _value(after, opened, dashboard="tiny", status="302") >= 1  # the token URL's hop
+    assert _value(after, opened, dashboard="other", status="404") >= 1
+    # the page's kernel is open (taken from the pool); the pool refills behind it
+    assert _value(after, "auterity_dashboard_kernels", dashboard="tiny", state="open") >= 1
+    assert _value(after, "kernel_currently_running_total", type="python3") >= 1  # Jupyter's
+    count = "auterity_dashboard_request_duration_seconds_count"
+    assert _value(after, count, route=render) >= 2 + _value(before, count, route=render)
+    requests_total = "auterity_dashboard_requests_total"
+    assert _value(after, requests_total, route=render, method="GET", status="200") >= 1
+    assert _value(after, requests_total, route="/login", method="other", status="405") >= 1
+    assert _value(after, requests_total, route="/metrics", method="GET", status="200") >= 1
+    assert (
+        _value(
+            after,
+            "http_request_duration_seconds_count",
+            method="GET",
+            handler="auterity.dashboards.serve.TornadoVoilaHandler",
+            status_code="200",
+        )
+        >= 1
+    )
+    assert _value(after, "jupyter_server_started_timestamp_seconds") > 0
+    for family in ("auterity_dashboard_access_denied", "auterity_dashboard_kernels_refused"):
+        assert f"# TYPE {family}_total counter" in text
+    for secret in (TOKEN, sessions.SERVER_USER, kernel_id, "secret-plan", "BREWCOFFEE"):
+        assert secret not in text, secret
+    labels = {value for _, pairs in after for _, value in pairs}
+    assert not [v for v in labels if re.search(r"[0-9a-f]{8}-[0-9a-f]{4}", v)], labels
+    session.close()
+
+
+def test_kernel_series_never_carry_owners_and_refusals_count() -> None:
+    """The kernel gauge reads dashboards and states from the kernel manager, never its
+    owners; a start refused at the cap counts under its limit and kind."""
+    registry = CollectorRegistry()
+    series = monitoring.DashboardMetrics(registry)
+    manager = serve.CappedKernelManager(max_kernels=1)
+    manager.owners["k1"] = "mia.secret-user"
+    manager.dashboard_of["k1"] = "business"
+    manager.list_kernel_ids = lambda: ["k1"]  # type: ignore[method-assign]
+    series.watch_kernels(manager.kernel_counts)
+    text = generate_latest(registry).decode()
+    assert 'auterity_dashboard_kernels{dashboard="business",state="open"} 1.0' in text
+    assert "mia" not in text and "k1" not in text
+    refused = ("auterity_dashboard_kernels_refused_total", {"limit": "server", "kind": "pool"})
+    before = REGISTRY.get_sample_value(*refused) or 0.0
+    with pytest.raises(web.HTTPError) as error:
+        asyncio.run(manager.start_kernel(env={"VOILA_PREHEAT": "True"}))
+    assert error.value.status_code == 503
+    assert REGISTRY.get_sample_value(*refused) == before + 1
+
+
+def test_a_denial_counts_by_resource_without_the_user() -> None:
+    """The authorizer's refusal (an audit row) also counts, by resource only."""
+    warehouse.ensure_schema()
+    denied = ("auterity_dashboard_access_denied_total", {"resource": "contents"})
+    before = REGISTRY.get_sample_value(*denied) or 0.0
+    handler = SimpleNamespace(
+        path_kwargs={}, settings={}, request=SimpleNamespace(path="/voila/api/contents/x")
+    )
+    user = auth.AuterityUser("mia", "mia", "mia")
+    authorizer = auth.AuterityAuthorizer()
+    assert not authorizer.is_authorized(handler, user, "read", "contents")  # type: ignore[arg-type]
+    assert REGISTRY.get_sample_value(*denied) == before + 1
+    assert 'user="mia"' not in generate_latest(REGISTRY).decode()

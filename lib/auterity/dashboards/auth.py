@@ -35,6 +35,7 @@ from voila.voila_identity_provider import VoilaLoginHandler
 
 from auterity import access, config
 from auterity.access import sessions
+from auterity.dashboards import monitoring
 from auterity.warehouse import connect
 from auterity.warehouse.writes import audit
 
@@ -214,6 +215,7 @@ class AuterityAuthorizer(Authorizer):
             resource=resource,
             action=action,
         )
+        monitoring.metrics().denied.labels(resource).inc()
         return False
 
 

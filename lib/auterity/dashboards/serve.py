@@ -22,6 +22,12 @@ without the token, so the token does not stay in the address bar, the history, t
 request info handed to kernels or a Referer header.
 Pre-heated kernels authenticate their own query socket with the server's token
 (:func:`auterity.dashboards.preheat.wait_for_viewer`).
+
+Monitoring
+----------
+``/metrics`` serves Prometheus series (:mod:`auterity.dashboards.monitoring`) without
+sign-in, as the JSON API's does: they are counts by dashboard, route template, status
+and limit, never a user name or an id, and a scraper has no browser session.
 """
 
 from __future__ import annotations
@@ -32,18 +38,23 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
 from jupyter_core.utils import ensure_async
+from jupyter_server import __version__ as jupyter_server_version
 from jupyter_server.auth.decorator import ws_authenticated
-from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.handlers import JupyterHandler, PrometheusMetricsHandler
 from jupyter_server.base.websocket import WebSocketMixin
+from jupyter_server.prometheus import metrics as jupyter_metrics
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server.utils import url_path_join
 from tornado import web
+from tornado.log import access_log, app_log
 from tornado.websocket import WebSocketHandler
 from traitlets import Int, Unicode, default
 from voila.app import Voila
@@ -58,13 +69,17 @@ from auterity import access, config
 from auterity._process import stop_group
 from auterity.access import sessions
 from auterity.config import project_root
-from auterity.dashboards import auth
+from auterity.dashboards import auth, monitoring
 from auterity.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8866
 ENV_TOKEN = config.ENV_DASHBOARD_TOKEN
 ENV_DIR = config.ENV_DASHBOARDS_DIR
+
+DASHBOARD: ContextVar[str | None] = ContextVar("auterity_dashboard", default=None)
+"""The dashboard (notebook stem) whose page request is running (its kernels count
+under that name in ``auterity_dashboard_kernels``)."""
 
 
 class CappedKernelManager(AsyncMappingKernelManager):
@@ -88,6 +103,8 @@ class CappedKernelManager(AsyncMappingKernelManager):
         self.owners: dict[str, str] = {}
         """Kernel id -> the signed-in user whose page started it (``users`` mode)."""
         self._starting_for: dict[str, int] = {}
+        self.dashboard_of: dict[str, str] = {}
+        """Kernel id -> the dashboard whose page started it (pool kernels: Voila knows)."""
 
     async def start_kernel(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
         """Start a kernel unless the cap is reached (then HTTP 503 for the viewer).
@@ -96,8 +113,11 @@ class CappedKernelManager(AsyncMappingKernelManager):
         (``AUTERITY_AS`` in its environment) and is theirs alone; past their role's
         ``dashboard_kernels`` they get HTTP 429 with a message instead.
         """
+        kind = "pool" if (kwargs.get("env") or {}).get("VOILA_PREHEAT") == "True" else "viewer"
+        refused = monitoring.metrics().kernels_refused
         if self.max_kernels and len(self.list_kernel_ids()) + self._starting >= self.max_kernels:
             self.log.warning("kernel cap of %d reached; refusing a new kernel", self.max_kernels)
+            refused.labels("server", kind).inc()
             raise web.HTTPError(503, CAP_MESSAGE, reason="Too many dashboards open")
         viewer = auth.VIEWER.get()
         if viewer is not None:
@@ -105,6 +125,7 @@ class CappedKernelManager(AsyncMappingKernelManager):
             mine = sum(1 for owner in self.owners.values() if owner == viewer)
             mine += self._starting_for.get(viewer, 0)
             if limit is not None and mine >= limit:
+                refused.labels("role", kind).inc()
                 raise web.HTTPError(
                     429,
                     f"You have {limit} live dashboard(s) open, the most your role allows: "
@@ -122,6 +143,9 @@ class CappedKernelManager(AsyncMappingKernelManager):
                 self._starting_for[viewer] -= 1
         if viewer is not None:
             self.owners[kernel_id] = viewer
+        dashboard = DASHBOARD.get()
+        if dashboard is not None:
+            self.dashboard_of[kernel_id] = dashboard
         return kernel_id
 
     async def shutdown_kernel(  # type: ignore[override]
@@ -130,6 +154,7 @@ class CappedKernelManager(AsyncMappingKernelManager):
         """Shut a kernel down, then top up pre-heated pools that the cap left short."""
         await super().shutdown_kernel(kernel_id, *args, **kwargs)
         self.owners.pop(kernel_id, None)
+        self.dashboard_of.pop(kernel_id, None)
         if not self._stopping:
             self.refill_pools()
 
@@ -137,6 +162,22 @@ class CappedKernelManager(AsyncMappingKernelManager):
         """Shut every kernel down (no pool refills any more)."""
         self._stopping = True
         await super().shutdown_all(*args, **kwargs)
+
+    def kernel_counts(self) -> dict[tuple[str, str], int]:
+        """Kernels alive by (dashboard, state): ``pooled`` if waiting in a pre-heated
+        pool, else ``open``; the dashboard is a notebook's stem (``""`` if unknown)."""
+        pooled: set[str] = set()
+        for pool in (getattr(self, "_pools", None) or {}).values():
+            for task in pool:
+                if task.done() and not task.cancelled() and task.exception() is None:
+                    pooled.add(task.result()["kernel_id"])
+        find = getattr(self, "_get_notebook_from_kernel", None)
+        counts: dict[tuple[str, str], int] = {}
+        for kernel_id in self.list_kernel_ids():
+            notebook = self.dashboard_of.get(kernel_id) or (find and find(kernel_id)) or ""
+            key = (Path(notebook).stem, "pooled" if kernel_id in pooled else "open")
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def refill_pools(self) -> int:
         """Drop pool entries whose kernel could not start and refill those pools.
@@ -350,8 +391,11 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/voila/api/themes/": "JupyterLab theme stylesheets",
     "/login": "the login form (its password is the token)",
     "/logout": "ends the session",
+    "/metrics": "Prometheus series: counts by dashboard, route template and status, "
+    "never a user or an id (a scraper has no session; as the JSON API's /metrics)",
 }
-"""Routes that answer without the token: package assets and the login form, never data."""
+"""Routes that answer without the token: package assets, the login form and counters,
+never data."""
 
 _PUBLIC_HANDLERS = (TemplateStaticFileHandler, MultiStaticFileHandler)
 """Plain tornado handlers left open: they serve the files behind :data:`PUBLIC_ROUTES`."""
@@ -451,14 +495,17 @@ class _GrantedPageMixin:
         name = Path(path).stem
         if not auth.granted(user, name):
             auth.record("access.denied", user.username, path[:256], resource="dashboard")
+            monitoring.metrics().denied.labels("dashboard").inc()
             raise web.HTTPError(403, f"{name} is not one of your dashboards")
         viewer = None if user.username == auth.SERVER_USER else user.username
         if viewer is not None:
             auth.record("dashboard.open", viewer, name)
         token = auth.VIEWER.set(viewer)
+        shown = DASHBOARD.set(name)
         try:
             return await super().get(path, *args, **kwargs)  # type: ignore[misc]
         finally:
+            DASHBOARD.reset(shown)
             auth.VIEWER.reset(token)
 
 
@@ -667,6 +714,22 @@ class AuterityVoila(Voila):
             self.voila_configuration.preheat_kernel = False
         settings: dict[str, Any] = super().init_settings()
         self.identity_provider.users_mode = users_mode
+        # /metrics is public: counts only (see the module's docstring)
+        settings["authenticate_prometheus"] = False
+        settings["log_function"] = self.log_request
+        try:
+            chosen = dashboards(Path(self.root_dir))
+        except ConfigError:  # not a dashboards folder: every name counts as "other"
+            chosen = []
+        self._dashboards = frozenset(Path(name).stem for name in chosen)
+        if isinstance(self.kernel_manager, CappedKernelManager):
+            monitoring.metrics().watch_kernels(self._kernel_counts)
+        started = time.time()
+        self._last_request = started
+        jupyter_metrics.SERVER_INFO.info({"version": jupyter_server_version})
+        jupyter_metrics.SERVER_STARTED.set(started)
+        jupyter_metrics.LAST_ACTIVITY.set_function(lambda: self._last_request)
+        jupyter_metrics.ACTIVE_DURATION.set_function(lambda: self._last_request - started)
         env = settings["jinja2_env"]
         if env is not settings["voila_jinja2_env"]:  # Jupyter's pages have their own
             template = self.voila_configuration.template
@@ -674,8 +737,54 @@ class AuterityVoila(Voila):
         return settings
 
     def init_handlers(self) -> list[Any]:
-        """Voila's routes, each with the handler :func:`secure_handler` chooses."""
-        return [(spec[0], secure_handler(spec[1]), *spec[2:]) for spec in super().init_handlers()]
+        """Voila's routes and ``/metrics``, each with the handler :func:`secure_handler`
+        chooses (a class of its own per route, so requests count by route template)."""
+        metrics_route = (url_path_join(self.server_url, "/metrics"), PrometheusMetricsHandler)
+        handlers: list[Any] = []
+        self._route_of: dict[type, str] = {}
+        for spec in [*super().init_handlers(), metrics_route]:
+            handler = secure_handler(spec[1])
+            if handler in self._route_of:  # shared by two routes: a subclass for this one
+                handler = type(handler.__name__, (handler,), {"__doc__": handler.__doc__})
+            self._route_of[handler] = monitoring.route_template(spec[0])
+            handlers.append((spec[0], handler, *spec[2:]))
+        return handlers
+
+    def log_request(self, handler: web.RequestHandler) -> None:
+        """Count a finished request (:mod:`auterity.dashboards.monitoring`), then log it
+        as tornado does."""
+        try:
+            self._count(handler)
+        except Exception:  # a metrics fault must not break a response
+            app_log.exception("could not count a request in the metrics")
+        status = handler.get_status()
+        log = access_log.info if status < 400 else access_log.warning
+        log = access_log.error if status >= 500 else log
+        summary = handler._request_summary()  # tornado's own line
+        log("%d %s %.2fms", status, summary, 1000.0 * handler.request.request_time())
+
+    def _count(self, handler: web.RequestHandler) -> None:
+        status, seconds = handler.get_status(), handler.request.request_time()
+        self._last_request = time.time()
+        cls = type(handler)
+        method = monitoring.method_label(handler.request.method)
+        series = monitoring.metrics()
+        series.request(self._route_of.get(cls, "unmatched"), method, status, seconds)
+        jupyter_metrics.HTTP_REQUEST_DURATION_SECONDS.labels(
+            method=method, handler=f"{cls.__module__}.{cls.__name__}", status_code=status
+        ).observe(seconds)
+        if isinstance(handler, TornadoVoilaHandler) and method == "GET":
+            name = Path(handler.path_args[0] if handler.path_args else "").stem
+            label = monitoring.dashboard_label(name, self._dashboards)
+            series.opens.labels(label, str(status)).inc()
+
+    def _kernel_counts(self) -> dict[tuple[str, str], int]:
+        """Kernels alive by (dashboard, state), unknown dashboard names as ``other``."""
+        counts: dict[tuple[str, str], int] = {}
+        for (name, state), count in self.kernel_manager.kernel_counts().items():
+            key = (monitoring.dashboard_label(name, self._dashboards), state)
+            counts[key] = counts.get(key, 0) + count
+        return counts
 
     def listen(self) -> None:
         """Write the route table if asked, then serve."""
