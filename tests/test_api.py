@@ -478,6 +478,7 @@ def test_the_stream_pushes_a_landed_batch_and_resumes(
                 assert kind == "nothing" or (kind == "snapshot" and got_id != event_id)
     snap = _get(world, "/realtime/snapshot", user="vic")
     assert snap.status_code == 200 and snap.json()["data"]["window_minutes"] == 15
+    assert snap.json()["meta"]["data_version"] == event_id.split(".")[0]  # the new data
     assert any(m["model_id"] == "gpt-4o" for m in snap.json()["data"]["models"])
     refused = _get(world, "/realtime/snapshot", user="mia")
     assert refused.status_code == 403

@@ -30,7 +30,7 @@ from auterity.api.ratelimit import RateLimiter
 from auterity.api.routes import analytics, modelhub, realtime, reports, unified
 from auterity.errors import AuterityError, DatabaseUnavailable
 from auterity.redact import mask_secrets
-from auterity.warehouse import connect, writes
+from auterity.warehouse import connect, notify, writes
 
 log = logging.getLogger("auterity.api")
 
@@ -66,7 +66,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        notify.subscribe(api.landed, api.listening)  # None without Redis: the TTL bounds it
         yield
+        api.listening.set()
         if api.broadcaster is not None:
             await api.broadcaster.stop()
 

@@ -12,6 +12,7 @@ polling client sending ``If-None-Match`` gets ``304 Not Modified`` until new dat
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -35,6 +36,9 @@ API_PREFIX = "/api"
 MAX_LIMIT = 1000
 """The largest page a list returns."""
 DEFAULT_LIMIT = 100
+VERSION_TTL_S = 1.0
+"""Longest time a worker answers from a data version it read before (new data is seen
+at once when Redis announces it; within this bound otherwise)."""
 
 
 class Meta(BaseModel):
@@ -106,8 +110,30 @@ class ApiState:
     limiter: RateLimiter
     freshness: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    version: tuple[float, str | None] | None = None
+    """The data version last read and when (``time.monotonic``): see :meth:`data_version`."""
+    listening: threading.Event = field(default_factory=threading.Event)
+    """Set to stop the data-landed listener."""
     broadcaster: Any = None
     """The live stream's :class:`auterity.api.stream.Broadcaster` (made on first use)."""
+
+    def data_version(self) -> str | None:
+        """The warehouse's data version, read at most once per :data:`VERSION_TTL_S` per
+        worker and at once after a data-landed message (Redis): a cached answer then costs
+        no warehouse connection (reading the version took ~5 ms of a ~14 ms cached call)."""
+        with self.lock:
+            known = self.version
+        if known is not None and time.monotonic() - known[0] < VERSION_TTL_S:
+            return known[1]
+        value = writes.data_version(self.url)
+        with self.lock:
+            self.version = (time.monotonic(), value)
+        return value
+
+    def landed(self, _message: dict[str, Any] | None = None) -> None:
+        """New data landed: the next answer reads the version again."""
+        with self.lock:
+            self.version = None
 
     def freshness_for(self, version: str | None) -> Any:
         """The newest event time for a data version (computed once per version)."""
@@ -274,7 +300,7 @@ def answer(
     request; so a repeated question costs a data-version read and a cache lookup.
     """
     api = state(request)
-    version = writes.data_version(api.url)
+    version = api.data_version()
     etag = etag_for(request, who, version)
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers={"ETag": etag})
