@@ -250,6 +250,18 @@ def test_replace_data_keeps_history(backend: str, request: pytest.FixtureRequest
     assert warehouse.data_version(url) == result.data_version
 
 
+def test_data_freshness_is_the_newest_time_of_the_summary(tmp_path: Path) -> None:
+    from auterity.demo import generate as demo_data
+
+    url = f"duckdb:///{tmp_path / 'fresh.duckdb'}"
+    warehouse.ensure_schema(url)
+    assert warehouse.data_freshness(url) is None  # empty tables
+    world = demo_data.DemoConfig(seed=3, events=1000, months=2, end=date(2026, 11, 1))
+    demo_data.build(world, url=url)
+    lasts = [t["last"] for t in warehouse.table_summary(url).values() if t["last"] is not None]
+    assert warehouse.data_freshness(url) == max(lasts)
+
+
 def test_replace_data_creates_a_new_duckdb_file(tmp_path: Path) -> None:
     url = f"duckdb:///{tmp_path / 'fresh' / 'w.duckdb'}"
     result = warehouse.replace_data(iter([("models", _models(4))]), url=url)

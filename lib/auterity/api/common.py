@@ -234,8 +234,9 @@ def check_dates(**dates: date | None) -> None:
 def period(request: Request, start: Start = None, end: End = None) -> Period:
     """The period asked for (default: the last 28 days); 400 when end is not after start."""
     check_dates(start=start, end=end)
-    default_start, default_end = present.resolve_period("last_28_days", url=state(request).url)
-    start, end = start or default_start, end or default_end
+    if start is None or end is None:  # the defaults need the newest data's day
+        default_start, default_end = present.resolve_period("last_28_days", url=state(request).url)
+        start, end = start or default_start, end or default_end
     if end <= start:
         raise BadParameter("end", f"end ({end}) must be after start ({start})")
     return Period(start, end)
