@@ -253,10 +253,13 @@ def test_replace_data_keeps_history(backend: str, request: pytest.FixtureRequest
 def test_data_freshness_is_the_newest_time_of_the_summary(tmp_path: Path) -> None:
     from auterity.demo import generate as demo_data
 
-    url = f"duckdb:///{tmp_path / 'fresh.duckdb'}"
-    warehouse.ensure_schema(url)
-    assert warehouse.data_freshness(url) is None  # empty tables
-    world = demo_data.DemoConfig(seed=3, events=1000, months=2, end=date(2026, 11, 1))
+    empty = f"duckdb:///{tmp_path / 'empty.duckdb'}"
+    warehouse.ensure_schema(empty)
+    assert warehouse.data_freshness(empty) is None  # empty tables
+    url = f"duckdb:///{tmp_path / 'built.duckdb'}"
+    world = demo_data.DemoConfig(
+        seed=3, events=1000, months=2, end=date(2026, 11, 1), effects=False
+    )
     demo_data.build(world, url=url)
     lasts = [t["last"] for t in warehouse.table_summary(url).values() if t["last"] is not None]
     assert warehouse.data_freshness(url) == max(lasts)
