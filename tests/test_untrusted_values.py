@@ -17,6 +17,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -129,8 +130,11 @@ def world(tmp_path_factory: pytest.TempPathFactory, chromium: str) -> Iterator[d
         mp.setenv("AUTERITY_HOME", str(home))
         mp.setenv("AUTERITY_DB_URL", url)
         mp.delenv("AUTERITY_TIMEZONE", raising=False)
-        runs = [reports.run(nb, url=url) for nb in NOTEBOOKS]
-        runs += [_run(nb, how, values, url) for nb, how, values in PARAMETER_RUNS]
+        # two at a time, as `auterity run --all` does on two cores (kept in this order)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            plain = [pool.submit(reports.run, nb, url=url) for nb in NOTEBOOKS]
+            hostile = [pool.submit(_run, *given, url) for given in PARAMETER_RUNS]
+            runs = [future.result() for future in plain + hostile]
         refused: list[str] = []
         for nb, how, values in PARAMETER_REFUSALS:
             with pytest.raises(ConfigError) as exc:  # refused before running
