@@ -173,7 +173,9 @@ def test_login_with_user_and_password(monkeypatch: pytest.MonkeyPatch) -> None:
             and auth_data.login == b"bot"
             and (auth_data.password == b"right-pw")
         )
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd answers a refusal with 535 (else it says nothing at all
+        # and the client only gives up at its timeout)
+        return AuthResult(success=ok, handled=False)
 
     inbox = Inbox()
     port = free_port()
@@ -200,6 +202,7 @@ def test_login_with_user_and_password(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(mailer.DeliveryError) as err:
             mailer.send(built.message, attempts=1)
         assert "wrong-pw-123" not in str(err.value)
+        assert "SMTPAuthenticationError" in str(err.value)  # refused by the server (535)
     finally:
         controller.stop()
 
