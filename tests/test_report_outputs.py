@@ -8,6 +8,7 @@ Screenshots go to test-output/reports/ for a reviewer to look at.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -19,17 +20,36 @@ REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "test-output" / "reports"
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, analytics_duckdb: str) -> Path:
-    """A project root using the real notebooks and parameter sets, writing to tmp."""
-    root = tmp_path / "home"
+@pytest.fixture(scope="module")
+def runs(
+    tmp_path_factory: pytest.TempPathFactory, analytics_duckdb: str, chromium: str
+) -> dict[str, reports.RunRecord]:
+    """The two reports under test, run on the real notebooks and parameter sets from a
+    project root writing to tmp: business with its PDF, modelhub without; both at once, as
+    `auterity run --all` runs them on two cores."""
+    root = tmp_path_factory.mktemp("outputs") / "home"
     root.mkdir()
     (root / "pyproject.toml").write_text("")
     for folder in ("notebooks", "parameters"):
         (root / folder).symlink_to(REPO / folder)
-    monkeypatch.setenv("AUTERITY_HOME", str(root))
-    monkeypatch.setenv("AUTERITY_DB_URL", analytics_duckdb)
-    return root
+    with pytest.MonkeyPatch.context() as mp, ThreadPoolExecutor(max_workers=2) as pool:
+        mp.setenv("AUTERITY_HOME", str(root))
+        mp.setenv("AUTERITY_DB_URL", analytics_duckdb)
+        mp.delenv("AUTERITY_TIMEZONE", raising=False)
+        business_run = pool.submit(
+            reports.run,
+            "01-business-overview",
+            params_file=REPO / "parameters/01-business-overview/monthly.yml",
+            url=analytics_duckdb,
+        )
+        modelhub_run = pool.submit(
+            reports.run,
+            "02-modelhub",
+            params_file=REPO / "parameters/02-modelhub/weekly.yml",
+            pdf=False,
+            url=analytics_duckdb,
+        )
+        return {"business": business_run.result(), "modelhub": modelhub_run.result()}
 
 
 def _open_offline(
@@ -75,11 +95,9 @@ def _open_offline(
 
 
 def test_business_report_offline_with_library_numbers(
-    home: Path, chromium: str, analytics_duckdb: str
+    runs: dict[str, reports.RunRecord], chromium: str, analytics_duckdb: str
 ) -> None:
-    record = reports.run(
-        "01-business-overview", params_file=REPO / "parameters/01-business-overview/monthly.yml"
-    )
+    record = runs["business"]
     assert record.ok, record.error_message
     assert "pdf" in record.outputs, record.outputs.get("pdf_error")
     html_file = Path(record.outputs["html"])
@@ -103,10 +121,8 @@ def test_business_report_offline_with_library_numbers(
         assert charts.format_value(row["current"], row["unit"]) in first_page, row["metric"]
 
 
-def test_modelhub_report_draws_offline(home: Path, chromium: str) -> None:
-    record = reports.run(
-        "02-modelhub", params_file=REPO / "parameters/02-modelhub/weekly.yml", pdf=False
-    )
+def test_modelhub_report_draws_offline(runs: dict[str, reports.RunRecord], chromium: str) -> None:
+    record = runs["modelhub"]
     assert record.ok, record.error_message
     _, refused = _open_offline(
         Path(record.outputs["html"]).as_uri(), chromium, SHOTS / "02-modelhub-weekly.png", 2
