@@ -98,10 +98,10 @@ def stack(
     warehouse.ensure_schema(_isolated_warehouse)
     warehouse.dispose_engines()
     receiver = Receiver(tmp_path, env)
-    receiver.start()
     log_path = tmp_path / "voila.log"
     try:
         with auterity_serve(env, log_path) as (process, port):
+            receiver.start()  # while the server starts, as `make demo` starts both at once
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 120
             while True:
