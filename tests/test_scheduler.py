@@ -1013,6 +1013,21 @@ def _wait_for(check, what: str, timeout: float = 120.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _in_slow_cell(run_id: str) -> bool:
+    """Papermill has started the run's sleeping cell (it stamps and saves a cell as it
+    starts it, in the run's partial notebook)."""
+    partial = reports.get_run(run_id).outputs.get("notebook")
+    try:
+        cells = nbformat.read(partial, as_version=4).cells if partial else []
+    except (OSError, ValueError):  # not saved yet, or cut off mid-write
+        return False
+    return any(
+        "time.sleep(seconds)" in cell.source
+        and cell.metadata.get("papermill", {}).get("start_time")
+        for cell in cells
+    )
+
+
 def _kill_mid_run(project: Path, smtp_port: int) -> tuple[set[datetime], int]:
     """Start the daemon with a job every minute, SIGKILL its process group while a run is in
     progress; the slots cut short (one, or two if the next minute had started too) and the
@@ -1028,7 +1043,9 @@ def _kill_mid_run(project: Path, smtp_port: int) -> tuple[set[datetime], int]:
         running = _wait_for(
             lambda: [r for r in _runs() if r["status"] == "running"], "the daemon to start a run"
         )
-        time.sleep(3)  # 3 s into the run (the kernel is up or coming up)
+        _wait_for(  # the kernel is up and in the 8 s sleep (not a fixed wait: CI is slower)
+            lambda: _in_slow_cell(running[0]["run_id"]), "the run's kernel to reach its sleep"
+        )
         assert [r["status"] for r in _runs() if r["run_id"] == running[0]["run_id"]] == ["running"]
     finally:
         os.killpg(daemon.pid, signal.SIGKILL)
