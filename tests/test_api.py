@@ -20,7 +20,7 @@ import pytest
 import redis
 import requests
 
-from auterity import access, business, metrics, modelhub, present, warehouse
+from auterity import _json, access, business, metrics, modelhub, present, warehouse
 from auterity._time import utcnow
 from auterity.demo import generate as demo_data
 from conftest import free_port
@@ -304,14 +304,8 @@ def test_cohorts_and_funnel_are_the_library_numbers_through_row_filters(
     ).json()
     assert paged["meta"]["total"] == len(cohorts) and len(paged["data"]) == min(2, len(cohorts))
     first = cohorts.reset_index().iloc[0]
-    assert paged["data"][0]["cohort"] == _json_value(first["cohort"])
+    assert paged["data"][0]["cohort"] == _json.json_value(first["cohort"])
     assert paged["data"][0]["size"] == first["size"]
-
-
-def _json_value(value: object) -> object:
-    from auterity import _json
-
-    return _json.json_value(value)
 
 
 def test_modelhub_routes_are_the_library_numbers(world: dict[str, str]) -> None:

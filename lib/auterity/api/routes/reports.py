@@ -85,7 +85,7 @@ def _shown(run: dict[str, Any]) -> dict[str, Any]:
 
 def _run(request: Request, who: Caller, run_id: str) -> dict[str, Any]:
     """One run the caller may see: 404 when unknown, 403 (audited) when not theirs to see."""
-    found = [r for r in reports.list_runs(state(request).url, run_id=run_id, limit=1)]
+    found = reports.list_runs(state(request).url, run_id=run_id, limit=1)
     if not found:
         raise NotFound(f"no recorded run {run_id!r}")
     run = found[0]
