@@ -240,6 +240,37 @@ def test_the_reference_page_works_offline(world: dict[str, str]) -> None:
     assert "horizon (required)" in page.text and "&lt;= 1000" in page.text
 
 
+def test_no_answer_carries_a_secret(world: dict[str, str]) -> None:
+    """Passwords, the pseudonym key, the cache key and the session secret never appear in
+    any answer: data, errors (401, 400, 403, 404, 429), the documents, the metrics."""
+    from auterity.access import sessions
+
+    secrets = [PASSWORD, "p" * 40, "k" * 40, sessions.session_secret().decode()]
+    wrong = requests.get(
+        f"{world['base']}/analytics/kpis", auth=("vic", "x" + PASSWORD), timeout=60
+    )
+    answers = [
+        wrong,
+        _get(world, "/health", user=None),
+        _get(world, "/openapi.json", user=None),
+        _get(world, "/docs", user=None),
+        requests.get(world["base"].removesuffix("/api") + "/metrics", timeout=60),
+        _get(world, "/analytics/kpis"),
+        _get(world, "/analytics/kpis", params={"start": "2026-13-01"}),
+        _get(world, "/analytics/metrics/revenue", params={"where": "region=EMEA", "by": "x"}),
+        _get(world, "/modelhub/costs", user="mia"),
+        _get(world, "/modelhub/costs", params={"by": "customer"}),
+        _get(world, "/reports/none"),
+        _get(world, "/reports"),
+        _get(world, "/realtime/snapshot"),
+    ]
+    assert {a.status_code for a in answers} >= {200, 400, 401, 403, 404}
+    for answer in answers:
+        text = answer.text + " ".join(f"{k}: {v}" for k, v in answer.headers.items())
+        for secret in secrets:
+            assert secret not in text, (answer.url, answer.status_code)
+
+
 def test_token_mode_without_users(tmp_path: Path) -> None:
     url = f"duckdb:///{tmp_path / 'solo.duckdb'}"
     warehouse.ensure_schema(url)
@@ -256,6 +287,8 @@ def test_token_mode_without_users(tmp_path: Path) -> None:
             timeout=60,
         )
         assert ok.status_code == 200 and ok.json()["meta"]["as_user"] is None
+        for path in ("/health", "/openapi.json", "/docs", "/analytics/kpis"):
+            assert "solo-token-1234" not in requests.get(f"{base}{path}", timeout=60).text
     finally:
         _stop(process)
 
