@@ -291,6 +291,7 @@ def answer(
     *,
     paged: Page | None = None,
     paged_key: str | None = None,
+    data_only: bool = True,
 ) -> Response:
     """Compute as ``who`` unless the client already has this version (304) or the answer
     is in the cache.
@@ -299,14 +300,17 @@ def answer(
     Finished answers are kept in the result cache (Redis when configured: every worker)
     under their entity tag, which names the data version, the caller, their role and the
     request; so a repeated question costs a data-version read and a cache lookup.
+    ``data_only=False`` for answers that change without new data (report runs, the live
+    window that moves with the clock): computed every time, tagged by their content.
     """
     api = state(request)
     version = api.data_version()
+    asked = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
     etag = etag_for(request, who, version)
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+    if data_only and etag in asked:
         return Response(status_code=304, headers={"ETag": etag})
     key = f"{api.url or ''}|{etag}"
-    kept = cache.recall(key)
+    kept = cache.recall(key) if data_only else None
     if kept is not None:
         total_text, _, rows_json = kept.decode().partition("\n")
         total = None if total_text == "" else int(total_text)
@@ -329,7 +333,13 @@ def answer(
                 data = {**data, paged_key: page}
         rows = _json.records(data) if isinstance(data, pd.DataFrame) else _json.json_value(data)
         rows_json = _json.dumps(rows)
-        cache.remember(key, f"{'' if total is None else total}\n{rows_json}".encode())
+        if data_only:
+            cache.remember(key, f"{'' if total is None else total}\n{rows_json}".encode())
+        else:
+            content = hashlib.sha256(f"{etag}|{total}|{rows_json}".encode()).hexdigest()
+            etag = f'"{content[:32]}"'
+            if etag in asked:
+                return Response(status_code=304, headers={"ETag": etag})
         hit = counts["misses"] == 0 and counts["hits"] > 0
         for counted, outcome in (("hits", "hit"), ("misses", "miss")):
             if counts[counted]:

@@ -5,8 +5,8 @@
 Redis; every few seconds otherwise), a ``heartbeat`` event after
 :data:`~auterity.api.stream.HEARTBEAT_S` seconds of quiet (``{"state": "connected"}``: a
 client that misses two knows its line is down), ``Last-Event-ID`` on reconnect. Clients
-that cannot hold a stream poll ``/api/realtime/snapshot`` (ETag: 304 until the data
-version changes).
+that cannot hold a stream poll ``/api/realtime/snapshot`` (its ETag is of its content:
+304 while the view is unchanged).
 """
 
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations
@@ -117,7 +117,7 @@ def snapshot(request: Request, who: Live, minutes: Minutes = 15) -> Response:
     """Per model (and ``all``): requests/s, p95 latency and error rate over the last
     ``minutes``; the polling fallback of the stream."""
     url = state(request).url
-    return answer(request, who, lambda: stream.snapshot(who.acting, minutes, url))
+    return answer(request, who, lambda: stream.snapshot(who.acting, minutes, url), data_only=False)
 
 
 @router.get(

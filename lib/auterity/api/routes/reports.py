@@ -115,14 +115,14 @@ def runs(
         every = reports.list_runs(url, notebook=notebook, limit=MAX_RUNS)
         return [_shown(r) for r in every if _visible(r, who)]
 
-    return answer(request, who, compute, paged=paged)
+    return answer(request, who, compute, paged=paged, data_only=False)
 
 
 @router.get("/{run_id}", response_model=Answer)
 def run(request: Request, who: Signed, run_id: str) -> Response:
     """One recorded run (403 when it shows more than the caller may see)."""
     found = _run(request, who, run_id)
-    return answer(request, who, lambda: _shown(found))
+    return answer(request, who, lambda: _shown(found), data_only=False)
 
 
 @router.get(

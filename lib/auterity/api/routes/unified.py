@@ -73,6 +73,9 @@ def insight_cards(
     lo, hi = _history(request, start, end, INSIGHT_DAYS)
     if (hi - lo).days < 56:
         raise BadParameter("start", f"insights need at least 8 weeks ({lo} to {hi} is less)")
+    newest = present.data_end(state(request).url)
+    if lo >= newest:
+        raise BadParameter("start", f"no data from {lo} on (the newest is from before {newest})")
     url = state(request).url
     return answer(
         request,
