@@ -229,3 +229,20 @@ def auterity_serve(
         except (ProcessLookupError, subprocess.TimeoutExpired):  # pragma: no cover
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+def cell_started(run_id: str, source: str) -> bool:
+    """Papermill has started the cell of run ``run_id`` holding ``source`` (it stamps and
+    saves a cell as it starts it, in the run's partial notebook)."""
+    import nbformat
+
+    from auterity import reports
+
+    partial = reports.get_run(run_id).outputs.get("notebook")
+    try:
+        cells = nbformat.read(partial, as_version=4).cells if partial else []
+    except (OSError, ValueError):  # not saved yet, or cut off mid-write
+        return False
+    return any(
+        source in c.source and c.metadata.get("papermill", {}).get("start_time") for c in cells
+    )

@@ -18,6 +18,7 @@ from auterity import reports, warehouse
 from auterity.errors import ConfigError
 from auterity.reports import params
 from auterity.warehouse import schema
+from conftest import cell_started
 
 
 def _notebook(path: Path, body: list[str], parameters: str) -> Path:
@@ -323,19 +324,6 @@ def test_killed_runner_is_closed_by_the_next_listing(project: Path) -> None:
     assert row["worker_pid"] == runner.pid
 
 
-def _started(run_id: str, source: str) -> bool:
-    """Papermill has started the cell holding ``source`` (it stamps and saves a cell as it
-    starts it, in the run's partial notebook)."""
-    partial = reports.get_run(run_id).outputs.get("notebook")
-    try:
-        cells = nbformat.read(partial, as_version=4).cells if partial else []
-    except (OSError, ValueError):  # not saved yet, or cut off mid-write
-        return False
-    return any(
-        source in c.source and c.metadata.get("papermill", {}).get("start_time") for c in cells
-    )
-
-
 def test_sigterm_records_an_interrupted_run(project: Path) -> None:
     _notebook(project / "notebooks" / "slow.ipynb", ["import time\ntime.sleep(60)"], PARAMS)
     runner = subprocess.Popen(
@@ -352,9 +340,9 @@ def test_sigterm_records_an_interrupted_run(project: Path) -> None:
     while time.monotonic() < deadline and not any(r["status"] == "running" for r in _rows()):
         time.sleep(0.3)
     (running,) = _rows()
-    while time.monotonic() < deadline and not _started(running["run_id"], "time.sleep(60)"):
+    while time.monotonic() < deadline and not cell_started(running["run_id"], "time.sleep(60)"):
         time.sleep(0.2)  # until the kernel is executing the slow cell (not a fixed wait)
-    assert _started(running["run_id"], "time.sleep(60)")
+    assert cell_started(running["run_id"], "time.sleep(60)")
     runner.send_signal(signal.SIGTERM)
     assert runner.wait(timeout=60) == 143
     (row,) = _rows()

@@ -35,7 +35,7 @@ from auterity.reports import scheduler as sched
 from auterity.reports.prometheus import SchedulerMetrics
 from auterity.reports.schedule import Schedule, load_schedule
 from auterity.warehouse import schema
-from conftest import Inbox, free_port
+from conftest import Inbox, cell_started, free_port
 
 BERLIN = ZoneInfo("Europe/Berlin")
 FAST = sched.SchedulerSettings(grace_s=3600, max_parallel=2, smtp_attempts=2, smtp_backoff_s=0.1)
@@ -1014,18 +1014,8 @@ def _wait_for(check, what: str, timeout: float = 120.0):
 
 
 def _in_slow_cell(run_id: str) -> bool:
-    """Papermill has started the run's sleeping cell (it stamps and saves a cell as it
-    starts it, in the run's partial notebook)."""
-    partial = reports.get_run(run_id).outputs.get("notebook")
-    try:
-        cells = nbformat.read(partial, as_version=4).cells if partial else []
-    except (OSError, ValueError):  # not saved yet, or cut off mid-write
-        return False
-    return any(
-        "time.sleep(seconds)" in cell.source
-        and cell.metadata.get("papermill", {}).get("start_time")
-        for cell in cells
-    )
+    """Papermill has started the run's sleeping cell."""
+    return cell_started(run_id, "time.sleep(seconds)")
 
 
 def _kill_mid_run(project: Path, smtp_port: int) -> tuple[set[datetime], int]:

@@ -202,15 +202,7 @@ def note_export(
     if user is not None:
         _found, role = active_user(user, url=url)
         if not role.can("export"):
-            with connect(url, write=True) as conn:
-                audit(
-                    conn,
-                    "access.denied",
-                    actor=user,
-                    object_type=kind,
-                    object_id=name[:256],
-                    details={"action": "export", "formats": formats},
-                )
+            note_denied(user, kind, name, details={"action": "export", "formats": formats}, url=url)
             raise AccessDenied(f"{user!r} (role {role.name}) may not export")
     with connect(url, write=True) as conn:
         return audit(
