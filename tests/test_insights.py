@@ -253,6 +253,21 @@ def test_what_a_short_or_early_range_cannot_test_is_listed_with_why(
     warehouse.dispose_engines()
 
 
+@pytest.mark.parametrize("when", ["after", "before"])
+def test_a_range_without_data_gives_no_cards_and_says_why(
+    effects_world: tuple[str, dict], when: str
+) -> None:
+    """Every kind copes with windows without a row (they used to fail: NULL daily values
+    of object dtype in the movers' test, a division by a zero total in the level scan)."""
+    url, _ = effects_world
+    start = END + timedelta(days=200) if when == "after" else WORLD.start - timedelta(days=400)
+    report = insights.run(start, start + timedelta(days=120), url=url)
+    assert report.cards == []
+    assert "no model had requests in the range" in report.skipped["drift"]
+    assert "the warehouse has 0 for revenue" in report.skipped["forecast_risk"]
+    warehouse.dispose_engines()
+
+
 def test_the_insights_report_lists_what_it_could_not_test(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, analytics_duckdb: str
 ) -> None:

@@ -59,7 +59,8 @@ def mix_adjusted(
     """
     totals = parts.groupby(by)[[numerator, denominator]].sum()
     usual = totals[numerator] / totals[denominator].where(totals[denominator] > 0)
-    overall = totals[numerator].sum() / totals[denominator].sum()
+    whole = float(totals[denominator].sum())  # 0 over a range without data
+    overall = float(totals[numerator].sum()) / whole if whole > 0 else float("nan")
     level = parts[by].map(usual)
     at_usual = (parts[numerator] / level).where(level > 0, 0.0)
     grouped = (

@@ -66,7 +66,9 @@ def _moves(
     after = daily[daily["period"] >= pd.Timestamp(cur[0])]
     pvalues = []
     for name in names:
-        a, b = before[name].dropna(), after[name].dropna()
+        # a window without data gives NULLs (object dtype): numbers only
+        a = pd.to_numeric(before[name], errors="coerce").dropna()
+        b = pd.to_numeric(after[name], errors="coerce").dropna()
         if len(a) < 7 or len(b) < 7:
             pvalues.append(1.0)
             continue
