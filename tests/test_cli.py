@@ -135,7 +135,7 @@ def test_db_upgrade_and_info(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "info"]) == 2
     assert "does not exist yet" in capsys.readouterr().err
     head = warehouse.head_revision()
-    assert head == "0008"  # the newest file in lib/auterity/migrations/versions
+    assert head == "0009"  # the newest file in lib/auterity/migrations/versions
     assert main(["db", "upgrade"]) == 0
     assert f"schema revision {head}" in capsys.readouterr().out
     assert main(["db", "info", "--format", "json"]) == 0

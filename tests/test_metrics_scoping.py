@@ -47,7 +47,8 @@ def test_a_region_filter_limits_every_table_that_reaches_customers(analytics_url
     ).set_index("region")
     assert len(everything) >= 3 and "EMEA" in everything.index
     emea = metrics.scope_for(_role(row_filters={"region": ("EMEA",)}))
-    assert emea is not None and emea.deny == frozenset()
+    # the rollups aggregate every customer's requests: no row filter can reach them
+    assert emea is not None and emea.deny == set(schema.ROLLUP_TABLES)
     with scopes.scoped(emea):
         mine = metrics.query(
             ["revenue", "orders"],
@@ -61,6 +62,9 @@ def test_a_region_filter_limits_every_table_that_reaches_customers(analytics_url
             ["revenue"], start=START, end=END, grain=None, where={"region": "NA"}, url=analytics_url
         )
         board = modelhub.leaderboard(start=START, end=END, url=analytics_url)
+        rollup_rows = cache.fetch(
+            sa.select(sa.func.count()).select_from(schema.inference_daily), url=analytics_url
+        )
         regions = metrics.dimension_values("region", url=analytics_url)
     assert list(mine["region"]) == ["EMEA"]
     assert mine.iloc[0]["revenue"] == pytest.approx(everything.loc["EMEA", "revenue"])
@@ -71,7 +75,9 @@ def test_a_region_filter_limits_every_table_that_reaches_customers(analytics_url
         "SELECT count(*) AS n FROM inference_events e JOIN customers c USING (customer_id) "
         f"WHERE c.region = 'EMEA' AND e.ts >= '{START}' AND e.ts < '{END}'",
     ).iloc[0]["n"]
-    assert int(board["requests"].sum()) == int(expected) > 0
+    assert int(board["requests"].sum()) == int(expected) > 0  # from raw events, filtered
+    assert rollup_rows.iloc[0, 0] == 0  # read directly, the rollups are empty
+    assert _raw(analytics_url, "SELECT count(*) AS n FROM inference_daily").iloc[0]["n"] > 0
     # the same statement unscoped again: the cache kept the two answers apart
     again = metrics.query(["revenue"], start=START, end=END, grain=None, url=analytics_url)
     assert again.iloc[0]["revenue"] == pytest.approx(everything["revenue"].sum())
@@ -80,7 +86,7 @@ def test_a_region_filter_limits_every_table_that_reaches_customers(analytics_url
 def test_a_filter_that_cannot_reach_a_table_hides_it(analytics_url: str) -> None:
     scope = metrics.scope_for(_role(row_filters={"feature": ("chat_assistant",)}))
     assert scope is not None
-    assert scope.deny == {"customers", "orders", "product_events"}
+    assert scope.deny == {"customers", "orders", "product_events", *schema.ROLLUP_TABLES}
     with scopes.scoped(scope):
         revenue = metrics.query(["revenue"], start=START, end=END, grain=None, url=analytics_url)
         features = metrics.dimension_values("feature", url=analytics_url)

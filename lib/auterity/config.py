@@ -248,6 +248,12 @@ SETTINGS: tuple[Setting, ...] = (
         "raw events (product, model requests) older than this many days are purged",
     ),
     Setting(
+        "AUTERITY_ROLLUPS",
+        "on",
+        "on",
+        "`off`: ModelHub questions read raw events, never the daily rollups",
+    ),
+    Setting(
         "AUTERITY_HOME",
         None,
         "the checkout",
@@ -300,6 +306,7 @@ ENV_PII_KEY = "AUTERITY_PII_KEY"
 ENV_SESSION_SECRET = "AUTERITY_SESSION_SECRET"
 ENV_AS = "AUTERITY_AS"
 ENV_RETENTION_DAYS = "AUTERITY_RETENTION_DAYS"
+ENV_ROLLUPS = "AUTERITY_ROLLUPS"
 
 _dotenv_loaded = False
 

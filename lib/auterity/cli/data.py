@@ -13,7 +13,7 @@ from auterity.cli.main import cli
 from auterity.cli.output import AS_USER, FORMATS, Progress, echo_json, resolve_as
 from auterity.demo import generate as demo_data
 from auterity.errors import AuterityError
-from auterity.warehouse import convert, encryption, retention
+from auterity.warehouse import convert, encryption, retention, rollups
 
 
 @cli.command("demo-data")
@@ -250,6 +250,21 @@ def db_quarantine(
             f"{row.quarantined_at:%Y-%m-%d %H:%M:%S}  {row.table_name}  row {row.row_number}"
             f"  {row.source}\n    {row.reason}\n    {row.raw}"
         )
+
+
+@db.command("rollups")
+@click.option("--tz", help="Time zone to cut days in. Default: AUTERITY_TIMEZONE.")
+def rollups_cmd(tz: str | None) -> None:
+    """Rebuild the daily ModelHub rollups from every model request.
+
+    Writes keep the rollups current; this is for a warehouse upgraded from before they
+    existed (questions read raw events until the rollups are built) or another zone.
+    """
+    started = time.perf_counter()
+    rows = rollups.rebuild_warehouse(tz=tz)
+    for table, count in rows.items():
+        click.echo(f"{table}: {count:,} rows")
+    click.echo(f"rollups rebuilt in {time.perf_counter() - started:.1f} s")
 
 
 @db.command("purge")

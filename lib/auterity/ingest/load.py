@@ -48,7 +48,7 @@ from auterity._time import utcnow
 from auterity.errors import ConfigError
 from auterity.ingest import validate
 from auterity.ingest.validate import DELETED, RAW, REASONS, ROW, quote
-from auterity.warehouse import notify, schema
+from auterity.warehouse import notify, rollups, schema
 from auterity.warehouse.custom import ensure_custom_tables
 from auterity.warehouse.engine import connect, database_url
 from auterity.warehouse.writes import audit, mark_data_changed, write_frame
@@ -63,6 +63,9 @@ ON_EXISTING = ("update", "keep")
 
 COUNTS = ("read", "inserted", "updated", "unchanged", "quarantined")
 """The accounting every batch reports: ``read`` is the sum of the other four."""
+
+TOUCHED_KEY = "auterity_touched_events"
+"""``Connection.info`` key: the span of ``inference_events`` times written in this load."""
 
 PG_CHUNK_ROWS = 200_000
 """Rows per COPY chunk when a PostgreSQL warehouse takes checked rows from DuckDB."""
@@ -294,6 +297,12 @@ def _load_all(
             duck.close()
     newly_quarantined = conn.info.pop("auterity_quarantined", False)
     changed = newly_quarantined or any(r.inserted or r.updated for r in results)
+    touched = conn.info.pop(TOUCHED_KEY, None)
+    if touched is not None and any(
+        r.table == schema.inference_events.name and (r.inserted or r.updated) for r in results
+    ):
+        with _timed("rollups", schema.inference_events.name):
+            rollups.refresh_range(conn, *touched)
     version = mark_data_changed(conn) if changed else None
     audit(
         conn,
@@ -576,8 +585,10 @@ def _merge(
             if occupied
             else {}
         )
-        valid_rows, deleted_rows = conn.exec_driver_sql(
-            f"SELECT count(*), count(*) FILTER (WHERE {DELETED}) FROM {incoming} v"
+        rolled = target.name == schema.inference_events.name
+        span = ", min(v.ts), max(v.ts)" if rolled else ""
+        valid_rows, deleted_rows, *touched = conn.exec_driver_sql(
+            f"SELECT count(*), count(*) FILTER (WHERE {DELETED}){span} FROM {incoming} v"
         ).one()
         counts["absent"] = int(deleted_rows) - counts.get("delete", 0)
         if int(valid_rows) - sum(counts.values()):
@@ -595,6 +606,11 @@ def _merge(
             counts["new"] = int(inserted.rowcount)
         if counts.get("changed") or counts.get("delete"):
             matched = " AND ".join(f"m.{k} = {table}.{k}" for k in keys)
+            if rolled:  # the days the replaced rows were in change too
+                touched += conn.exec_driver_sql(
+                    f"SELECT min(ts), max(ts) FROM {table} WHERE EXISTS (SELECT 1 FROM "
+                    f"{merged} m WHERE {matched} AND m._state IN ('changed', 'delete'))"
+                ).one()
             conn.exec_driver_sql(
                 f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {merged} m WHERE {matched} "
                 "AND m._state IN ('changed', 'delete'))"
@@ -605,12 +621,24 @@ def _merge(
                 "WHERE _state = 'changed'"
             )
         unknown = _unknown_references(conn, target, incoming)
+        if rolled:
+            _touch(conn, [t for t in touched if t is not None])
     finally:
         with suppress(sa.exc.DBAPIError):  # a failed statement aborted the transaction
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {merged}")
             if incoming.startswith("_incoming_"):
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {incoming}")
     return {str(k): int(v) for k, v in counts.items()}, unknown
+
+
+def _touch(conn: Connection, instants: Sequence[datetime]) -> None:
+    """Remember, for this transaction, the span of event times a batch wrote or replaced."""
+    if not instants:
+        return
+    seen = conn.info.get(TOUCHED_KEY)
+    if seen is not None:
+        instants = [*instants, *seen]
+    conn.info[TOUCHED_KEY] = (min(instants), max(instants))
 
 
 def _unknown_references(

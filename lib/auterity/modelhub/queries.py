@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from auterity.errors import ConfigError
 from auterity.modelhub import _periods, _sql, pricing
-from auterity.warehouse import dialect, schema
+from auterity.warehouse import cache, dialect, rollups, schema
 
 E = schema.inference_events
 M = schema.models
@@ -131,7 +131,10 @@ def leaderboard(
         )
         return pricing.priced_select(agg, prices, M.c.name, M.c.provider)
 
-    frame = _idle_flat_models(pricing.fetch_priced(statement, prices, url), prices)
+    frame = _leaderboard_rollup(period, prices, url)
+    if frame is None:
+        frame = pricing.fetch_priced(statement, prices, url)
+    frame = _idle_flat_models(frame, prices)
     if frame.empty:
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
     for col in ("requests", "ok_requests", "errors", "timeouts", "input_tokens", "output_tokens"):
@@ -156,6 +159,71 @@ def leaderboard(
         frame = frame[frame["model_id"].isin(wanted)]
     frame = frame.sort_values(["requests", "model_id"], ascending=[False, True])
     return frame[LEADERBOARD_COLUMNS].reset_index(drop=True)
+
+
+def _leaderboard_rollup(
+    period: _periods.Period, prices: pricing.Pricing, url: str | None
+) -> pd.DataFrame | None:
+    """The leaderboard's aggregates from the daily rollups (:mod:`auterity.warehouse.rollups`),
+    or None when they cannot answer (see :func:`rollups.usable`; or requests of tiered
+    models still to be priced, whose month prices apply row by row).
+
+    Counts, sums and costs equal the raw table's; the latency percentiles are within
+    :data:`rollups.LATENCY_ERROR` of them; the quality mean and deviation come from the
+    count, sum and sum of squares.
+    """
+    if not rollups.usable(period.tz, url):
+        return None
+    D, L = schema.inference_daily, schema.inference_latency_daily
+    days = sa.and_(D.c.day >= period.start, D.c.day < period.end)
+    agg = (
+        sa.select(
+            D.c.model_id,
+            *(
+                sa.func.sum(D.c[name]).label(name)
+                for name in (
+                    "requests",
+                    "ok_requests",
+                    "errors",
+                    "timeouts",
+                    "input_tokens",
+                    "output_tokens",
+                    "quality_n",
+                    "pending",
+                )
+            ),
+            *(
+                dialect.to_float(sa.func.sum(D.c[name])).label(name)
+                for name in (
+                    "quality_sum",
+                    "quality_sumsq",
+                    "reported_cost",
+                    "pending_input",
+                    "pending_output",
+                )
+            ),
+        )
+        .where(days)
+        .group_by(D.c.model_id)
+        .subquery()
+    )
+    frame = cache.fetch(pricing.priced_select(agg, prices, M.c.name, M.c.provider), url=url)
+    if prices.tiers and not frame.empty and _sql.as_int(frame["tier_pending"]).sum() > 0:
+        return None
+    n = _sql.as_float(frame["quality_n"])
+    total, squares = _sql.as_float(frame["quality_sum"]), _sql.as_float(frame["quality_sumsq"])
+    frame["quality_mean"] = total / n.where(n > 0)
+    variance = (squares - total * frame["quality_mean"]) / (n - 1).where(n > 1)
+    frame["quality_std"] = np.sqrt(variance.clip(lower=0.0))
+    histogram = cache.fetch(
+        sa.select(L.c.model_id, L.c.bucket, sa.func.sum(L.c.requests).label("requests"))
+        .where(L.c.day >= period.start, L.c.day < period.end)
+        .group_by(L.c.model_id, L.c.bucket),
+        url=url,
+    )
+    histogram["requests"] = _sql.as_int(histogram["requests"])
+    percentiles = rollups.percentiles(histogram, (50, 95, 99), by="model_id")
+    return frame.merge(percentiles, on="model_id", how="left")
 
 
 def _idle_flat_models(frame: pd.DataFrame, prices: pricing.Pricing) -> pd.DataFrame:

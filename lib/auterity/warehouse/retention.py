@@ -19,10 +19,12 @@ from sqlalchemy.engine import URL
 from auterity import config
 from auterity._time import utcnow
 from auterity.errors import ConfigError
-from auterity.warehouse import cache, schema
+from auterity.warehouse import cache, rollups, schema
 from auterity.warehouse.engine import checkpoint, connect, ensure_schema
 from auterity.warehouse.writes import audit, mark_data_changed
 
+EPOCH = datetime(1970, 1, 1)
+"""Earlier than any event: the start of the span a purge refreshes in the rollups."""
 RAW_EVENT_TABLES = ("product_events", "inference_events")
 """Tables whose rows are raw events (what retention purges)."""
 
@@ -83,6 +85,9 @@ def purge(
             table = schema.metadata.tables[name]
             result = conn.execute(sa.delete(table).where(table.c.ts < cutoff))
             deleted[name] = int(result.rowcount)
+        if deleted.get(schema.inference_events.name):
+            # the purged days leave the rollups; the cutoff's own day is recomputed
+            rollups.refresh_range(conn, EPOCH, cutoff)
         if any(deleted.values()):
             mark_data_changed(conn)
         audit(

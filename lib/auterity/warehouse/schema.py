@@ -130,6 +130,43 @@ inference_events = sa.Table(
 _pg_index("ix_inference_events_ts", inference_events.c.ts)
 _pg_index("ix_inference_events_model_ts", inference_events.c.model_id, inference_events.c.ts)
 
+inference_daily = sa.Table(
+    "inference_daily",
+    metadata,
+    sa.Column("day", sa.Date(), nullable=False, comment="local day (warehouse_meta rollup_tz)"),
+    sa.Column("model_id", sa.String(64), nullable=False),
+    sa.Column("requests", sa.BigInteger(), nullable=False),
+    sa.Column("ok_requests", sa.BigInteger(), nullable=False),
+    sa.Column("errors", sa.BigInteger(), nullable=False),
+    sa.Column("timeouts", sa.BigInteger(), nullable=False),
+    sa.Column("input_tokens", sa.BigInteger(), nullable=False),
+    sa.Column("output_tokens", sa.BigInteger(), nullable=False),
+    sa.Column("quality_n", sa.BigInteger(), nullable=False),
+    sa.Column("quality_sum", sa.Double()),
+    sa.Column("quality_sumsq", sa.Double()),
+    sa.Column("reported_cost", sa.Double(), comment="sum of reported costs; NULL: none"),
+    sa.Column("pending", sa.BigInteger(), nullable=False, comment="requests still to price"),
+    sa.Column("pending_input", sa.Double()),
+    sa.Column("pending_output", sa.Double()),
+    comment="Rollup of inference_events per local day and model (auterity.warehouse.rollups).",
+)
+_pg_index("ix_inference_daily_day", inference_daily.c.day, inference_daily.c.model_id)
+
+inference_latency_daily = sa.Table(
+    "inference_latency_daily",
+    metadata,
+    sa.Column("day", sa.Date(), nullable=False, comment="local day (warehouse_meta rollup_tz)"),
+    sa.Column("model_id", sa.String(64), nullable=False),
+    sa.Column("bucket", sa.Integer(), nullable=False, comment="log bucket of latency_ms"),
+    sa.Column("requests", sa.BigInteger(), nullable=False, comment="successful requests"),
+    comment="Latency histogram of successful requests per local day and model (rollup).",
+)
+_pg_index(
+    "ix_inference_latency_daily_day",
+    inference_latency_daily.c.day,
+    inference_latency_daily.c.model_id,
+)
+
 report_runs = sa.Table(
     "report_runs",
     metadata,
@@ -256,6 +293,9 @@ NO_KEY_INDEX_ON_DUCKDB = ("orders", "product_events", "inference_events")
 
 DATA_TABLES = ("customers", "orders", "product_events", "models", "inference_events")
 """Tables holding analysed data (what demo-data and ingest write)."""
+
+ROLLUP_TABLES = ("inference_daily", "inference_latency_daily")
+"""Aggregates of data tables kept by :mod:`auterity.warehouse.rollups` (no customer key)."""
 
 TIME_COLUMNS = {
     "customers": "signup_ts",

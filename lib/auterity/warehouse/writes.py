@@ -30,7 +30,7 @@ from auterity._time import utcnow
 from auterity.config import get_settings
 from auterity.errors import ConfigError, DatabaseUnavailable
 from auterity.redact import mask_url
-from auterity.warehouse import custom, encryption, schema
+from auterity.warehouse import custom, encryption, rollups, schema
 from auterity.warehouse.engine import (
     CARRIED_OVER_TABLES,
     announce_write,
@@ -151,6 +151,16 @@ def mark_data_changed(conn: Connection) -> str:
     return version
 
 
+def _instant(value: Any) -> datetime:
+    """A naive UTC datetime from a frame's timestamp (pandas or Python)."""
+    import pandas as pd  # only appends of events need it
+
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return cast(datetime, stamp.to_pydatetime())
+
+
 def data_version(url: str | URL | None = None) -> str | None:
     """The current data version (changes whenever analysed data is written)."""
     return get_meta(DATA_VERSION_KEY, url)
@@ -193,6 +203,9 @@ def append_data(
     """
     with connect(url, write=True) as conn:
         written = write_frame(conn, table, frame)
+        if table == schema.inference_events.name and written:
+            times = frame["ts"]
+            rollups.refresh_range(conn, _instant(times.min()), _instant(times.max()))
         mark_data_changed(conn)
         audit(conn, action, object_type="table", object_id=table, details={"rows": written})
     return written
@@ -266,6 +279,7 @@ def replace_data(
             for table in reversed(schema.DATA_TABLES):
                 conn.execute(sa.delete(schema.metadata.tables[table]))
             rows = _write_chunks(conn, chunks, progress)
+            rollups.rebuild(conn)
             for key, value in (meta or {}).items():
                 set_meta(conn, key, value)
             version = mark_data_changed(conn)
@@ -283,10 +297,13 @@ def replace_data(
             custom.ensure_custom_tables(building_url)
             with connect(building_url, write=True) as conn:
                 rows = _write_chunks(conn, chunks, progress)
+                rollups.rebuild(conn)
                 for key, value in (meta or {}).items():
                     set_meta(conn, key, value)
+                # the new file's rollup zone wins over the old file's
+                built = {rollups.TZ_KEY: rollups.built_tz(conn) or "", **(meta or {})}
             with announce_write(path):
-                version = _swap_in(parsed, path, building, meta or {})
+                version = _swap_in(parsed, path, building, built)
             with connect(parsed, write=True) as conn:
                 audit(conn, action, object_type="warehouse", details={**(details or {}), **rows})
         finally:
