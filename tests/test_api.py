@@ -722,3 +722,77 @@ def test_the_openapi_contract_holds(world: dict[str, str]) -> None:
             )
 
         holds()
+
+
+# --------------------------------------------------------------------------- TCP_NODELAY
+
+
+def test_every_connection_sends_at_once_even_from_a_pre_bound_listener(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uvicorn's --workers N binds the listener itself with proto 0, and asyncio then
+    leaves Nagle's algorithm on for the connections it accepts (each keep-alive answer
+    waited ~40 ms for a delayed ACK); the server's protocol turns it off itself."""
+    import asyncio
+    import socket
+
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from auterity.api import nodelay, server
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # as uvicorn binds it
+    seen: list[tuple[int, int]] = []
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            before = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            nodelay.set_nodelay(transport)
+            seen.append((before, sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)))
+            transport.close()
+
+    async def accept_one() -> None:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        served = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        _reader, writer = await asyncio.open_connection(*listener.getsockname())
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        served.close()
+
+    asyncio.run(accept_one())
+    assert seen == [(0, 1)]  # asyncio left it off; the protocol turned it on
+    assert issubclass(nodelay.NoDelayH11Protocol, H11Protocol)
+    used: dict[str, object] = {}
+    monkeypatch.setattr("uvicorn.run", lambda *a, **kw: used.update(kw))
+    server.serve(port=free_port(), workers=2, echo=lambda _line: None)
+    assert used["http"] == nodelay.IMPORT_PATH and used["workers"] == 2
+
+
+def test_a_busy_worker_renews_the_data_version_in_the_background(
+    _isolated_warehouse: str,
+) -> None:
+    """Past its time to live the known version is still used while one background read
+    renews it (a crowd does not stall on that read); twice as old, or after a landed
+    batch, it is not known until read again."""
+    from auterity.api import common
+
+    warehouse.ensure_schema(_isolated_warehouse)
+    current = warehouse.data_version(_isolated_warehouse)
+    api = common.ApiState(None, _isolated_warehouse, None, None)  # type: ignore[arg-type]
+    assert api.known_version() == (False, None)  # never read
+    ttl = common.VERSION_TTL_S
+    api.version = (time.monotonic() - 1.5 * ttl, "older")
+    assert api.known_version() == (True, "older")  # used while it is renewed
+    for _ in range(200):
+        if api.version is not None and api.version[1] == current:
+            break
+        time.sleep(0.01)
+    assert api.known_version() == (True, current) and not api.renewing
+    api.version = (time.monotonic() - 2.5 * ttl, "stale")
+    assert api.known_version() == (False, None)
+    api.landed()
+    assert api.known_version() == (False, None) and api.data_version() == current

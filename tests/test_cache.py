@@ -124,6 +124,35 @@ def test_finished_answers_are_kept_signed_and_off_with_ttl_zero(
     assert cache.recall("v3|answer") is None  # nothing was kept while caching was off
 
 
+def test_answers_read_from_redis_are_kept_in_the_process(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer's key names its data version, so the bytes never change: once read from
+    (or written to) Redis, this process answers it without a round trip."""
+    import redis
+
+    monkeypatch.setattr(cache, "_recent_answers", cache.MemoryCache(8))
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    assert cache.recall_near("v1|a") is None
+    cache.remember("v1|a", b"3\n[1,2,3]")
+    client.flushdb()  # gone from Redis: the process still has it
+    assert cache.recall_near("v1|a") == b"3\n[1,2,3]" == cache.recall("v1|a")
+    cache.clear()  # (a GDPR erasure clears the cache): gone from the process too
+    assert cache.recall_near("v1|a") is None and cache.recall("v1|a") is None
+    # written by another process: the first recall reads Redis, later ones need not
+    other = cache.MemoryCache(8)
+    monkeypatch.setattr(cache, "_recent_answers", other)
+    cache.remember("v2|b", b"x")
+    monkeypatch.setattr(cache, "_recent_answers", cache.MemoryCache(8))
+    assert cache.recall_near("v2|b") is None
+    assert cache.recall("v2|b") == b"x"
+    client.flushdb()
+    assert cache.recall_near("v2|b") == b"x"
+    monkeypatch.setenv("AUTERITY_CACHE_TTL", "0")  # caching off: nothing, even nearby
+    assert cache.recall_near("v2|b") is None
+
+
 def test_memory_cache_is_bounded() -> None:
     small = cache.MemoryCache(max_entries=2)
     for key in "abc":

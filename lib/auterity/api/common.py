@@ -11,6 +11,7 @@ polling client sending ``If-None-Match`` gets ``304 Not Modified`` until new dat
 # no `from __future__ import annotations`: FastAPI reads the dependencies' annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -31,6 +33,8 @@ from auterity.api.monitoring import ApiMetrics
 from auterity.api.ratelimit import RateLimiter, Refusal
 from auterity.errors import AuterityError
 from auterity.warehouse import cache, writes
+
+log = logging.getLogger("auterity.api")
 
 API_PREFIX = "/api"
 MAX_LIMIT = 1000
@@ -112,6 +116,8 @@ class ApiState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     version: tuple[float, str | None] | None = None
     """The data version last read and when (``time.monotonic``): see :meth:`data_version`."""
+    renewing: bool = False
+    """A background read of the data version is running (:meth:`known_version`)."""
     listening: threading.Event = field(default_factory=threading.Event)
     """Set to stop the data-landed listener."""
     broadcaster: Any = None
@@ -129,6 +135,51 @@ class ApiState:
         with self.lock:
             self.version = (time.monotonic(), value)
         return value
+
+    def known_version(self) -> tuple[bool, str | None]:
+        """``(True, version)`` when the data version is known without reading the warehouse
+        now, else ``(False, None)``.
+
+        A version read within :data:`VERSION_TTL_S` is known. One older than that (but
+        younger than twice as much) is still used while a single background read renews
+        it, so a busy worker never stalls a crowd of calls on that read; after a
+        data-landed message (Redis) nothing is known until it is read again.
+        """
+        now = time.monotonic()
+        with self.lock:
+            known = self.version
+            if known is None:
+                return False, None
+            age = now - known[0]
+            if age < VERSION_TTL_S:
+                return True, known[1]
+            if age >= 2 * VERSION_TTL_S:
+                return False, None
+            renew = not self.renewing
+            self.renewing = True
+        if renew:
+            threading.Thread(target=self._renew_version, name="api-version", daemon=True).start()
+        return True, known[1]
+
+    def _renew_version(self) -> None:
+        try:
+            value = writes.data_version(self.url)
+        except Exception:  # the next call reads it itself, and says what went wrong
+            log.debug("renewing the data version failed", exc_info=True)
+            with self.lock:
+                self.renewing = False
+            return
+        with self.lock:
+            if self.version is not None:  # not cleared by a landed batch meanwhile
+                self.version = (time.monotonic(), value)
+            self.renewing = False
+
+    def known_freshness(self, version: str | None) -> tuple[bool, Any]:
+        """``(True, newest event time)`` when :meth:`freshness_for` would answer without
+        reading the warehouse, else ``(False, None)``."""
+        with self.lock:
+            key = version or ""
+            return (True, self.freshness[key]) if key in self.freshness else (False, None)
 
     def landed(self, _message: dict[str, Any] | None = None) -> None:
         """New data landed: the next answer reads the version again."""
@@ -196,8 +247,11 @@ def require_dashboards(request: Request, who: Caller, *dashboards: str) -> None:
 def granted(*dashboards: str) -> Any:
     """A dependency: the caller, once their role may open ``dashboards``."""
 
-    def check(request: Request, who: Signed) -> Caller:
-        require_dashboards(request, who, *dashboards)
+    async def check(request: Request, who: Signed) -> Caller:
+        role = role_of(who)  # the policy is cached until its file changes
+        if role is not None and not all(role.may_open(d) for d in dashboards):
+            # the refusal writes an audit row: off the event loop
+            await run_in_threadpool(require_dashboards, request, who, *dashboards)
         return who
 
     return Depends(check)
@@ -231,11 +285,13 @@ def check_dates(**dates: date | None) -> None:
             )
 
 
-def period(request: Request, start: Start = None, end: End = None) -> Period:
+async def period(request: Request, start: Start = None, end: End = None) -> Period:
     """The period asked for (default: the last 28 days); 400 when end is not after start."""
     check_dates(start=start, end=end)
     if start is None or end is None:  # the defaults need the newest data's day
-        default_start, default_end = present.resolve_period("last_28_days", url=state(request).url)
+        default_start, default_end = await run_in_threadpool(
+            present.resolve_period, "last_28_days", url=state(request).url
+        )
         start, end = start or default_start, end or default_end
     if end <= start:
         raise BadParameter("end", f"end ({end}) must be after start ({start})")
@@ -253,7 +309,7 @@ class Page:
     offset: int
 
 
-def page(
+async def page(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"Rows per page (at most {MAX_LIMIT}).")
     ] = DEFAULT_LIMIT,
@@ -344,7 +400,53 @@ def answer(
         for counted, outcome in (("hits", "hit"), ("misses", "miss")):
             if counts[counted]:
                 api.metrics.cache.labels(outcome).inc(counts[counted])
-    fresh = api.freshness_for(version)
+    return _respond(
+        api, who, etag, version, api.freshness_for(version), hit, total, rows_json, paged
+    )
+
+
+async def answer_async(
+    request: Request,
+    who: Caller,
+    compute: Callable[[], Any],
+    *,
+    paged: Page | None = None,
+    paged_key: str | None = None,
+) -> Response:
+    """:func:`answer` for routes of data answers, from the event loop: an answer this
+    worker can send without reading anything (the data version known, the answer kept in
+    this process) goes out at once; anything else (computing, a warehouse or Redis read)
+    runs in the thread pool. A crowd asking what was asked before then costs no thread
+    hand-over per call."""
+    api = state(request)
+    known, version = api.known_version()
+    if known:
+        asked = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
+        etag = etag_for(request, who, version)
+        if etag in asked:
+            return Response(status_code=304, headers={"ETag": etag})
+        kept = cache.recall_near(f"{api.url or ''}|{etag}")
+        has_freshness, fresh = api.known_freshness(version)
+        if kept is not None and has_freshness:
+            total_text, _, rows_json = kept.decode().partition("\n")
+            total = None if total_text == "" else int(total_text)
+            api.metrics.cache.labels("hit").inc()
+            return _respond(api, who, etag, version, fresh, True, total, rows_json, paged)
+    return await run_in_threadpool(answer, request, who, compute, paged=paged, paged_key=paged_key)
+
+
+def _respond(
+    api: ApiState,
+    who: Caller,
+    etag: str,
+    version: str | None,
+    fresh: Any,
+    hit: bool,
+    total: int | None,
+    rows_json: str,
+    paged: Page | None,
+) -> Response:
+    """The answer's body (data and meta) and headers."""
     if isinstance(fresh, datetime):
         api.metrics.freshness.set(max(0.0, (utcnow() - fresh).total_seconds()))
     meta = {

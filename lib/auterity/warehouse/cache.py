@@ -467,8 +467,9 @@ def get_cache() -> ResultCache:
 
 
 def clear() -> None:
-    """Empty the current cache."""
+    """Empty the current cache (and this process's copies of answers read from it)."""
     get_cache().clear()
+    _recent_answers.clear()
 
 
 def _data_version(conn: sa.Connection) -> str:
@@ -527,6 +528,10 @@ def _cached_rows(cache: ResultCache, key: str) -> tuple[list[str], list[tuple[An
 ANSWER_MAGIC = b"AUA1"
 
 
+_recent_answers = MemoryCache(256)
+"""Answers this process read from or wrote to a shared cache (see :func:`recall`)."""
+
+
 def remember(key: str, value: bytes) -> None:
     """Keep a finished answer (e.g. an API response body) for the cache's time to live,
     signed like every entry (nothing when caching is off: ``AUTERITY_CACHE_TTL=0``).
@@ -538,14 +543,36 @@ def remember(key: str, value: bytes) -> None:
     cache = get_cache()
     full = "answer:" + key
     cache.set(full, ANSWER_MAGIC + _mac(cache.secret, full, value) + value, ttl)
+    if not isinstance(cache, MemoryCache):
+        _recent_answers.set(full, value, ttl)
+
+
+def recall_near(key: str) -> bytes | None:
+    """An answer kept by :func:`remember` if this process has it without a round trip (the
+    in-process store, or its copy of an answer read from Redis), else None."""
+    if get_settings().cache_ttl_s <= 0:
+        return None
+    if isinstance(get_cache(), MemoryCache):
+        return recall(key)  # no round trip either
+    return _recent_answers.get("answer:" + key)
 
 
 def recall(key: str) -> bytes | None:
-    """An answer kept by :func:`remember` whose signature holds, else None."""
-    if get_settings().cache_ttl_s <= 0:
+    """An answer kept by :func:`remember` whose signature holds, else None.
+
+    Answers read from a shared (Redis) cache are also kept in this process for the same
+    time to live (:data:`_recent_answers`): a key names the data version, so it always
+    means the same bytes, and a repeated question costs no round trip.
+    """
+    ttl = get_settings().cache_ttl_s
+    if ttl <= 0:
         return None
     cache = get_cache()
     full = "answer:" + key
+    if not isinstance(cache, MemoryCache):
+        near = _recent_answers.get(full)
+        if near is not None:
+            return near
     entry = cache.get(full)
     head = len(ANSWER_MAGIC)
     if entry is None or not entry.startswith(ANSWER_MAGIC) or len(entry) < head + _MAC_BYTES:
@@ -554,6 +581,8 @@ def recall(key: str) -> bytes | None:
     if not hmac.compare_digest(signature, _mac(cache.secret, full, value)):
         stats["rejected"] += 1
         return None
+    if not isinstance(cache, MemoryCache):
+        _recent_answers.set(full, value, ttl)
     return value
 
 

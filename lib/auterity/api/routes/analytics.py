@@ -16,7 +16,7 @@ from auterity.api.common import (
     BadParameter,
     Dates,
     Paged,
-    answer,
+    answer_async,
     granted,
     state,
 )
@@ -26,7 +26,7 @@ Business = Annotated[Caller, granted("business")]
 
 
 @router.get("/kpis", response_model=Answer)
-def kpis(
+async def kpis(
     request: Request,
     who: Business,
     dates: Dates,
@@ -38,7 +38,7 @@ def kpis(
     url = state(request).url
     where = {k: v for k, v in {"region": region, "segment": segment, "channel": channel}.items()}
     filters = {k: v for k, v in where.items() if v}
-    return answer(
+    return await answer_async(
         request,
         who,
         lambda: business.kpi_summary(dates.start, dates.end, where=filters or None, url=url),
@@ -46,13 +46,13 @@ def kpis(
 
 
 @router.get("/metrics", response_model=Answer)
-def metric_list(request: Request, who: Business, paged: Paged) -> Response:
+async def metric_list(request: Request, who: Business, paged: Paged) -> Response:
     """Every metric of the catalogue: unit, good direction, allowed dimensions."""
-    return answer(request, who, metrics.describe, paged=paged)
+    return await answer_async(request, who, metrics.describe, paged=paged)
 
 
 @router.get("/metrics/{name}", response_model=Answer)
-def metric(
+async def metric(
     request: Request,
     who: Business,
     name: str,
@@ -84,7 +84,7 @@ def metric(
                 f"(it has: {', '.join(sorted(allowed)) or 'none'})",
             )
     url = state(request).url
-    return answer(
+    return await answer_async(
         request,
         who,
         lambda: metrics.query(
@@ -101,7 +101,7 @@ def metric(
 
 
 @router.get("/cohorts", response_model=Answer)
-def cohorts(
+async def cohorts(
     request: Request,
     who: Business,
     dates: Dates,
@@ -111,7 +111,7 @@ def cohorts(
     """Monthly signup cohorts: ``cohort`` (month start), ``size`` and the share still
     active at each month of age ``"0"`` .. ``max_age`` (null for months not yet reached)."""
     url = state(request).url
-    return answer(
+    return await answer_async(
         request,
         who,
         lambda: business.cohort_retention(
@@ -122,7 +122,9 @@ def cohorts(
 
 
 @router.get("/funnel", response_model=Answer)
-def funnel(request: Request, who: Business, dates: Dates) -> Response:
+async def funnel(request: Request, who: Business, dates: Dates) -> Response:
     """The conversion funnel of a period: visitors at each step and step conversion."""
     url = state(request).url
-    return answer(request, who, lambda: business.funnel(dates.start, dates.end, url=url))
+    return await answer_async(
+        request, who, lambda: business.funnel(dates.start, dates.end, url=url)
+    )

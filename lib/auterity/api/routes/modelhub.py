@@ -17,7 +17,7 @@ from auterity.api.common import (
     BadParameter,
     Dates,
     Paged,
-    answer,
+    answer_async,
     check_dates,
     granted,
     state,
@@ -29,12 +29,12 @@ Models = Annotated[list[str] | None, Query(description="Only these model ids (re
 
 
 @router.get("/leaderboard", response_model=Answer)
-def leaderboard(
+async def leaderboard(
     request: Request, who: ModelHub, dates: Dates, paged: Paged, model: Models = None
 ) -> Response:
     """One row per model: volume, reliability, latency percentiles, cost, quality."""
     url = state(request).url
-    return answer(
+    return await answer_async(
         request,
         who,
         lambda: modelhub.leaderboard(dates.start, dates.end, models=model or None, url=url),
@@ -43,16 +43,16 @@ def leaderboard(
 
 
 @router.get("/slo", response_model=Answer)
-def slo(request: Request, who: ModelHub, dates: Dates, paged: Paged) -> Response:
+async def slo(request: Request, who: ModelHub, dates: Dates, paged: Paged) -> Response:
     """SLO compliance per model (targets from parameters/slos.yml), worst first."""
     url = state(request).url
-    return answer(
+    return await answer_async(
         request, who, lambda: modelhub.slo_report(dates.start, dates.end, url=url), paged=paged
     )
 
 
 @router.get("/drift", response_model=Answer)
-def drift(
+async def drift(
     request: Request,
     who: ModelHub,
     dates: Dates,
@@ -77,7 +77,7 @@ def drift(
             f"reference_end ({ref_end}) must be after reference_start ({ref_start})",
         )
     url = state(request).url
-    return answer(
+    return await answer_async(
         request,
         who,
         lambda: modelhub.drift(
@@ -88,16 +88,16 @@ def drift(
 
 
 @router.get("/savings", response_model=Answer)
-def savings(request: Request, who: ModelHub, dates: Dates, paged: Paged) -> Response:
+async def savings(request: Request, who: ModelHub, dates: Dates, paged: Paged) -> Response:
     """What moving each feature to a cheaper model of no worse quality would have saved."""
     url = state(request).url
-    return answer(
+    return await answer_async(
         request, who, lambda: modelhub.savings(dates.start, dates.end, url=url), paged=paged
     )
 
 
 @router.get("/costs", response_model=Answer)
-def costs(
+async def costs(
     request: Request,
     who: ModelHub,
     dates: Dates,
@@ -109,13 +109,13 @@ def costs(
     emails as pseudonyms for roles without PII)."""
     url = state(request).url
     if by == "feature":
-        return answer(
+        return await answer_async(
             request,
             who,
             lambda: modelhub.cost_by_feature(dates.start, dates.end, models=model or None, url=url),
             paged=paged,
         )
-    return answer(
+    return await answer_async(
         request,
         who,
         lambda: modelhub.cost_by_customer(
