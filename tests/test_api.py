@@ -796,3 +796,66 @@ def test_a_busy_worker_renews_the_data_version_in_the_background(
     assert api.known_version() == (False, None)
     api.landed()
     assert api.known_version() == (False, None) and api.data_version() == current
+
+
+def test_answers_are_computed_in_turn_once_per_question_and_not_for_who_hung_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker computes at most COMPUTE_SLOTS answers at once; with the cache on, the
+    same question asked again while it is computed shares that computation (one per
+    crowd), with it off every call computes; a caller who hung up is not computed for."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from fastapi import Request
+    from fastapi.responses import Response
+
+    from auterity.api import common, monitoring
+    from auterity.api.auth import Caller
+
+    api = common.ApiState(None, None, monitoring.new_metrics(), None)  # type: ignore[arg-type]
+    app = SimpleNamespace(state=SimpleNamespace(api=api))
+    who = Caller("ann", "analyst")
+
+    def request(query: str, gone: bool = False) -> Request:
+        async def receive() -> dict:
+            return {"type": "http.disconnect"} if gone else {"type": "http.request"}
+
+        scope = {"type": "http", "method": "GET", "path": "/api/x", "headers": [], "app": app}
+        return Request({**scope, "query_string": query.encode()}, receive)
+
+    running, peak, calls = [0], [0], []
+
+    async def work(query: str) -> Response:
+        calls.append(query)
+        running[0] += 1
+        peak[0] = max(peak[0], running[0])
+        await asyncio.sleep(0.05)
+        running[0] -= 1
+        return Response(query)
+
+    async def ask(*queries: str, gone: bool = False) -> list[Response]:
+        return list(
+            await asyncio.gather(
+                *(common._computed(request(q, gone), who, lambda q=q: work(q)) for q in queries)
+            )
+        )
+
+    async def scenario() -> None:
+        monkeypatch.setenv("AUTERITY_CACHE_TTL", "300")
+        same = await ask("a=1", "a=1", "a=1")
+        assert calls == ["a=1"] and all(r is same[0] for r in same)  # one computation, shared
+        calls.clear()
+        await ask(*(f"a={i}" for i in range(5)))
+        assert len(calls) == 5 and peak[0] == common.COMPUTE_SLOTS  # in turn, two at a time
+        calls.clear()
+        monkeypatch.setenv("AUTERITY_CACHE_TTL", "0")
+        await ask("a=1", "a=1", "a=1")
+        assert calls == ["a=1"] * 3  # uncached: every call computes
+        calls.clear()
+        gone = await ask("b=1", gone=True)
+        assert calls == [] and gone[0].status_code == 499
+
+    asyncio.run(scenario())
+    assert api.metrics.registry.get_sample_value("auterity_api_abandoned_total") == 1
+    assert api.inflight == {}

@@ -118,6 +118,46 @@ class Authenticator:
             self._verified[(name, digest)] = (time.monotonic() + VERIFIED_S, outcome.user.role)
         return Caller(name, outcome.user.role)
 
+    def known_caller(self, header: str | None, cookie: str | None = None) -> Caller | None:
+        """The caller, when deciding it reads nothing (the token; a password or session of
+        a user checked within :data:`ACTIVE_S`), else None: then :meth:`caller` decides,
+        refusals included."""
+        if not header:
+            if not cookie:
+                return None
+            name = sessions.session_user(cookie)
+            if name is None:
+                return None
+            if self.mode == "token":
+                return Caller(TOKEN_USER, None) if name == sessions.SERVER_USER else None
+            return None if name == sessions.SERVER_USER else self._remembered(name)
+        scheme, _, value = header.partition(" ")
+        if self.mode == "token":
+            right = scheme.lower() == "bearer" and hmac.compare_digest(
+                value.strip().encode(), self.token.encode()
+            )
+            return Caller(TOKEN_USER, None) if right else None
+        if scheme.lower() != "basic":
+            return None
+        try:
+            name, _, password = (
+                base64.b64decode(value.strip(), validate=True).decode().partition(":")
+            )
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        digest = hashlib.sha256(self._salt + password.encode()).digest()
+        with self._lock:
+            known = self._verified.get((name, digest))
+        if known is None or time.monotonic() >= known[0]:
+            return None
+        return self._remembered(name)
+
+    def _remembered(self, name: str) -> Caller | None:
+        """A user checked active within :data:`ACTIVE_S`, else None."""
+        with self._lock:
+            known = self._active_until.get(name)
+        return known[1] if known is not None and time.monotonic() < known[0] else None
+
     def _session(self, cookie: str) -> Caller:
         """The user of a dashboard sign-in session (the token's person in token mode)."""
         name = sessions.session_user(cookie)

@@ -10,11 +10,12 @@ polling client sending ``If-None-Match`` gets ``304 Not Modified`` until new dat
 
 # no `from __future__ import annotations`: FastAPI reads the dependencies' annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -31,6 +32,7 @@ from auterity.access import sessions
 from auterity.api.auth import Authenticator, Caller
 from auterity.api.monitoring import ApiMetrics
 from auterity.api.ratelimit import RateLimiter, Refusal
+from auterity.config import get_settings
 from auterity.errors import AuterityError
 from auterity.warehouse import cache, writes
 
@@ -40,6 +42,9 @@ API_PREFIX = "/api"
 MAX_LIMIT = 1000
 """The largest page a list returns."""
 DEFAULT_LIMIT = 100
+COMPUTE_SLOTS = 2
+"""Answers one worker computes at once: more would only share its cores (and the GIL),
+so later callers wait in order instead."""
 VERSION_TTL_S = 1.0
 """Longest time a worker answers from a data version it read before (new data is seen
 at once when Redis announces it; within this bound otherwise)."""
@@ -116,6 +121,10 @@ class ApiState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     version: tuple[float, str | None] | None = None
     """The data version last read and when (``time.monotonic``): see :meth:`data_version`."""
+    slots: Any = None
+    """The worker's :data:`COMPUTE_SLOTS` (an ``asyncio.Semaphore``, made on first use)."""
+    inflight: dict[str, Any] = field(default_factory=dict)
+    """Answers being computed, by question (:func:`_computed`)."""
     renewing: bool = False
     """A background read of the data version is running (:meth:`known_version`)."""
     listening: threading.Event = field(default_factory=threading.Event)
@@ -201,8 +210,25 @@ def state(request: Request) -> ApiState:
     return request.app.state.api
 
 
-def caller(request: Request) -> Caller:
-    """The signed-in caller (401 otherwise; 429 over their role's rate limit)."""
+async def caller(request: Request) -> Caller:
+    """The signed-in caller (401 otherwise; 429 over their role's rate limit).
+
+    Decided on the event loop when that reads nothing (the token, a user signed in
+    within the last seconds, a rate limit counted in this process); otherwise in the
+    thread pool (a password to verify, a user to look up, a limit counted in Redis).
+    """
+    api = state(request)
+    who = api.authenticator.known_caller(
+        request.headers.get("authorization"), request.cookies.get(sessions.SESSION_COOKIE)
+    )
+    if who is None or api.limiter.needs_io(role_of(who)):
+        return await run_in_threadpool(_caller, request)
+    _count(api, who)
+    return who
+
+
+def _caller(request: Request) -> Caller:
+    """:func:`caller`, reading what it must."""
     api = state(request)
     client = request.client.host if request.client else None
     who = api.authenticator.caller(
@@ -210,11 +236,16 @@ def caller(request: Request) -> Caller:
         client,
         cookie=request.cookies.get(sessions.SESSION_COOKIE),
     )
+    _count(api, who)
+    return who
+
+
+def _count(api: ApiState, who: Caller) -> None:
+    """Count the call against the caller's rate limit (429 when over it)."""
     refusal = api.limiter.check(who.name, role_of(who))
     if refusal is not None:
         api.metrics.rate_limited.labels(refusal.role).inc()
         raise TooMany(refusal)
-    return who
 
 
 Signed = Annotated[Caller, Depends(caller)]
@@ -432,7 +463,57 @@ async def answer_async(
             total = None if total_text == "" else int(total_text)
             api.metrics.cache.labels("hit").inc()
             return _respond(api, who, etag, version, fresh, True, total, rows_json, paged)
-    return await run_in_threadpool(answer, request, who, compute, paged=paged, paged_key=paged_key)
+    return await _computed(
+        request,
+        who,
+        lambda: run_in_threadpool(answer, request, who, compute, paged=paged, paged_key=paged_key),
+    )
+
+
+async def _computed(
+    request: Request, who: Caller, work: Callable[[], Awaitable[Response]]
+) -> Response:
+    """Run ``work`` (an answer to compute) in one of this worker's :data:`COMPUTE_SLOTS`.
+
+    Callers wait their turn in order, and one who hung up meanwhile is not computed for
+    (a crowd that gave up must not keep the worker busy). With the result cache on, the
+    same question from the same caller asked again while it is being computed waits for
+    that answer instead of computing it again (a crowd arriving as new data lands costs
+    one computation per worker); with the cache off (``AUTERITY_CACHE_TTL=0``) every
+    call computes.
+    """
+    api = state(request)
+    if api.slots is None:
+        api.slots = asyncio.Semaphore(COMPUTE_SLOTS)
+    shared = get_settings().cache_ttl_s > 0
+    key = (
+        f"{who.name}|{who.role}|{request.url.path}?{request.url.query}|"
+        f"{request.headers.get('if-none-match', '')}"
+    )
+    if shared and key in api.inflight:
+        return await asyncio.shield(api.inflight[key])
+    future: asyncio.Future[Response] | None = None
+    if shared:
+        future = asyncio.get_running_loop().create_future()
+        api.inflight[key] = future
+    try:
+        async with api.slots:
+            if await request.is_disconnected():
+                api.metrics.abandoned.inc()
+                response = Response(status_code=499)  # nginx's "client closed request"
+            else:
+                response = await work()
+    except BaseException as exc:
+        if future is not None:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning without joiners
+        raise
+    finally:
+        if future is not None:
+            api.inflight.pop(key, None)
+    if future is not None:
+        future.set_result(response)
+    return response
 
 
 def _respond(

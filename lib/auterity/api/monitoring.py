@@ -13,6 +13,7 @@ auterity_api_request_duration_seconds{route}          histogram: time to the res
 auterity_api_cache_reads_total{outcome}               result-cache hits and misses of
                                                       API answers
 auterity_api_rate_limited_total{role}                 calls refused with 429
+auterity_api_abandoned_total                          answers not computed: the caller hung up
 auterity_api_stream_subscribers                       live-stream subscribers connected
 auterity_api_data_freshness_seconds                   age of the newest event (as of the
                                                       last answer; for "data stale" alerts)
@@ -74,6 +75,11 @@ class ApiMetrics:
             "auterity_api_rate_limited",
             "Calls refused with 429 by the caller's role.",
             ["role"],
+            **kw,
+        )
+        self.abandoned = Counter(
+            "auterity_api_abandoned",
+            "Answers not computed because the caller hung up while waiting their turn.",
             **kw,
         )
         self.subscribers = Gauge(

@@ -51,6 +51,11 @@ class RateLimiter:
         self._items: dict[int, RateLimitItemPerMinute] = {}
         self._last_warning = 0.0
 
+    def needs_io(self, role: access.Role | None) -> bool:
+        """Whether counting a call of ``role`` reads another process (Redis)."""
+        limited = role is not None and LIMIT_KEY in role.limits
+        return limited and not isinstance(self.storage, MemoryStorage)
+
     def check(self, user: str, role: access.Role | None) -> Refusal | None:
         """Count one call of ``user``; a :class:`Refusal` if it is over the limit."""
         if role is None or LIMIT_KEY not in role.limits:
