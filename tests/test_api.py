@@ -768,6 +768,10 @@ def test_every_connection_sends_at_once_even_from_a_pre_bound_listener(
     assert issubclass(nodelay.NoDelayH11Protocol, H11Protocol)
     used: dict[str, object] = {}
     monkeypatch.setattr("uvicorn.run", lambda *a, **kw: used.update(kw))
+    # serve() sets these for its workers: put back as they were for the tests after this
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "AUTERITY_DASHBOARD_AUTH", "AUTERITY_DASHBOARD_TOKEN"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     server.serve(port=free_port(), workers=2, echo=lambda _line: None)
     assert used["http"] == nodelay.IMPORT_PATH and used["workers"] == 2
 
