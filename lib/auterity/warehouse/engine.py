@@ -48,7 +48,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -212,9 +212,11 @@ def _open_encrypted_with(engine: Engine, db_key: str) -> None:
 def dispose_engines() -> None:
     """Close every cached engine (tests and long-running processes that switch URLs)."""
     with _engines_lock:
-        for engine in _engines.values():
-            engine.dispose()
+        engines = list(_engines.values())
         _engines.clear()
+    for engine in engines:
+        with _instance_lock(duckdb_path(engine.url)):
+            engine.dispose()
 
 
 def _open(engine: Engine, *, write: bool) -> Connection:
@@ -232,7 +234,8 @@ def _open(engine: Engine, *, write: bool) -> Connection:
     delay = 0.02
     while True:
         try:
-            return engine.connect()
+            with _instance_lock(path):
+                return engine.connect()
         except sa.exc.DBAPIError as exc:
             message = first_line(exc)
             explained = encryption.explain_open_error(message, path) if path else None
@@ -378,12 +381,33 @@ def _writer_waiting(path: Path) -> bool:
     return bool(_waiting_writers(path))
 
 
+_instance_locks: dict[Path, threading.RLock] = {}
+
+
+def _instance_lock(path: Path | None) -> Any:
+    """The in-process lock under which DuckDB instances of ``path`` are opened and closed.
+
+    DuckDB locks its file with POSIX ``fcntl`` locks, which belong to the process: when
+    one of its descriptors of the file closes, the kernel drops every lock the process
+    holds on that file. A thread opening a new instance (taking the shared lock) while
+    another closed the last connection of an old one (the idle reaper, a disposed pool)
+    was left reading without a lock, and a writer in another process could then rewrite
+    the blocks under it ("Could not read enough bytes", seen once in three CI runs of the
+    concurrency test). Opening and closing one at a time keeps the lock held.
+    """
+    if path is None:
+        return nullcontext()
+    with _engines_lock:
+        return _instance_locks.setdefault(path, threading.RLock())
+
+
 def release_readers(path: Path) -> None:
     """Close this process's pooled read connections to ``path``."""
     with _engines_lock:
         engines = [e for (_, ro), e in _engines.items() if ro and duckdb_path(e.url) == path]
-    for engine in engines:
-        engine.dispose()
+    with _instance_lock(path):
+        for engine in engines:
+            engine.dispose()
 
 
 def _reap_idle_readers() -> None:
@@ -513,7 +537,8 @@ def connect(url: str | URL | None = None, *, write: bool = False) -> Iterator[Co
                 with conn.begin():
                     yield conn
             finally:
-                conn.close()
+                with _instance_lock(path):
+                    conn.close()
         return
     if path is None:
         with _open(engine, write=False) as conn:
@@ -534,9 +559,10 @@ def connect(url: str | URL | None = None, *, write: bool = False) -> Iterator[Co
             # disposed pool, the connection would keep the file open until the garbage
             # collector found it, blocking writers in other processes (lock timeouts) and
             # in this one ("a different configuration").
-            if engine.pool is not pool or _writer_waiting(path):
-                conn.invalidate()
-            conn.close()
+            with _instance_lock(path):
+                if engine.pool is not pool or _writer_waiting(path):
+                    conn.invalidate()
+                conn.close()
             _note_read(path)
     finally:
         lock.release_read()
@@ -557,7 +583,8 @@ def checkpoint(url: str | URL | None = None) -> None:
             raw: Any = conn.connection.dbapi_connection
             raw.execute("CHECKPOINT")
         finally:
-            conn.close()
+            with _instance_lock(path):
+                conn.close()
 
 
 def alembic_config(conn: Connection) -> Any:
