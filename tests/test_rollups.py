@@ -262,3 +262,29 @@ def test_percentiles_of_an_empty_histogram() -> None:
         "p95_latency_ms",
     ]
     assert rollups.bucket_value(np.array([rollups.ZERO_BUCKET]))[0] == 0.0
+
+
+def test_a_write_that_skips_the_rollups_puts_them_out_of_use_until_events_land(
+    url: str,
+) -> None:
+    """Your own SQL followed by mark_data_changed (the data contract's way): the rollups
+    no longer match, so readers use raw events; the next load of events rebuilds them.
+    A load that touches no events keeps them in use."""
+    events = _events(["a", "b"], ["2026-10-01 10:00", "2026-10-02 10:00"])
+    ingest.load("inference_events", events, source="t", url=url, now=NOW)
+    assert rollups.usable("UTC", url)
+    customers = pd.DataFrame(
+        {"customer_id": ["c1"], "signup_ts": ["2026-01-01 00:00"], "country": ["DE"]}
+    )
+    ingest.load("customers", customers, source="t", url=url, now=NOW)
+    assert rollups.usable("UTC", url)  # no events changed: still the same numbers
+    with warehouse.connect(url, write=True) as conn:
+        conn.exec_driver_sql("UPDATE inference_events SET model_id = 'm2' WHERE request_id = 'a'")
+        warehouse.mark_data_changed(conn)
+    assert not rollups.usable("UTC", url)
+    board = modelhub.leaderboard(date(2026, 10, 1), date(2026, 10, 3), tz="UTC", url=url)
+    assert sorted(board["model_id"]) == ["m1", "m2"]  # the raw events answered
+    more = _events(["c"], ["2026-10-05 10:00"])
+    ingest.load("inference_events", more, source="t", url=url, now=NOW)
+    assert rollups.usable("UTC", url)
+    _assert_rollups_current(url)  # rebuilt whole, the edit of "a" included

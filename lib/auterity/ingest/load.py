@@ -298,12 +298,13 @@ def _load_all(
     newly_quarantined = conn.info.pop("auterity_quarantined", False)
     changed = newly_quarantined or any(r.inserted or r.updated for r in results)
     touched = conn.info.pop(TOUCHED_KEY, None)
-    if touched is not None and any(
+    events = any(
         r.table == schema.inference_events.name and (r.inserted or r.updated) for r in results
-    ):
+    )
+    if touched is not None and events:
         with _timed("rollups", schema.inference_events.name):
             rollups.refresh_range(conn, *touched)
-    version = mark_data_changed(conn) if changed else None
+    version = mark_data_changed(conn, rollups_unaffected=not events) if changed else None
     audit(
         conn,
         "ingest.load",

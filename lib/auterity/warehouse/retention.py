@@ -89,7 +89,7 @@ def purge(
             # the purged days leave the rollups; the cutoff's own day is recomputed
             rollups.refresh_range(conn, EPOCH, cutoff)
         if any(deleted.values()):
-            mark_data_changed(conn)
+            mark_data_changed(conn, rollups_unaffected=True)  # refreshed above if events went
         audit(
             conn,
             "retention.purge",

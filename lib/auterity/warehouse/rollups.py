@@ -57,6 +57,14 @@ ZERO_BUCKET = -1_000_000
 """The bucket of latencies of zero (or below): read back as 0."""
 TZ_KEY = "rollup_tz"
 """``warehouse_meta`` key: the time zone the rollups' days are cut in (absent: not built)."""
+VERSION_KEY = "rollup_data_version"
+"""``warehouse_meta`` key: the data version the rollups match. A write that changed data
+without refreshing them (e.g. someone's own SQL followed by ``mark_data_changed``) leaves
+it behind: readers then use the raw events, and the next write of events rebuilds."""
+DATA_VERSION = "data_version"
+"""``warehouse_meta`` key of the data version (as :mod:`auterity.warehouse.writes`)."""
+REFRESHED = "auterity_rollups_refreshed"
+"""``Connection.info`` flag: this transaction brought the rollups up to date."""
 
 
 def enabled() -> bool:
@@ -90,6 +98,8 @@ def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
 def _daily_select(tz: str, lo: datetime | None, hi: datetime | None) -> sa.Select:
     """Per local day and model: the sums of ``inference_daily``."""
     day = sa.cast(dialect.period_start(E.c.ts, "day", tz), sa.Date()).label("day")
+    # requests still to be priced, as auterity.modelhub.pricing defines them (that layer
+    # sits above this one; the rollup-against-raw tests compare the costs it builds)
     pending = sa.and_(E.c.cost.is_(None), E.c.status != "error")
     statement = sa.select(
         day,
@@ -151,15 +161,39 @@ def _write(conn: Connection, tz: str, lo: datetime | None, hi: datetime | None) 
 
 def built_tz(conn: Connection) -> str | None:
     """The zone the rollups are cut in, or None when they are not built."""
+    return _meta(conn, TZ_KEY)
+
+
+def _meta(conn: Connection, key: str) -> str | None:
     meta = schema.warehouse_meta
-    value = conn.execute(sa.select(meta.c.value).where(meta.c.key == TZ_KEY)).scalar()
+    value = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
     return str(value) if value else None
 
 
-def _set_tz(conn: Connection, tz: str) -> None:
+def _set_meta(conn: Connection, key: str, value: str) -> None:
     meta = schema.warehouse_meta
-    conn.execute(sa.delete(meta).where(meta.c.key == TZ_KEY))
-    conn.execute(sa.insert(meta).values(key=TZ_KEY, value=tz, updated_at=utcnow()))
+    conn.execute(sa.delete(meta).where(meta.c.key == key))
+    conn.execute(sa.insert(meta).values(key=key, value=value, updated_at=utcnow()))
+
+
+def current(conn: Connection, version: str | None) -> bool:
+    """Whether the rollups match data version ``version`` (see :data:`VERSION_KEY`)."""
+    return version is not None and _meta(conn, VERSION_KEY) == version
+
+
+def set_version(conn: Connection, version: str) -> None:
+    """Record that the rollups match data version ``version`` (they were just rebuilt)."""
+    conn.info.pop(REFRESHED, None)
+    _set_meta(conn, VERSION_KEY, version)
+
+
+def mark_current(conn: Connection, old: str | None, new: str, *, rollups_unaffected: bool) -> None:
+    """Record, as data version ``old`` becomes ``new``, whether the rollups still match:
+    yes if this transaction refreshed them, or changed nothing they hold
+    (``rollups_unaffected``) while they matched ``old``; otherwise they are behind until
+    the next write of events rebuilds them."""
+    if conn.info.pop(REFRESHED, False) or (rollups_unaffected and current(conn, old)):
+        _set_meta(conn, VERSION_KEY, new)
 
 
 def rebuild(conn: Connection, tz: str | None = None) -> None:
@@ -177,7 +211,8 @@ def rebuild(conn: Connection, tz: str | None = None) -> None:
     conn.execute(sa.delete(DAILY))
     conn.execute(sa.delete(LATENCY))
     _write(conn, tz, None, None)
-    _set_tz(conn, tz)
+    _set_meta(conn, TZ_KEY, tz)
+    conn.info[REFRESHED] = True
 
 
 def rebuild_warehouse(url: str | URL | None = None, tz: str | None = None) -> dict[str, int]:
@@ -195,6 +230,10 @@ def rebuild_warehouse(url: str | URL | None = None, tz: str | None = None) -> di
     ensure_schema(url)
     with connect(url, write=True) as conn:
         rebuild(conn, tz)
+        conn.info.pop(REFRESHED, None)
+        version = _meta(conn, DATA_VERSION)
+        if version is not None:
+            _set_meta(conn, VERSION_KEY, version)
         return {
             table.name: int(
                 conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
@@ -213,14 +252,17 @@ def refresh_range(conn: Connection, lo: datetime | None, hi: datetime | None) ->
     if lo is None or hi is None:
         return
     tz = business_tz(None)
-    if built_tz(conn) != tz:
-        rebuild(conn, tz)
+    meta = schema.warehouse_meta
+    version = conn.execute(sa.select(meta.c.value).where(meta.c.key == DATA_VERSION)).scalar()
+    if built_tz(conn) != tz or not current(conn, version):
+        rebuild(conn, tz)  # never built, another zone, or behind a write that skipped them
         return
     first, last = _local_date(lo, tz), _local_date(hi, tz) + timedelta(days=1)
     _lock(conn)
     for table in (DAILY, LATENCY):
         conn.execute(sa.delete(table).where(table.c.day >= first, table.c.day < last))
     _write(conn, tz, *dialect.utc_bounds(first, last, tz))
+    conn.info[REFRESHED] = True
 
 
 def _local_date(instant: datetime, tz: str) -> date:
@@ -242,7 +284,9 @@ def usable(tz: str, url: str | URL | None = None) -> bool:
     ):
         return False
     with connect(url) as conn:
-        return built_tz(conn) == tz
+        meta = schema.warehouse_meta
+        version = conn.execute(sa.select(meta.c.value).where(meta.c.key == DATA_VERSION)).scalar()
+        return built_tz(conn) == tz and current(conn, version)
 
 
 def percentiles(histogram: pd.DataFrame, ps: Sequence[float], by: str) -> pd.DataFrame:

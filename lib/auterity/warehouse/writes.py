@@ -140,14 +140,24 @@ def get_meta(key: str, url: str | URL | None = None) -> str | None:
         return conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
 
 
-def mark_data_changed(conn: Connection) -> str:
+def mark_data_changed(conn: Connection, *, rollups_unaffected: bool = False) -> str:
     """Record that analysed data changed (new data version); caches keyed on it go stale.
 
-    Every write of analysed data must call this inside its transaction.
+    Every write of analysed data must call this inside its transaction. The rollups
+    (:mod:`auterity.warehouse.rollups`) stay in use only if the transaction refreshed them
+    or, with ``rollups_unaffected``, changed nothing they hold; after any other write
+    (your own SQL, say) readers use the raw events until the next write of events
+    rebuilds them.
     """
+    old = conn.execute(
+        sa.select(schema.warehouse_meta.c.value).where(
+            schema.warehouse_meta.c.key == DATA_VERSION_KEY
+        )
+    ).scalar()
     version = uuid.uuid4().hex
     set_meta(conn, DATA_VERSION_KEY, version)
     set_meta(conn, DATA_UPDATED_KEY, utcnow().isoformat(timespec="seconds"))
+    rollups.mark_current(conn, old, version, rollups_unaffected=rollups_unaffected)
     return version
 
 
@@ -203,10 +213,11 @@ def append_data(
     """
     with connect(url, write=True) as conn:
         written = write_frame(conn, table, frame)
-        if table == schema.inference_events.name and written:
+        events = table == schema.inference_events.name
+        if events and written:
             times = frame["ts"]
             rollups.refresh_range(conn, _instant(times.min()), _instant(times.max()))
-        mark_data_changed(conn)
+        mark_data_changed(conn, rollups_unaffected=not events)
         audit(conn, action, object_type="table", object_id=table, details={"rows": written})
     return written
 
@@ -384,6 +395,7 @@ def _swap_in(url: URL, path: Path, building: Path, new_meta: dict[str, str]) -> 
     if not path.exists():
         with connect(url.set(database=str(building)), write=True) as conn:
             version = mark_data_changed(conn)
+            rollups.set_version(conn, version)  # rebuilt from every row of the new file
         dispose_engines()
         os.replace(building, path)
         return version
@@ -412,17 +424,20 @@ def _swap_in(url: URL, path: Path, building: Path, new_meta: dict[str, str]) -> 
             version = uuid.uuid4().hex
             now = utcnow()
             raw.execute(
-                "DELETE FROM fresh.warehouse_meta WHERE key IN (?, ?)",
-                [DATA_VERSION_KEY, DATA_UPDATED_KEY],
+                "DELETE FROM fresh.warehouse_meta WHERE key IN (?, ?, ?)",
+                [DATA_VERSION_KEY, DATA_UPDATED_KEY, rollups.VERSION_KEY],
             )
             raw.execute(
-                "INSERT INTO fresh.warehouse_meta VALUES (?, ?, ?), (?, ?, ?)",
+                "INSERT INTO fresh.warehouse_meta VALUES (?, ?, ?), (?, ?, ?), (?, ?, ?)",
                 [
                     DATA_VERSION_KEY,
                     version,
                     now,
                     DATA_UPDATED_KEY,
                     now.isoformat(timespec="seconds"),
+                    now,
+                    rollups.VERSION_KEY,  # rebuilt from every row of the new file
+                    version,
                     now,
                 ],
             )
