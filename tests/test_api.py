@@ -506,8 +506,8 @@ def test_the_stream_pushes_a_landed_batch_and_resumes(
                 kind, got_id, _data = next(events)
             except requests.ConnectionError:  # read timeout: nothing sent for 6 s
                 kind, got_id = "nothing", None
-            if expect_snapshot:
-                assert kind == "snapshot" and got_id == event_id
+            if expect_snapshot:  # of the same data (its hash changes as the window moves on)
+                assert kind == "snapshot" and got_id.split(".")[0] == event_id.split(".")[0]
             else:
                 assert kind == "nothing" or (kind == "snapshot" and got_id != event_id)
     snap = _get(world, "/realtime/snapshot", user="vic")
@@ -800,6 +800,15 @@ def test_a_busy_worker_renews_the_data_version_in_the_background(
     assert api.known_version() == (False, None)
     api.landed()
     assert api.known_version() == (False, None) and api.data_version() == current
+    # a renewal begun before a batch landed does not put back what it read
+    api.version = (time.monotonic() - 1.5 * ttl, "before")
+    assert api.known_version() == (True, "before")
+    api.landed()
+    for _ in range(200):
+        if not api.renewing:
+            break
+        time.sleep(0.01)
+    assert api.known_version() == (False, None)
 
 
 def test_answers_are_computed_in_turn_once_per_question_and_not_for_who_hung_up(

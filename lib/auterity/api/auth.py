@@ -57,6 +57,15 @@ class Unauthorized(Exception):
 TOKEN_USER = "auterity-token"
 
 
+def _basic(value: str) -> tuple[str, str] | None:
+    """User name and password of HTTP Basic credentials, or None when malformed."""
+    try:
+        name, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return name, password
+
+
 class Authenticator:
     """Checks an ``Authorization`` header for one mode (``users`` or ``token``)."""
 
@@ -95,17 +104,13 @@ class Authenticator:
             return Caller(TOKEN_USER, None)
         if scheme.lower() != "basic":
             raise Unauthorized("send Authorization: " + self.scheme_hint())
-        try:
-            name, _, password = (
-                base64.b64decode(value.strip(), validate=True).decode().partition(":")
-            )
-        except (binascii.Error, UnicodeDecodeError):
-            raise Unauthorized("malformed Basic credentials") from None
-        digest = hashlib.sha256(self._salt + password.encode()).digest()
-        with self._lock:
-            known = self._verified.get((name, digest))
-        if known is not None and time.monotonic() < known[0]:
+        credentials = _basic(value)
+        if credentials is None:
+            raise Unauthorized("malformed Basic credentials")
+        name, password = credentials
+        if self._recently_verified(name, password):
             return self._active(name)
+        digest = self._digest(password)
         outcome = access.authenticate(name, password, url=self.url, client=client)
         if outcome.user is None:
             if outcome.reason == "locked":
@@ -137,20 +142,20 @@ class Authenticator:
                 value.strip().encode(), self.token.encode()
             )
             return Caller(TOKEN_USER, None) if right else None
-        if scheme.lower() != "basic":
+        credentials = _basic(value) if scheme.lower() == "basic" else None
+        if credentials is None or not self._recently_verified(*credentials):
             return None
-        try:
-            name, _, password = (
-                base64.b64decode(value.strip(), validate=True).decode().partition(":")
-            )
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        digest = hashlib.sha256(self._salt + password.encode()).digest()
+        return self._remembered(credentials[0])
+
+    def _digest(self, password: str) -> bytes:
+        """What the verified-passwords memo keeps of a password (salted, this process's)."""
+        return hashlib.sha256(self._salt + password.encode()).digest()
+
+    def _recently_verified(self, name: str, password: str) -> bool:
+        """Whether this password of ``name`` was verified within :data:`VERIFIED_S`."""
         with self._lock:
-            known = self._verified.get((name, digest))
-        if known is None or time.monotonic() >= known[0]:
-            return None
-        return self._remembered(name)
+            known = self._verified.get((name, self._digest(password)))
+        return known is not None and time.monotonic() < known[0]
 
     def _remembered(self, name: str) -> Caller | None:
         """A user checked active within :data:`ACTIVE_S`, else None."""

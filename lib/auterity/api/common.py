@@ -125,6 +125,8 @@ class ApiState:
     """The worker's :data:`COMPUTE_SLOTS` (an ``asyncio.Semaphore``, made on first use)."""
     inflight: dict[str, Any] = field(default_factory=dict)
     """Answers being computed, by question (:func:`_computed`)."""
+    landings: int = 0
+    """Data-landed messages seen (a renewal begun before one is not kept)."""
     renewing: bool = False
     """A background read of the data version is running (:meth:`known_version`)."""
     listening: threading.Event = field(default_factory=threading.Event)
@@ -137,12 +139,13 @@ class ApiState:
         worker and at once after a data-landed message (Redis): a cached answer then costs
         no warehouse connection (reading the version took ~5 ms of a ~14 ms cached call)."""
         with self.lock:
-            known = self.version
+            known, seen = self.version, self.landings
         if known is not None and time.monotonic() - known[0] < VERSION_TTL_S:
             return known[1]
         value = writes.data_version(self.url)
         with self.lock:
-            self.version = (time.monotonic(), value)
+            if self.landings == seen:  # else a batch landed while reading: read again next time
+                self.version = (time.monotonic(), value)
         return value
 
     def known_version(self) -> tuple[bool, str | None]:
@@ -166,11 +169,16 @@ class ApiState:
                 return False, None
             renew = not self.renewing
             self.renewing = True
+            seen = self.landings
         if renew:
-            threading.Thread(target=self._renew_version, name="api-version", daemon=True).start()
+            threading.Thread(
+                target=self._renew_version, args=(seen,), name="api-version", daemon=True
+            ).start()
         return True, known[1]
 
-    def _renew_version(self) -> None:
+    def _renew_version(self, seen: int) -> None:
+        """Read the data version; keep it unless a batch landed since the read began (a
+        version read before a landing must not replace one read after it)."""
         try:
             value = writes.data_version(self.url)
         except Exception:  # the next call reads it itself, and says what went wrong
@@ -179,7 +187,7 @@ class ApiState:
                 self.renewing = False
             return
         with self.lock:
-            if self.version is not None:  # not cleared by a landed batch meanwhile
+            if self.landings == seen:
                 self.version = (time.monotonic(), value)
             self.renewing = False
 
@@ -194,6 +202,7 @@ class ApiState:
         """New data landed: the next answer reads the version again."""
         with self.lock:
             self.version = None
+            self.landings += 1
 
     def freshness_for(self, version: str | None) -> Any:
         """The newest event time for a data version (computed once per version)."""
@@ -399,8 +408,7 @@ def answer(
     key = f"{api.url or ''}|{etag}"
     kept = cache.recall(key) if data_only else None
     if kept is not None:
-        total_text, _, rows_json = kept.decode().partition("\n")
-        total = None if total_text == "" else int(total_text)
+        total, rows_json = _unpack(kept)
         hit = True
         api.metrics.cache.labels("hit").inc()
     else:
@@ -459,8 +467,7 @@ async def answer_async(
         kept = cache.recall_near(f"{api.url or ''}|{etag}")
         has_freshness, fresh = api.known_freshness(version)
         if kept is not None and has_freshness:
-            total_text, _, rows_json = kept.decode().partition("\n")
-            total = None if total_text == "" else int(total_text)
+            total, rows_json = _unpack(kept)
             api.metrics.cache.labels("hit").inc()
             return _respond(api, who, etag, version, fresh, True, total, rows_json, paged)
     return await _computed(
@@ -514,6 +521,12 @@ async def _computed(
     if future is not None:
         future.set_result(response)
     return response
+
+
+def _unpack(kept: bytes) -> tuple[int | None, str]:
+    """A kept answer's list length (None: not a list) and its JSON (see :func:`answer`)."""
+    total_text, _, rows_json = kept.decode().partition("\n")
+    return (None if total_text == "" else int(total_text)), rows_json
 
 
 def _respond(
