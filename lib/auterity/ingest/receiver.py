@@ -46,6 +46,7 @@ import zlib
 from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,7 +280,13 @@ class Collector:
         except BrokenProcessPool:
             if self._pool is pool:
                 log.error("a decode worker died; starting the workers again")
+                # the executor stops a broken pool's other workers itself, but one was seen
+                # still running 30 s later (and holding up the receiver's stop): kill them
+                leftovers = list((getattr(pool, "_processes", None) or {}).values())
                 pool.shutdown(wait=False, cancel_futures=True)
+                for process in leftovers:
+                    with suppress(Exception):  # already gone
+                        process.kill()
                 self._pool = None
                 self._start_pool()
             return self.decode(body, encoding)
