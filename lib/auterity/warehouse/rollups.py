@@ -252,9 +252,7 @@ def refresh_range(conn: Connection, lo: datetime | None, hi: datetime | None) ->
     if lo is None or hi is None:
         return
     tz = business_tz(None)
-    meta = schema.warehouse_meta
-    version = conn.execute(sa.select(meta.c.value).where(meta.c.key == DATA_VERSION)).scalar()
-    if built_tz(conn) != tz or not current(conn, version):
+    if built_tz(conn) != tz or not current(conn, _meta(conn, DATA_VERSION)):
         rebuild(conn, tz)  # never built, another zone, or behind a write that skipped them
         return
     first, last = _local_date(lo, tz), _local_date(hi, tz) + timedelta(days=1)
@@ -284,9 +282,7 @@ def usable(tz: str, url: str | URL | None = None) -> bool:
     ):
         return False
     with connect(url) as conn:
-        meta = schema.warehouse_meta
-        version = conn.execute(sa.select(meta.c.value).where(meta.c.key == DATA_VERSION)).scalar()
-        return built_tz(conn) == tz and current(conn, version)
+        return built_tz(conn) == tz and current(conn, _meta(conn, DATA_VERSION))
 
 
 def percentiles(histogram: pd.DataFrame, ps: Sequence[float], by: str) -> pd.DataFrame:
